@@ -1,0 +1,5 @@
+import sys
+
+from int8kit.cli import main
+
+sys.exit(main())

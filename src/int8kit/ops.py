@@ -1,0 +1,66 @@
+"""The `int8kit` ONNX domain: the fused operators that optimised FP32 and converted INT8 models hold.
+
+Every model int8kit writes stays a plain ONNX file, so Netron and friends can show it; the fused ops
+live in the custom domain DOMAIN and carry everything the runtime needs as explicit attributes.
+
+Conv(X, W, B?, Sum?) -> Y                       (domain DOMAIN)
+    strides, pads ([top, left, bottom, right]), dilations, group: as in ONNX Conv (2-D only).
+    post_ops: STRINGS, applied in order after `acc + B`, e.g. ["sum", "relu"]; see POST_OPS.
+        "sum" adds input 4 (Sum, same shape as Y); it must appear at most once.
+    FP32 when W is float. INT8 when W is an int8 initializer; then also:
+        x_scale: FLOAT          scale of X (real = scale * q; zero point always 0)
+        w_scales: FLOATS        one per output channel (symmetric int8 weights)
+        y_scale: FLOAT          scale of Y when y_type is UINT8/INT8 (absent for FLOAT)
+        y_type: INT             ONNX TensorProto elem type of Y: FLOAT=1, UINT8=2, INT8=3
+        sum_scale: FLOAT        scale of Sum when Sum is int8 (absent when Sum is float)
+    B stays float32 (oneDNN adds it after applying x_scale * w_scale).
+
+Dense(X, W, B?, Sum?) -> Y                      (domain DOMAIN)
+    Inner product: Y[n, m] = sum_k X[n, k] * W[m, k] + B[m]; X of rank > 2 is flattened from axis 1.
+    W is [M, K] (output features first). Same post_ops and INT8 attributes as Conv.
+
+Requantize(X) -> Y                              (domain DOMAIN)
+    x_scale, y_scale: FLOAT; y_type: INT (UINT8/INT8). Y = saturate(round(X * x_scale / y_scale)).
+
+Borders between FP32 and INT8 use the standard QuantizeLinear / DequantizeLinear with a scalar scale
+and a zero point of 0. Data-movement ops (MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape,
+Transpose, Concat) keep the ONNX op types and run on int8 data as they are; their dtype flows from
+their inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DOMAIN = "int8kit"
+DOMAIN_VERSION = 1
+
+# Model metadata key set on converted/optimised models so the runtime does not optimise them again.
+OPTIMIZED_KEY = "int8kit.optimized"
+
+FLOAT, UINT8, INT8 = 1, 2, 3
+
+# Post-op spellings. Parameters follow a colon: "clip:0:6", "hardsigmoid:0.2:0.5", "leakyrelu:0.01".
+POST_OPS = ("sum", "relu", "clip", "hardswish", "hardsigmoid", "sigmoid", "leakyrelu", "tanh")
+
+
+@dataclass(frozen=True)
+class PostOp:
+    """One step of a fused post-op chain."""
+
+    kind: str
+    params: tuple[float, ...] = ()
+
+    def encode(self) -> str:
+        return ":".join([self.kind, *(repr(float(p)) for p in self.params)])
+
+    @staticmethod
+    def decode(text: str) -> PostOp:
+        kind, *params = text.split(":")
+        if kind not in POST_OPS:
+            raise ValueError(f"unknown post-op {text!r}; known: {', '.join(POST_OPS)}")
+        return PostOp(kind, tuple(float(p) for p in params))
+
+
+def decode_post_ops(texts: list[str] | tuple[str, ...]) -> list[PostOp]:
+    return [PostOp.decode(t) for t in texts]

@@ -1,0 +1,634 @@
+"""ctypes binding to the oneDNN v3 C API (libdnnl.so.3 from the `onednn-cpu-gomp` wheel), nothing else.
+
+Every function used is declared with its argument and result types: an undeclared pointer result is
+truncated to 32 bits and segfaults later. Handles are wrapped in small owner classes that destroy
+them when collected. Enum values come from the v3.2 headers (`onednn-devel-cpu-gomp`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.metadata
+import logging
+import os
+import pathlib
+from ctypes import POINTER, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_uint, c_void_p
+from dataclasses import dataclass
+
+from int8kit.errors import Int8kitError
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_MAJOR = 3
+MAX_NDIMS = 12
+
+# dnnl_status_t
+SUCCESS = 0
+_STATUS_NAMES = {
+    1: "out of memory",
+    2: "invalid arguments",
+    3: "unimplemented",
+    4: "last implementation reached",
+    5: "runtime error",
+    6: "not required",
+}
+
+# dnnl_data_type_t
+DT_UNDEF, DT_F16, DT_BF16, DT_F32, DT_S32, DT_S8, DT_U8 = 0, 1, 2, 3, 4, 5, 6
+DT_SIZE = {DT_F16: 2, DT_BF16: 2, DT_F32: 4, DT_S32: 4, DT_S8: 1, DT_U8: 1}
+
+# dnnl_format_tag_t
+TAG_ANY = 1
+TAG_A, TAG_AB, TAG_ABC, TAG_ABCD, TAG_ABCDE = 2, 3, 4, 5, 6
+TAG_BA, TAG_ACB, TAG_ACBD, TAG_ABDC, TAG_ACDB = 14, 15, 21, 20, 22
+TAG_ABCD16B, TAG_ABCD8B, TAG_ABCD4B = 78, 102, 84  # aBcd16b (nChw16c), aBcd8b, aBcd4b
+PLAIN_TAG = {1: TAG_A, 2: TAG_AB, 3: TAG_ABC, 4: TAG_ABCD, 5: TAG_ABCDE}
+# Layouts `like()` recognises when it must rebuild a descriptor with another data type.
+KNOWN_TAGS = {
+    1: (TAG_A,),
+    2: (TAG_AB, TAG_BA),
+    3: (TAG_ABC, TAG_ACB),
+    4: (TAG_ABCD, TAG_ACDB, TAG_ABCD16B, TAG_ABCD8B, TAG_ABCD4B, TAG_ACBD, TAG_ABDC),
+    5: (TAG_ABCDE,),
+}
+
+ENGINE_CPU = 1
+FORWARD_INFERENCE = 96
+
+# dnnl_alg_kind_t
+CONVOLUTION_DIRECT = 1
+ELTWISE_RELU, ELTWISE_TANH, ELTWISE_LINEAR, ELTWISE_HARDSIGMOID = 32, 33, 38, 40
+ELTWISE_LOGISTIC, ELTWISE_CLIP_V2, ELTWISE_HARDSWISH = 41, 47, 52
+POOLING_MAX, POOLING_AVG_INCLUDE_PADDING, POOLING_AVG_EXCLUDE_PADDING = 511, 767, 1023
+BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
+    131056,
+    131057,
+    131058,
+    131059,
+    131060,
+    131061,
+)
+SOFTMAX_ACCURATE = 196608
+
+# dnnl_query_t
+QUERY_IMPL_INFO_STR = 8
+QUERY_SRC_MD, QUERY_WEIGHTS_MD, QUERY_DST_MD, QUERY_SCRATCHPAD_MD = 129, 131, 133, 136
+QUERY_NDIMS_S32, QUERY_DIMS, QUERY_DATA_TYPE = 256, 257, 258
+
+SCRATCHPAD_MODE_USER = 1
+
+# Execution argument ids
+ARG_SRC, ARG_SRC_1, ARG_DST, ARG_WEIGHTS, ARG_BIAS = 1, 2, 17, 33, 41
+ARG_SCRATCHPAD = 80
+ARG_ATTR_SCALES = 4096
+ARG_MULTIPLE_SRC = 1024
+
+# dnnl_cpu_isa_t (bit sets)
+ISA_NAMES = {
+    0xFEF: "avx512_core_amx",
+    0x1FEF: "avx512_core_amx_fp16",
+    0xE7: "avx512_core_bf16",
+    0x67: "avx512_core_vnni",
+    0x27: "avx512_core",
+    0x1F: "avx2_vnni_2",
+    0xF: "avx2_vnni",
+    0x7: "avx2",
+}
+
+Dims = c_int64 * MAX_NDIMS
+
+
+class DnnlError(Int8kitError):
+    """A oneDNN call failed; the message names the call and what it was doing."""
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [
+        ("major", c_int),
+        ("minor", c_int),
+        ("patch", c_int),
+        ("hash", c_char_p),
+        ("cpu_runtime", c_uint),
+        ("gpu_runtime", c_uint),
+    ]
+
+
+class ExecArg(ctypes.Structure):
+    _fields_ = [("arg", c_int), ("memory", c_void_p)]
+
+
+_P = c_void_p  # every handle type is an opaque pointer
+_PP = POINTER(c_void_p)
+_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    "dnnl_version": (POINTER(_Version), []),
+    "dnnl_get_effective_cpu_isa": (c_int, []),
+    "dnnl_set_verbose": (c_int, [c_int]),
+    "dnnl_engine_create": (c_int, [_PP, c_int, c_size_t]),
+    "dnnl_engine_destroy": (c_int, [_P]),
+    "dnnl_stream_create": (c_int, [_PP, _P, c_uint]),
+    "dnnl_stream_wait": (c_int, [_P]),
+    "dnnl_stream_destroy": (c_int, [_P]),
+    "dnnl_memory_desc_create_with_tag": (c_int, [_PP, c_int, Dims, c_int, c_int]),
+    "dnnl_memory_desc_create_with_strides": (c_int, [_PP, c_int, Dims, c_int, Dims]),
+    "dnnl_memory_desc_reshape": (c_int, [_PP, _P, c_int, Dims]),
+    "dnnl_memory_desc_permute_axes": (c_int, [_PP, _P, POINTER(c_int)]),
+    "dnnl_memory_desc_clone": (c_int, [_PP, _P]),
+    "dnnl_memory_desc_destroy": (c_int, [_P]),
+    "dnnl_memory_desc_query": (c_int, [_P, c_int, c_void_p]),
+    "dnnl_memory_desc_equal": (c_int, [_P, _P]),
+    "dnnl_memory_desc_get_size": (c_size_t, [_P]),
+    "dnnl_memory_create": (c_int, [_PP, _P, _P, c_void_p]),
+    "dnnl_memory_set_data_handle": (c_int, [_P, c_void_p]),
+    "dnnl_memory_destroy": (c_int, [_P]),
+    "dnnl_primitive_attr_create": (c_int, [_PP]),
+    "dnnl_primitive_attr_destroy": (c_int, [_P]),
+    "dnnl_primitive_attr_set_scales_mask": (c_int, [_P, c_int, c_int]),
+    "dnnl_primitive_attr_set_post_ops": (c_int, [_P, _P]),
+    "dnnl_primitive_attr_set_scratchpad_mode": (c_int, [_P, c_int]),
+    "dnnl_post_ops_create": (c_int, [_PP]),
+    "dnnl_post_ops_destroy": (c_int, [_P]),
+    "dnnl_post_ops_append_sum": (c_int, [_P, c_float, c_int32, c_int]),
+    "dnnl_post_ops_append_eltwise": (c_int, [_P, c_int, c_float, c_float]),
+    "dnnl_convolution_forward_primitive_desc_create": (
+        c_int,
+        [_PP, _P, c_int, c_int, _P, _P, _P, _P, Dims, Dims, Dims, Dims, _P],
+    ),
+    "dnnl_inner_product_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, _P, _P, _P]),
+    "dnnl_eltwise_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, c_int, _P, _P, c_float, c_float, _P]),
+    "dnnl_pooling_forward_primitive_desc_create": (
+        c_int,
+        [_PP, _P, c_int, c_int, _P, _P, Dims, Dims, Dims, Dims, Dims, _P],
+    ),
+    "dnnl_binary_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, _P, _P]),
+    "dnnl_softmax_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, c_int, _P, _P, c_int, _P]),
+    "dnnl_concat_primitive_desc_create": (c_int, [_PP, _P, _P, c_int, c_int, POINTER(c_void_p), _P]),
+    "dnnl_reorder_primitive_desc_create": (c_int, [_PP, _P, _P, _P, _P, _P]),
+    "dnnl_primitive_desc_query_md": (c_void_p, [_P, c_int, c_int]),
+    "dnnl_primitive_desc_query": (c_int, [_P, c_int, c_int, c_void_p]),
+    "dnnl_primitive_desc_destroy": (c_int, [_P]),
+    "dnnl_primitive_create": (c_int, [_PP, _P]),
+    "dnnl_primitive_execute": (c_int, [_P, _P, c_int, POINTER(ExecArg)]),
+    "dnnl_primitive_destroy": (c_int, [_P]),
+}
+
+
+@dataclass(frozen=True)
+class Library:
+    """The loaded libdnnl and where it came from."""
+
+    cdll: ctypes.CDLL
+    path: pathlib.Path
+    version: tuple[int, int, int]
+
+    @property
+    def version_string(self) -> str:
+        return ".".join(map(str, self.version))
+
+
+def _find_library() -> pathlib.Path:
+    """Locate libdnnl.so.3 through the wheel's own file list (it is not on the loader path)."""
+    override = os.environ.get("INT8KIT_DNNL_LIBRARY")
+    if override:
+        return pathlib.Path(override)
+    try:
+        files = importlib.metadata.files("onednn-cpu-gomp") or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise DnnlError(
+            "oneDNN is not installed: `pip install onednn-cpu-gomp==2023.2.0` (a dependency of int8kit)"
+        ) from exc
+    for f in files:
+        if f.name == "libdnnl.so.3":
+            return pathlib.Path(f.locate()).resolve()
+    raise DnnlError("the onednn-cpu-gomp package holds no libdnnl.so.3; reinstall it")
+
+
+@functools.cache
+def library() -> Library:
+    path = _find_library()
+    try:
+        cdll = ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise DnnlError(f"cannot load oneDNN from {path}: {exc} (it needs the system libgomp.so.1)") from exc
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(cdll, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    v = cdll.dnnl_version().contents
+    if v.major != REQUIRED_MAJOR:
+        raise DnnlError(f"{path} is oneDNN {v.major}.{v.minor}; int8kit needs the v{REQUIRED_MAJOR} API")
+    isa = cdll.dnnl_get_effective_cpu_isa()
+    if isa & 0x7 != 0x7:  # below avx2
+        raise DnnlError(f"this CPU's best ISA for oneDNN is {isa:#x}: int8kit needs at least AVX2")
+    logger.debug("loaded oneDNN %d.%d.%d from %s", v.major, v.minor, v.patch, path)
+    return Library(cdll, path, (v.major, v.minor, v.patch))
+
+
+def _lib() -> ctypes.CDLL:
+    return library().cdll
+
+
+def check(status: int, what: str) -> None:
+    if status != SUCCESS:
+        raise DnnlError(f"oneDNN {what} failed: {_STATUS_NAMES.get(status, status)}")
+
+
+def effective_isa() -> str:
+    isa = _lib().dnnl_get_effective_cpu_isa()
+    return ISA_NAMES.get(isa, f"{isa:#x}")
+
+
+def cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def cpu_int8_features() -> list[str]:
+    """The CPU flags that decide int8 speed (VNNI, AMX), as the kernel reports them."""
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    wanted = ("avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "amx_tile")
+    return [f for f in wanted if f in flags]
+
+
+def _dims(values) -> Dims:
+    d = Dims()
+    for i, v in enumerate(values):
+        d[i] = int(v)
+    return d
+
+
+class _Handle:
+    """Owns one oneDNN handle and destroys it when collected."""
+
+    _destroy = ""
+
+    def __init__(self, handle: c_void_p, owned: bool = True):
+        self.handle = handle
+        self._owned = owned
+
+    def __del__(self):
+        if getattr(self, "_owned", False) and self.handle:
+            lib = library().cdll
+            getattr(lib, self._destroy)(self.handle)
+            self.handle = None
+
+
+class Engine(_Handle):
+    _destroy = "dnnl_engine_destroy"
+
+
+class Stream(_Handle):
+    _destroy = "dnnl_stream_destroy"
+
+    def wait(self) -> None:
+        check(_lib().dnnl_stream_wait(self.handle), "stream wait")
+
+
+@functools.cache
+def engine() -> Engine:
+    h = c_void_p()
+    check(_lib().dnnl_engine_create(ctypes.byref(h), ENGINE_CPU, 0), "engine create")
+    return Engine(h)
+
+
+def new_stream() -> Stream:
+    h = c_void_p()
+    check(_lib().dnnl_stream_create(ctypes.byref(h), engine().handle, 1), "stream create")
+    return Stream(h)
+
+
+class MemoryDesc(_Handle):
+    """A memory descriptor: logical dims, data type and physical layout."""
+
+    _destroy = "dnnl_memory_desc_destroy"
+
+    @staticmethod
+    def with_tag(dims, dtype: int, tag: int) -> MemoryDesc:
+        h = c_void_p()
+        check(
+            _lib().dnnl_memory_desc_create_with_tag(ctypes.byref(h), len(dims), _dims(dims), dtype, tag),
+            f"memory desc {tuple(dims)} dt={dtype} tag={tag}",
+        )
+        return MemoryDesc(h)
+
+    @staticmethod
+    def plain(dims, dtype: int) -> MemoryDesc:
+        return MemoryDesc.with_tag(dims, dtype, PLAIN_TAG[len(dims)])
+
+    @staticmethod
+    def any(dims, dtype: int) -> MemoryDesc:
+        return MemoryDesc.with_tag(dims, dtype, TAG_ANY)
+
+    @staticmethod
+    def borrowed(handle: int | None) -> MemoryDesc:
+        """Clone a descriptor owned by a primitive descriptor, so it outlives it."""
+        if not handle:
+            raise DnnlError("oneDNN returned no memory descriptor")
+        h = c_void_p()
+        check(_lib().dnnl_memory_desc_clone(ctypes.byref(h), c_void_p(handle)), "memory desc clone")
+        return MemoryDesc(h)
+
+    def reshape(self, dims) -> MemoryDesc:
+        h = c_void_p()
+        check(
+            _lib().dnnl_memory_desc_reshape(ctypes.byref(h), self.handle, len(dims), _dims(dims)),
+            f"reshape to {tuple(dims)}",
+        )
+        return MemoryDesc(h)
+
+    def permute_axes(self, permutation) -> MemoryDesc:
+        h = c_void_p()
+        perm = (c_int * len(permutation))(*permutation)
+        check(_lib().dnnl_memory_desc_permute_axes(ctypes.byref(h), self.handle, perm), "permute axes")
+        return MemoryDesc(h)
+
+    @property
+    def ndims(self) -> int:
+        n = c_int()
+        check(_lib().dnnl_memory_desc_query(self.handle, QUERY_NDIMS_S32, ctypes.byref(n)), "query ndims")
+        return n.value
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        p = POINTER(c_int64)()
+        check(_lib().dnnl_memory_desc_query(self.handle, QUERY_DIMS, ctypes.byref(p)), "query dims")
+        return tuple(p[i] for i in range(self.ndims))
+
+    @property
+    def dtype(self) -> int:
+        d = c_int()
+        check(_lib().dnnl_memory_desc_query(self.handle, QUERY_DATA_TYPE, ctypes.byref(d)), "query data type")
+        return d.value
+
+    @property
+    def size(self) -> int:
+        return int(_lib().dnnl_memory_desc_get_size(self.handle))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MemoryDesc) and bool(_lib().dnnl_memory_desc_equal(self.handle, other.handle))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def tag(self) -> int | None:
+        """The format tag this descriptor has, among KNOWN_TAGS, or None."""
+        for tag in KNOWN_TAGS.get(self.ndims, ()):
+            if MemoryDesc.with_tag(self.dims, self.dtype, tag) == self:
+                return tag
+        return None
+
+    def like(self, dtype: int) -> MemoryDesc:
+        """The same dims and layout with another data type (plain when the layout is not recognised)."""
+        tag = self.tag()
+        return MemoryDesc.with_tag(self.dims, dtype, tag if tag is not None else PLAIN_TAG[self.ndims])
+
+    def is_plain(self) -> bool:
+        return self == MemoryDesc.plain(self.dims, self.dtype)
+
+
+class Memory(_Handle):
+    """A oneDNN memory object over a buffer the caller keeps alive."""
+
+    _destroy = "dnnl_memory_destroy"
+
+    def __init__(self, md: MemoryDesc, pointer: int | None):
+        h = c_void_p()
+        check(
+            _lib().dnnl_memory_create(ctypes.byref(h), md.handle, engine().handle, c_void_p(pointer or 0)),
+            "memory create",
+        )
+        super().__init__(h)
+        self.md = md
+
+    def set_pointer(self, pointer: int) -> None:
+        check(_lib().dnnl_memory_set_data_handle(self.handle, c_void_p(pointer)), "set data handle")
+
+
+class PostOps(_Handle):
+    _destroy = "dnnl_post_ops_destroy"
+
+    def __init__(self):
+        h = c_void_p()
+        check(_lib().dnnl_post_ops_create(ctypes.byref(h)), "post-ops create")
+        super().__init__(h)
+
+    def append_sum(self, scale: float = 1.0, dtype: int = DT_UNDEF) -> None:
+        check(_lib().dnnl_post_ops_append_sum(self.handle, scale, 0, dtype), "append sum post-op")
+
+    def append_eltwise(self, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:
+        check(_lib().dnnl_post_ops_append_eltwise(self.handle, alg, alpha, beta), "append eltwise post-op")
+
+
+class Attr(_Handle):
+    """Primitive attributes: user-managed scratchpad, runtime scales and post-ops."""
+
+    _destroy = "dnnl_primitive_attr_destroy"
+
+    def __init__(self, scales: dict[int, int] | None = None, post_ops: PostOps | None = None):
+        h = c_void_p()
+        check(_lib().dnnl_primitive_attr_create(ctypes.byref(h)), "attr create")
+        super().__init__(h)
+        check(_lib().dnnl_primitive_attr_set_scratchpad_mode(h, SCRATCHPAD_MODE_USER), "scratchpad mode")
+        for arg, mask in (scales or {}).items():
+            check(_lib().dnnl_primitive_attr_set_scales_mask(h, arg, mask), f"scales mask for arg {arg}")
+        if post_ops is not None:
+            check(_lib().dnnl_primitive_attr_set_post_ops(h, post_ops.handle), "set post-ops")
+
+
+def _h(obj: _Handle | None) -> c_void_p | None:
+    return obj.handle if obj is not None else None
+
+
+class PrimitiveDesc(_Handle):
+    """A primitive descriptor: oneDNN's chosen implementation and its memory layouts."""
+
+    _destroy = "dnnl_primitive_desc_destroy"
+
+    def __init__(self, create: str, what: str, *args):
+        h = c_void_p()
+        status = getattr(_lib(), create)(ctypes.byref(h), *args)
+        check(status, what)
+        super().__init__(h)
+
+    def md(self, query: int, index: int = 0) -> MemoryDesc:
+        return MemoryDesc.borrowed(_lib().dnnl_primitive_desc_query_md(self.handle, query, index))
+
+    def impl_info(self) -> str:
+        s = c_char_p()
+        check(_lib().dnnl_primitive_desc_query(self.handle, QUERY_IMPL_INFO_STR, 0, ctypes.byref(s)), "impl")
+        return (s.value or b"").decode()
+
+    def scratchpad_size(self) -> int:
+        return MemoryDesc.borrowed(_lib().dnnl_primitive_desc_query_md(self.handle, QUERY_SCRATCHPAD_MD, 0)).size
+
+
+def convolution_pd(src, weights, bias, dst, strides, dilates, pad_l, pad_r, attr: Attr) -> PrimitiveDesc:
+    return PrimitiveDesc(
+        "dnnl_convolution_forward_primitive_desc_create",
+        "convolution",
+        engine().handle,
+        FORWARD_INFERENCE,
+        CONVOLUTION_DIRECT,
+        src.handle,
+        weights.handle,
+        _h(bias),
+        dst.handle,
+        _dims(strides),
+        _dims(dilates),
+        _dims(pad_l),
+        _dims(pad_r),
+        attr.handle,
+    )
+
+
+def inner_product_pd(src, weights, bias, dst, attr: Attr) -> PrimitiveDesc:
+    return PrimitiveDesc(
+        "dnnl_inner_product_forward_primitive_desc_create",
+        "inner product",
+        engine().handle,
+        FORWARD_INFERENCE,
+        src.handle,
+        weights.handle,
+        _h(bias),
+        dst.handle,
+        attr.handle,
+    )
+
+
+def eltwise_pd(alg: int, src, dst, alpha: float, beta: float, attr: Attr) -> PrimitiveDesc:
+    return PrimitiveDesc(
+        "dnnl_eltwise_forward_primitive_desc_create",
+        "eltwise",
+        engine().handle,
+        FORWARD_INFERENCE,
+        alg,
+        src.handle,
+        dst.handle,
+        alpha,
+        beta,
+        attr.handle,
+    )
+
+
+def pooling_pd(alg: int, src, dst, strides, kernel, dilation, pad_l, pad_r, attr: Attr) -> PrimitiveDesc:
+    return PrimitiveDesc(
+        "dnnl_pooling_forward_primitive_desc_create",
+        "pooling",
+        engine().handle,
+        FORWARD_INFERENCE,
+        alg,
+        src.handle,
+        dst.handle,
+        _dims(strides),
+        _dims(kernel),
+        _dims(dilation),
+        _dims(pad_l),
+        _dims(pad_r),
+        attr.handle,
+    )
+
+
+def binary_pd(alg: int, src0, src1, dst, attr: Attr) -> PrimitiveDesc:
+    return PrimitiveDesc(
+        "dnnl_binary_primitive_desc_create",
+        "binary",
+        engine().handle,
+        alg,
+        src0.handle,
+        src1.handle,
+        dst.handle,
+        attr.handle,
+    )
+
+
+def softmax_pd(src, dst, axis: int, attr: Attr) -> PrimitiveDesc:
+    return PrimitiveDesc(
+        "dnnl_softmax_forward_primitive_desc_create",
+        "softmax",
+        engine().handle,
+        FORWARD_INFERENCE,
+        SOFTMAX_ACCURATE,
+        src.handle,
+        dst.handle,
+        axis,
+        attr.handle,
+    )
+
+
+def concat_pd(dst, axis: int, srcs: list[MemoryDesc], attr: Attr) -> PrimitiveDesc:
+    arr = (c_void_p * len(srcs))(*[s.handle for s in srcs])
+    return PrimitiveDesc(
+        "dnnl_concat_primitive_desc_create",
+        "concat",
+        engine().handle,
+        _h(dst),
+        len(srcs),
+        axis,
+        arr,
+        attr.handle,
+    )
+
+
+def reorder_pd(src, dst, attr: Attr) -> PrimitiveDesc:
+    e = engine().handle
+    return PrimitiveDesc(
+        "dnnl_reorder_primitive_desc_create", "reorder", src.handle, e, dst.handle, e, attr.handle
+    )
+
+
+class Primitive(_Handle):
+    _destroy = "dnnl_primitive_destroy"
+
+    def __init__(self, pd: PrimitiveDesc):
+        h = c_void_p()
+        check(_lib().dnnl_primitive_create(ctypes.byref(h), pd.handle), "primitive create")
+        super().__init__(h)
+        self.pd = pd
+
+
+def exec_args(pairs: list[tuple[int, Memory]]):
+    """A ctypes argument array, built once at compile time and reused on every execute."""
+    arr = (ExecArg * len(pairs))()
+    for i, (arg, mem) in enumerate(pairs):
+        arr[i].arg = arg
+        arr[i].memory = mem.handle
+    return arr
+
+
+def execute(prim: Primitive, stream: Stream, args) -> None:
+    check(_lib().dnnl_primitive_execute(prim.handle, stream.handle, len(args), args), "execute")
+
+
+def set_verbose(level: int) -> None:
+    _lib().dnnl_set_verbose(level)
+
+
+@functools.cache
+def _gomp() -> ctypes.CDLL | None:
+    try:
+        g = ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        return None
+    g.omp_set_num_threads.argtypes = [c_int]
+    g.omp_get_max_threads.restype = c_int
+    return g
+
+
+def set_num_threads(n: int) -> None:
+    """Set the OpenMP thread count of the calling thread (GNU OpenMP, which libdnnl uses)."""
+    g = _gomp()
+    if g is not None:
+        g.omp_set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    g = _gomp()
+    return int(g.omp_get_max_threads()) if g is not None else 1
