@@ -5,4 +5,12 @@ from int8kit.data.images import ImageSpec
 from int8kit.data.open_data import Dataset, open_dataset
 from int8kit.data.seed_format import SeedReader, write_seed
 
-__all__ = ["CompactReader", "Dataset", "ImageSpec", "SeedReader", "open_dataset", "write_compact", "write_seed"]
+__all__ = [
+    "CompactReader",
+    "Dataset",
+    "ImageSpec",
+    "SeedReader",
+    "open_dataset",
+    "write_compact",
+    "write_seed",
+]

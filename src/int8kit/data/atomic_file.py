@@ -1,0 +1,34 @@
+"""Write a file under a temporary name and rename it at the end.
+
+An interrupted run then never leaves a half-written file that looks like a complete data set.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+
+class AtomicFile:
+    """A binary file written as `.NAME.XXXX.part` beside the target; `commit()` renames it into place."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        self.tmp_path = Path(tmp)
+        self.file: BinaryIO = os.fdopen(fd, "w+b")
+
+    def commit(self) -> Path:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.tmp_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.tmp_path.unlink(missing_ok=True)

@@ -1,0 +1,50 @@
+"""Parse an ImageNet-style `val_list.txt` ("relative/path.jpg label" per line).
+
+Errors name the file and the line, so a typo in line 31,337 of a 50,000-line list is found at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from int8kit.errors import DataError
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    """One image of the list: its path relative to the data folder, its class and where it was read."""
+
+    path: str
+    label: int
+    line: int
+
+
+def parse_label_list(path: str | Path) -> list[LabelEntry]:
+    """Read a label list. Blank lines and lines starting with '#' are skipped; paths may hold spaces."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: label list not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read label list: {exc}") from None
+    entries: list[LabelEntry] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2:
+            raise DataError(f"{path}:{number}: expected 'relative/path label', got {raw!r}")
+        name, label_text = parts
+        try:
+            label = int(label_text)
+        except ValueError:
+            raise DataError(f"{path}:{number}: label {label_text!r} is not an integer") from None
+        if label < 0:
+            raise DataError(f"{path}:{number}: label {label} is negative")
+        entries.append(LabelEntry(path=name, label=label, line=number))
+    if not entries:
+        raise DataError(f"{path}: label list holds no images")
+    return entries

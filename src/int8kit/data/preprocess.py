@@ -1,0 +1,160 @@
+"""Turn an image folder plus `val_list.txt` into a seed or compact data file, decoding on all cores.
+
+Unlike the seed, a missing or corrupt image is an error that lists every bad file (or, with `skip_bad`,
+is left out and counted). Workers come from a `forkserver`/`spawn` pool: a forked child hangs in libgomp
+once oneDNN's OpenMP has run in the parent. The output appears only when complete (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from int8kit.data.compact_format import CompactWriter
+from int8kit.data.images import ImageSpec, load_uint8, normalize
+from int8kit.data.label_list import LabelEntry, parse_label_list
+from int8kit.data.seed_format import SeedWriter
+from int8kit.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What to read, how to preprocess it and where to write it."""
+
+    data_dir: Path
+    label_list: Path
+    output_file: Path
+    spec: ImageSpec = field(default_factory=ImageSpec)
+    format: Literal["seed", "compact"] = "seed"
+    skip_bad: bool = False
+    workers: int | None = None  # None: all cores
+    chunk_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.format not in ("seed", "compact"):
+            raise ConfigError(f"unknown data format {self.format!r} (seed or compact)")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.chunk_size < 1:
+            raise ConfigError(f"chunk size must be at least 1, got {self.chunk_size}")
+
+
+@dataclass(frozen=True)
+class BadImage:
+    path: Path
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    output_file: Path
+    written: int
+    dropped: tuple[BadImage, ...]
+
+
+def _decode_chunk(paths: Sequence[str], spec: ImageSpec) -> list[tuple[np.ndarray | None, str | None]]:
+    """Worker: decode a few images; a bad one yields its reason instead of raising."""
+    out: list[tuple[np.ndarray | None, str | None]] = []
+    for path in paths:
+        try:
+            out.append((load_uint8(path, spec), None))
+        except FileNotFoundError:
+            out.append((None, "file not found"))
+        except Exception as exc:  # any decoder failure (Pillow raises OSError, SyntaxError, ValueError...)
+            out.append((None, f"cannot decode: {type(exc).__name__}: {exc}"))
+    return out
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _decoded(
+    chunks: list[list[str]], spec: ImageSpec, workers: int
+) -> Iterator[list[tuple[np.ndarray | None, str | None]]]:
+    """Decode chunks in order, in-process for one worker, else with a bounded window of pool tasks."""
+    if workers == 1 or len(chunks) == 1:
+        for chunk in chunks:
+            yield _decode_chunk(chunk, spec)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        pending: deque[Future] = deque()
+        todo = iter(chunks)
+        try:
+            for chunk in todo:
+                pending.append(pool.submit(_decode_chunk, chunk, spec))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _bad_message(config: PreprocessConfig, bad: list[BadImage], total: int, hint: str) -> str:
+    lines = [f"{b.path} ({config.label_list}:{b.line}): {b.reason}" for b in bad[:MAX_LISTED]]
+    more = f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+    return (
+        f"{len(bad)} of {total} images listed in {config.label_list} are missing or unreadable "
+        f"({hint}):\n  " + "\n  ".join(lines) + more
+    )
+
+
+def preprocess(config: PreprocessConfig, progress: ProgressCallback | None = None) -> PreprocessResult:
+    """Write `config.output_file`; raise DataError listing bad images unless `skip_bad`."""
+    entries: list[LabelEntry] = parse_label_list(config.label_list)
+    if not Path(config.data_dir).is_dir():
+        raise DataError(f"{config.data_dir}: data folder not found")
+    spec = config.spec
+    paths = [str(Path(config.data_dir) / e.path) for e in entries]
+    chunks = [paths[i : i + config.chunk_size] for i in range(0, len(paths), config.chunk_size)]
+    workers = min(config.workers or os.cpu_count() or 1, len(chunks))
+    logger.info("preprocessing %d images with %d worker(s) into %s", len(paths), workers, config.output_file)
+
+    if config.format == "seed":
+        writer: SeedWriter | CompactWriter = SeedWriter(config.output_file, spec.shape)
+    else:
+        writer = CompactWriter(config.output_file, spec.shape, spec.mean, spec.std)
+    bad: list[BadImage] = []
+    done = 0
+    try:
+        for results in _decoded(chunks, spec, workers):
+            for pixels, reason in results:
+                entry = entries[done]
+                if pixels is None:
+                    bad.append(BadImage(Path(paths[done]), entry.line, reason or "unreadable"))
+                elif config.format == "seed":
+                    writer.append(normalize(pixels, spec.mean, spec.std), entry.label)
+                else:
+                    writer.append(pixels, entry.label)
+                done += 1
+            if progress is not None:
+                progress(done, len(paths))
+        if bad and not config.skip_bad:
+            raise DataError(_bad_message(config, bad, len(paths), "use --skip-bad to leave them out"))
+        if len(bad) == len(paths):
+            raise DataError(_bad_message(config, bad, len(paths), "no image could be read"))
+    except BaseException:
+        writer.abort()
+        raise
+    output = writer.close()
+    if bad:
+        logger.warning("left out %d bad image(s) of %d", len(bad), len(paths))
+    return PreprocessResult(output_file=output, written=len(paths) - len(bad), dropped=tuple(bad))
