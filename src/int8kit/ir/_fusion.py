@@ -1,0 +1,177 @@
+"""Shared pieces of the FP32 fusion passes: the FusionReport, and the checks/rewrites they all need.
+
+Every fusion refuses with a reason string instead of silently skipping, so "why did this conv not
+fuse with its relu" is answered by the report (and by the debug log).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit import ops
+
+logger = logging.getLogger(__name__)
+
+FUSED_OPS = ("Conv", "Dense")
+# Metadata key on a fused node listing the names of the nodes it absorbed, in order.
+ABSORBED_KEY = "int8kit.absorbed"
+
+
+@dataclass
+class FusionReport:
+    """What one pass fused and, for each candidate it refused, why."""
+
+    pass_name: str
+    fused: list[tuple[str, str]] = field(default_factory=list)  # (node name, what was done)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (node name, reason)
+
+    def fuse(self, node: ir.Node, what: str) -> None:
+        self.fused.append((node.name or "?", what))
+        logger.debug("%s: %s: %s", self.pass_name, node.name, what)
+
+    def skip(self, node: ir.Node, reason: str) -> None:
+        self.skipped.append((node.name or "?", reason))
+        logger.debug("%s: %s not fused: %s", self.pass_name, node.name, reason)
+
+    def reasons(self, name: str) -> list[str]:
+        """Why the candidate node called `name` was refused (empty when it was not)."""
+        return [reason for node, reason in self.skipped if node == name]
+
+    def fused_names(self) -> list[str]:
+        return [name for name, _ in self.fused]
+
+    def __str__(self) -> str:
+        lines = [f"{self.pass_name}: {len(self.fused)} fused, {len(self.skipped)} refused"]
+        lines += [f"  fused   {n}: {w}" for n, w in self.fused]
+        lines += [f"  refused {n}: {r}" for n, r in self.skipped]
+        return "\n".join(lines)
+
+
+def is_fused_op(node: ir.Node | None, types: tuple[str, ...] = FUSED_OPS) -> bool:
+    return node is not None and node.domain == ops.DOMAIN and node.op_type in types
+
+
+def is_onnx_op(node: ir.Node | None, op_type: str) -> bool:
+    return node is not None and node.domain in ("", "ai.onnx") and node.op_type == op_type
+
+
+def const_array(value: ir.Value | None) -> np.ndarray | None:
+    """The value's data when it is a true constant (an initializer that is not a graph input)."""
+    if value is None or value.const_value is None or value.is_graph_input():
+        return None
+    return value.const_value.numpy()
+
+
+def sole_consumer(value: ir.Value) -> tuple[ir.Node | None, str]:
+    """The one node that reads `value`, or (None, why not): graph outputs and fan-out block fusion."""
+    if value.is_graph_output():
+        return None, f"{value.name!r} is a graph output"
+    uses = list(value.uses())
+    if not uses:
+        return None, f"{value.name!r} has no consumers"
+    if len(uses) > 1:
+        users = sorted({u.node.name or "?" for u in uses})
+        return None, f"{value.name!r} has {len(uses)} uses ({', '.join(users)})"
+    return uses[0].node, ""
+
+
+def post_ops(node: ir.Node) -> list[str]:
+    attr = node.attributes.get("post_ops")
+    return list(attr.as_strings()) if attr is not None else []
+
+
+def set_post_ops(node: ir.Node, chain: list[str]) -> None:
+    node.attributes["post_ops"] = ir.Attr("post_ops", ir.AttributeType.STRINGS, list(chain))
+
+
+def set_attr_ints(node: ir.Node, name: str, values: list[int]) -> None:
+    node.attributes[name] = ir.Attr(name, ir.AttributeType.INTS, [int(v) for v in values])
+
+
+def record_absorbed(node: ir.Node, absorbed: ir.Node) -> None:
+    names = [n for n in node.metadata_props.get(ABSORBED_KEY, "").split(",") if n]
+    names += [absorbed.name or absorbed.op_type]
+    inner = absorbed.metadata_props.get(ABSORBED_KEY)
+    if inner:
+        names += inner.split(",")
+    node.metadata_props[ABSORBED_KEY] = ",".join(names)
+
+
+def absorb(node: ir.Node, follower: ir.Node) -> None:
+    """Remove `follower` (which reads only node's output) and let node's output take over its output.
+
+    The surviving value keeps the follower's name, so graph outputs and any name-keyed data (scales,
+    debug outputs) still refer to the same tensor.
+    """
+    graph = node.graph
+    assert graph is not None
+    out, new = node.outputs[0], follower.outputs[0]
+    name, shape, meta = new.name, new.shape, dict(new.metadata_props)
+    new.replace_all_uses_with(out, replace_graph_outputs=True)
+    graph.remove(follower, safe=True)
+    new.name = None
+    out.name = name
+    if shape is not None:
+        out.shape = shape
+    out.metadata_props.update(meta)
+    record_absorbed(node, follower)
+
+
+def new_initializer(graph: ir.Graph, base: str, array: np.ndarray) -> ir.Value:
+    """A new float initializer named after `base`, never clashing with an existing value name."""
+    taken = set(graph.initializers) | {v.name for v in graph.inputs}
+    taken |= {o.name for n in graph for o in n.outputs}
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    tensor = ir.tensor(np.ascontiguousarray(array), name=name)
+    value = ir.Value(name=name, shape=ir.Shape(tensor.shape), type=ir.TensorType(tensor.dtype), const_value=tensor)
+    graph.register_initializer(value)
+    return value
+
+
+def drop_if_unused(graph: ir.Graph, *values: ir.Value | None) -> None:
+    """Remove initializers among `values` that nothing reads any more."""
+    for value in values:
+        if (
+            value is not None
+            and value.is_initializer()
+            and not value.uses()
+            and not value.is_graph_output()
+            and not value.is_graph_input()
+            and value.name in graph.initializers
+        ):
+            graph.initializers.pop(value.name)
+
+
+def set_input(node: ir.Node, index: int, value: ir.Value | None) -> None:
+    if len(node.inputs) <= index:
+        node.resize_inputs(index + 1)
+    node.replace_input_with(index, value)
+
+
+def ensure_domain(model: ir.Model) -> None:
+    """Declare the int8kit domain so the file stays a valid ONNX model."""
+    model.opset_imports.setdefault(ops.DOMAIN, ops.DOMAIN_VERSION)
+
+
+def same_shape(a: ir.Shape | None, b: ir.Shape | None) -> bool:
+    """Both shapes fully known (ints or named symbols) and equal dim by dim."""
+    if a is None or b is None or len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, int) or isinstance(y, int):
+            if x != y:
+                return False
+        elif x.value is None or y.value is None or x.value != y.value:
+            return False
+    return True
+
+
+def fmt_shape(shape: ir.Shape | None) -> str:
+    return "unknown" if shape is None else str(list(shape))

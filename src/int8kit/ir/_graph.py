@@ -1,0 +1,72 @@
+"""Small graph helpers shared by the intake passes (constant lookup, fresh names, cleanup)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import onnx_ir as ir
+
+
+def const_array(value: ir.Value | None) -> np.ndarray | None:
+    """The value's data when it is a true constant, else None.
+
+    An initializer that is also a graph input can be overridden at run time, so it does not count.
+    A Constant node's output counts, so passes also work before constants are lifted.
+    """
+    if value is None:
+        return None
+    if value.const_value is not None and not value.is_graph_input():
+        return value.const_value.numpy()
+    producer = value.producer()
+    if producer is not None and producer.op_type == "Constant" and producer.domain == "":
+        attr = producer.attributes.get("value")
+        if attr is not None:
+            return attr.as_tensor().numpy()
+    return None
+
+
+def taken_names(graph: ir.Graph) -> set[str]:
+    """Every value name in the graph: inputs, initializers and node outputs."""
+    names = {v.name for v in graph.inputs if v.name}
+    names.update(n for n in graph.initializers if n)
+    names.update(out.name for node in graph for out in node.outputs if out.name)
+    return names
+
+
+def fresh_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base_1`, `base_2`... whichever is free; records it in `taken`."""
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name
+
+
+def add_initializer(graph: ir.Graph, base_name: str, array: np.ndarray, taken: set[str]) -> ir.Value:
+    """Register `array` as a new initializer under a name derived from base_name."""
+    name = fresh_name(base_name, taken)
+    tensor = ir.tensor(np.ascontiguousarray(array), name=name)
+    value = ir.Value(name=name, shape=tensor.shape, type=ir.TensorType(tensor.dtype), const_value=tensor)
+    graph.register_initializer(value)
+    return value
+
+
+def drop_unused_initializers(graph: ir.Graph, values: Iterable[ir.Value | None]) -> None:
+    """Remove those of `values` that are initializers nobody reads any more."""
+    for value in values:
+        if value is None or not value.is_initializer() or value.is_graph_input() or value.is_graph_output():
+            continue
+        if not value.uses() and value.name in graph.initializers:
+            graph.initializers.pop(value.name)
+
+
+def drop_unused_constant_nodes(graph: ir.Graph, values: Iterable[ir.Value | None]) -> None:
+    """Remove Constant nodes whose output (among `values`) nobody reads any more."""
+    for value in values:
+        producer = value.producer() if value is not None else None
+        if producer is None or producer.op_type != "Constant" or producer.graph is not graph:
+            continue
+        if not value.uses() and not value.is_graph_output():
+            graph.remove(producer, safe=True)

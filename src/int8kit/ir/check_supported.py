@@ -1,0 +1,47 @@
+"""Refuse, up front and all at once, models with ops the engine cannot run.
+
+Finding an unknown op while compiling primitives would report only the first one, deep in the
+runtime; listing every unsupported op type with the nodes that use it lets the user decide at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+
+import onnx_ir as ir
+
+from int8kit.errors import UnsupportedOpError
+
+
+def op_key(node: ir.Node) -> str:
+    """How a node's op is named in a supported-ops list: "Conv" (default domain) or "int8kit::Conv"."""
+    return node.op_type if node.domain == "" else f"{node.domain}::{node.op_type}"
+
+
+def unsupported_ops(model: ir.Model, supported: Collection[str]) -> dict[str, list[str]]:
+    """op key -> names (or #index) of the nodes of that op that are not in `supported`."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for index, node in enumerate(ir.traversal.RecursiveGraphIterator(model.graph)):
+        key = op_key(node)
+        if key not in supported:
+            found[key].append(node.name or f"#{index}")
+    return dict(found)
+
+
+def check_supported(model: ir.Model, supported: Collection[str]) -> None:
+    """Raise UnsupportedOpError naming every unsupported op type and its nodes.
+
+    `supported` holds op keys as `op_key` spells them: bare op types for the ONNX domain,
+    "domain::OpType" for others.
+    """
+    missing = unsupported_ops(model, supported)
+    if not missing:
+        return
+    parts = []
+    for key, names in sorted(missing.items()):
+        shown = ", ".join(repr(n) for n in names[:5]) + (
+            f" and {len(names) - 5} more" if len(names) > 5 else ""
+        )
+        parts.append(f"{key} (nodes {shown})")
+    raise UnsupportedOpError(f"model {model.graph.name!r} has unsupported ops: " + "; ".join(parts))

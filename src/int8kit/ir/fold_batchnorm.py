@@ -1,0 +1,140 @@
+"""Fold inference-mode BatchNormalization into the Conv before it, or lower it to Mul + Add.
+
+BN after a conv is a per-output-channel affine map, so it costs nothing once merged into the conv's
+weights and bias; merging before quantization also means the int8 weight scales are computed on the
+weights that really run. A BN with no conv in front (after a pool, a concat, a graph input) cannot
+merge; it becomes Mul + Add with constant per-channel tensors, ops the engine runs (and fuses).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit.ir._graph import (
+    add_initializer,
+    const_array,
+    drop_unused_constant_nodes,
+    drop_unused_initializers,
+    fresh_name,
+    taken_names,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _bn_affine(bn: ir.Node) -> tuple[np.ndarray, np.ndarray] | None:
+    """(scale, shift) with BN(x) = x * scale + shift per channel, or None if BN is not constant."""
+    if len(bn.inputs) != 5 or bn.domain != "":
+        return None
+    if bn.attributes.get_int("training_mode", 0):
+        return None
+    if any(out.uses() or out.is_graph_output() for out in bn.outputs[1:]):
+        return None  # running mean/var outputs are read: a training graph
+    params = [const_array(v) for v in bn.inputs[1:]]
+    if any(p is None for p in params):
+        return None
+    gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+    eps = bn.attributes.get_float("epsilon", 1e-5)
+    scale = gamma / np.sqrt(var + eps)
+    return scale, beta - mean * scale
+
+
+def _foldable_conv(bn: ir.Node) -> ir.Node | None:
+    """The Conv producing BN's input, when its output feeds only the BN and its weights are constant."""
+    x = bn.inputs[0]
+    conv = x.producer() if x is not None else None
+    if conv is None or conv.op_type != "Conv" or conv.domain != "" or conv.graph is not bn.graph:
+        return None
+    if len(x.uses()) != 1 or x.is_graph_output():
+        return None
+    if const_array(conv.inputs[1]) is None:
+        return None
+    if len(conv.inputs) > 2 and conv.inputs[2] is not None and const_array(conv.inputs[2]) is None:
+        return None
+    return conv
+
+
+def _replace_output(old: ir.Value, new: ir.Value) -> None:
+    """Point all readers of `old` (graph outputs included) at `new`, which takes over its name."""
+    name = old.name
+    old.replace_all_uses_with(new, replace_graph_outputs=True)
+    old.name = None
+    new.name = name
+    if old.shape is not None:
+        new.shape = old.shape
+    if old.type is not None:
+        new.type = old.type
+
+
+class FoldBatchNormPass(ir.passes.InPlacePass):
+    """Conv -> BN becomes Conv with W' = W * s, b' = (b - mean) * s + beta; other BNs -> Mul + Add."""
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        taken = taken_names(graph)
+        folded = lowered = 0
+        for bn in [n for n in graph if n.op_type == "BatchNormalization" and n.domain == ""]:
+            affine = _bn_affine(bn)
+            if affine is None:
+                logger.warning("BatchNormalization %r has non-constant parameters; left as is", bn.name)
+                continue
+            scale, shift = affine
+            old_params = list(bn.inputs[1:])
+            conv = _foldable_conv(bn)
+            if conv is not None:
+                self._fold(graph, conv, bn, scale, shift, taken)
+                folded += 1
+            elif self._lower(graph, bn, scale, shift, taken):
+                lowered += 1
+            else:
+                continue
+            drop_unused_initializers(graph, old_params)
+            drop_unused_constant_nodes(graph, old_params)
+        if folded or lowered:
+            logger.info("BatchNormalization: %d folded into Conv, %d lowered to Mul+Add", folded, lowered)
+        return ir.passes.PassResult(model, modified=bool(folded or lowered))
+
+    @staticmethod
+    def _fold(graph: ir.Graph, conv: ir.Node, bn: ir.Node, scale, shift, taken: set[str]) -> None:
+        w_value = conv.inputs[1]
+        b_value = conv.inputs[2] if len(conv.inputs) > 2 else None
+        w = const_array(w_value)
+        bias = const_array(b_value) if b_value is not None else np.zeros(w.shape[0])
+        new_w = (w.astype(np.float64) * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+        new_b = (bias.astype(np.float64) * scale + shift).astype(w.dtype)
+        base = conv.name or (w_value.name or "conv")
+        if len(conv.inputs) < 3:
+            conv.resize_inputs(3)
+        conv.replace_input_with(1, add_initializer(graph, f"{w_value.name}_bnfold", new_w, taken))
+        conv.replace_input_with(2, add_initializer(graph, f"{base}_bias_bnfold", new_b, taken))
+        drop_unused_initializers(graph, [w_value, b_value])
+        drop_unused_constant_nodes(graph, [w_value, b_value])
+        y = bn.outputs[0]
+        _replace_output(y, conv.outputs[0])
+        graph.remove(bn, safe=True)
+
+    @staticmethod
+    def _lower(graph: ir.Graph, bn: ir.Node, scale, shift, taken: set[str]) -> bool:
+        x = bn.inputs[0]
+        if x is None or x.shape is None:
+            logger.warning("BatchNormalization %r: input rank unknown, cannot lower to Mul+Add", bn.name)
+            return False
+        dtype = x.dtype.numpy() if x.dtype is not None else np.float32
+        channel_shape = (-1,) + (1,) * max(len(x.shape) - 2, 0)
+        base = bn.name or "bn"
+        mul_c = add_initializer(graph, f"{base}_scale", scale.astype(dtype).reshape(channel_shape), taken)
+        add_c = add_initializer(graph, f"{base}_shift", shift.astype(dtype).reshape(channel_shape), taken)
+        mul = ir.node("Mul", [x, mul_c], name=fresh_name(f"{base}_mul", taken))
+        mul.outputs[0].name = fresh_name(f"{base}_mul_out", taken)
+        mul.outputs[0].dtype = x.dtype
+        mul.outputs[0].shape = x.shape
+        add = ir.node("Add", [mul.outputs[0], add_c], name=fresh_name(f"{base}_add", taken))
+        graph.insert_after(bn, [mul, add])
+        add.outputs[0].shape = x.shape
+        add.outputs[0].type = x.type
+        _replace_output(bn.outputs[0], add.outputs[0])
+        graph.remove(bn, safe=True)
+        return True
