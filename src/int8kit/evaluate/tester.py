@@ -1,0 +1,201 @@
+"""`int8kit test`'s engine: stream batches from a data file, time the model, count top-1/top-5.
+
+Follows the seed's sample_tester: `warmup_iter` untimed batches first, then `iterations` timed batches
+(0 = the whole file); batch latency = total time / iterations, sample latency = batch latency / batch size,
+fps = 1000 / sample latency (ms). Only the model call is timed; the batch is read from the memmap first.
+Every image counts once for accuracy, the partial last batch too (padded if the model's batch is fixed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from int8kit.data.open_data import Dataset, open_dataset
+from int8kit.errors import ConfigError, DataError, InputError
+from int8kit.evaluate.backends import Backend, InputInfo, make_backend
+from int8kit.evaluate.environment import environment
+from int8kit.evaluate.metrics import Accuracy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """The seed tester's options, plus the backend to time."""
+
+    __test__ = False  # not a pytest test class
+
+    model: Path
+    data: Path
+    batch_size: int = 50
+    iterations: int = 0  # 0: every batch of the file
+    num_threads: int = 1
+    warmup_iter: int = 2
+    with_accuracy_layer: bool = False
+    optimize_fp32_model: bool = False
+    backend: Literal["int8kit", "onnxruntime"] = "int8kit"
+
+    def __post_init__(self) -> None:
+        for name, low in (("batch_size", 1), ("iterations", 0), ("num_threads", 1), ("warmup_iter", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(
+                    f"{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}"
+                )
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """What the seed prints, plus latency percentiles and the environment, JSON-ready via `to_dict`."""
+
+    __test__ = False
+
+    config: TestConfig
+    images: int
+    iterations: int
+    top1: float | None
+    top5: float | None
+    total_time_s: float
+    batch_latency_ms: float
+    sample_latency_ms: float
+    fps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    environment: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in out["config"].items()}
+        return out
+
+
+def _check_shapes(config: TestConfig, data: Dataset, image_input: InputInfo) -> int | None:
+    """Compare the data's image shape with the model's declared input; return a fixed batch size or None."""
+    declared = image_input.shape
+    if len(declared) != 1 + len(data.image_shape):
+        raise InputError(
+            f"{config.model}: input {image_input.name!r} has rank {len(declared)}, but {config.data} "
+            f"holds images of shape {data.image_shape}"
+        )
+    for have, want in zip(data.image_shape, declared[1:], strict=True):
+        if isinstance(want, int) and want > 0 and want != have:
+            raise InputError(
+                f"{config.model}: input {image_input.name!r} wants images of {tuple(declared[1:])}, "
+                f"but {config.data} holds {data.image_shape}"
+            )
+    batch = declared[0]
+    if isinstance(batch, int) and batch > 0:
+        if batch != config.batch_size:
+            raise ConfigError(f"{config.model} has a fixed batch size of {batch}; use --batch-size {batch}")
+        return batch
+    return None
+
+
+def _batch_at(data: Dataset, start: int, count: int, fixed: int | None) -> np.ndarray:
+    """Read a batch into memory (outside the timer), padding a short last batch for fixed-batch models."""
+    images = np.ascontiguousarray(data.batch(start, count), dtype=np.float32)
+    if fixed is not None and count < fixed:
+        images = np.concatenate([images, np.repeat(images[-1:], fixed - count, axis=0)])
+    return images
+
+
+def run_test(config: TestConfig, backend: Backend | None = None) -> TestResult:
+    """Run the seed tester's loop on `config`; `backend` overrides the one the config names (for tests)."""
+    data = open_dataset(config.data)
+    labels = data.labels
+    if config.with_accuracy_layer and labels is None:
+        raise ConfigError(f"{config.data} has no labels, so --with-accuracy-layer has nothing to feed")
+    backend = backend or make_backend(
+        config.backend, config.model, config.num_threads, config.optimize_fp32_model
+    )
+    wanted = 2 if config.with_accuracy_layer else 1
+    if len(backend.inputs) != wanted:
+        raise InputError(
+            f"{config.model}: has {len(backend.inputs)} inputs "
+            f"({', '.join(i.name for i in backend.inputs)}); expected {wanted}"
+            + (" (image, label) with --with-accuracy-layer" if wanted == 2 else " (the image)")
+        )
+    fixed = _check_shapes(config, data, backend.inputs[0])
+    n, size = len(data), config.batch_size
+    available = math.ceil(n / size)
+    iterations = config.iterations or available
+    if iterations > available:
+        logger.warning(
+            "%s holds %d batches of %d; running %d, not %d",
+            config.data,
+            available,
+            size,
+            available,
+            iterations,
+        )
+        iterations = available
+    if fixed is not None and config.with_accuracy_layer and n % size and iterations == available:
+        raise ConfigError(
+            f"{config.model}: fixed batch {size} does not divide {n} images; with an accuracy layer "
+            "the last batch cannot be padded"
+        )
+
+    def feeds(start: int, count: int) -> dict[str, np.ndarray]:
+        out = {backend.inputs[0].name: _batch_at(data, start, count, fixed)}
+        if config.with_accuracy_layer:
+            label_input = backend.inputs[1]
+            batch_labels = np.asarray(labels[start : start + count], dtype=np.int64)
+            out[label_input.name] = batch_labels.reshape((count,) + (1,) * (len(label_input.shape) - 1))
+        return out
+
+    for w in range(config.warmup_iter):
+        start = (w % available) * size
+        backend.run(feeds(start, min(size, n - start)))
+
+    accuracy = Accuracy()
+    times = []
+    for i in range(iterations):
+        start = i * size
+        count = min(size, n - start)
+        batch = feeds(start, count)
+        t0 = time.perf_counter()
+        outputs = backend.run(batch)
+        times.append(time.perf_counter() - t0)
+        if config.with_accuracy_layer:
+            if len(outputs) < 3:
+                raise InputError(
+                    f"{config.model}: with an accuracy layer the model must output (scores, top1, top5)"
+                )
+            top1, top5 = (float(np.asarray(o).reshape(-1)[0]) for o in outputs[1:3])
+            accuracy.add_counts(count, {1: round(top1 * count), 5: round(top5 * count)})
+        elif labels is not None:
+            scores = np.asarray(outputs[0])[:count]
+            try:
+                accuracy.update(scores, labels[start : start + count])
+            except ValueError as exc:
+                raise DataError(f"{config.data}: images {start}..{start + count - 1}: {exc}") from None
+        logger.debug("batch %d: %.3f ms", i, times[-1] * 1000)
+
+    total = float(sum(times))
+    batch_ms = total * 1000 / iterations
+    sample_ms = batch_ms / size
+    p50, p90, p99 = (float(v) * 1000 for v in np.percentile(times, [50, 90, 99]))
+    has_acc = labels is not None
+    return TestResult(
+        config=config,
+        images=accuracy.count if has_acc else min(n, iterations * size),
+        iterations=iterations,
+        top1=accuracy.rate(1) if has_acc else None,
+        top5=accuracy.rate(5) if has_acc else None,
+        total_time_s=total,
+        batch_latency_ms=batch_ms,
+        sample_latency_ms=sample_ms,
+        fps=1000 / sample_ms if sample_ms > 0 else float("inf"),
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        environment=environment(),
+    )
