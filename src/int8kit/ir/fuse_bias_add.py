@@ -1,0 +1,95 @@
+"""int8kit.Conv/Dense followed by Add of a per-output-channel constant: fold the constant into B.
+
+Exporters often emit the bias as a separate Add (MatMul + Add, or Conv without bias + Add); the runtime
+adds B inside the convolution for free, while a separate Add costs a pass over the output.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit.ir._fusion import (
+    FusionReport,
+    absorb,
+    const_array,
+    drop_if_unused,
+    is_fused_op,
+    is_onnx_op,
+    new_initializer,
+    post_ops,
+    set_input,
+    sole_consumer,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def channel_vector(const: np.ndarray, out_channels: int, out_rank: int) -> np.ndarray | str:
+    """`const` as a length-M bias when it broadcasts along the output-channel axis only, else why not."""
+    if const.dtype != np.float32:
+        return f"constant has dtype {const.dtype}, not float32"
+    if const.ndim > out_rank:
+        return f"constant of rank {const.ndim} would broadcast the rank-{out_rank} output"
+    shape = (1,) * (out_rank - const.ndim) + const.shape
+    others = [d for axis, d in enumerate(shape) if axis != 1]
+    if any(d != 1 for d in others) or shape[1] not in (1, out_channels):
+        return f"constant of shape {list(const.shape)} is not a per-output-channel vector of {out_channels}"
+    return np.broadcast_to(const.reshape(-1), (out_channels,)).astype(np.float32)
+
+
+def fold_following_bias(node: ir.Node, report: FusionReport) -> bool:
+    """Fold the Add after int8kit Conv/Dense `node` into its bias; records a reason when it cannot."""
+    consumer, why = sole_consumer(node.outputs[0])
+    if consumer is None:
+        return False  # nothing follows that could be a bias Add; not a candidate
+    if not is_onnx_op(consumer, "Add"):
+        return False
+    if post_ops(node):
+        report.skip(consumer, f"{node.name} already has post-ops {post_ops(node)}; the Add is not a bias")
+        return False
+    other = consumer.inputs[1] if consumer.inputs[0] is node.outputs[0] else consumer.inputs[0]
+    const = const_array(other)
+    if const is None:
+        return False  # a residual Add: fuse_residual_add's business
+    weight = const_array(node.inputs[1])
+    if weight is None:
+        report.skip(consumer, f"{node.name}: weight is not a constant")
+        return False
+    out_rank = 4 if node.op_type == "Conv" else 2
+    vec = channel_vector(const, weight.shape[0], out_rank)
+    if isinstance(vec, str):
+        report.skip(consumer, vec)
+        return False
+    old = node.inputs[2] if len(node.inputs) > 2 else None
+    old_b = const_array(old) if old is not None else np.zeros(weight.shape[0], np.float32)
+    if old_b is None:
+        report.skip(consumer, f"{node.name}: bias is not a constant")
+        return False
+    graph = node.graph
+    assert graph is not None
+    bias = new_initializer(graph, f"{node.name}.bias", (old_b + vec).astype(np.float32))
+    set_input(node, 2, bias)
+    drop_if_unused(graph, old)
+    absorb(node, consumer)
+    drop_if_unused(graph, other)
+    report.fuse(node, f"bias Add {consumer.name} folded into B")
+    return True
+
+
+class FuseBiasAddPass(ir.passes.InPlacePass):
+    """Folds constant per-channel Adds after int8kit Conv/Dense into their bias input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.report = FusionReport("fuse_bias_add")
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        changed = False
+        for node in list(model.graph):
+            if is_fused_op(node):
+                while node.graph is not None and fold_following_bias(node, self.report):
+                    changed = True
+        return ir.passes.PassResult(model, modified=changed)

@@ -1,0 +1,120 @@
+"""Gemm / MatMul with a constant 2-D weight -> int8kit.Dense (an inner product, W stored [M, K]).
+
+oneDNN's inner product wants the weight output-features first; storing it that way here means the
+converter and runtime never transpose. Gemm's alpha/beta are folded into W and B; a MatMul's
+following constant Add becomes B (the same fold fuse_bias_add does for any Dense).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit import ops
+from int8kit.ir._fusion import (
+    FusionReport,
+    const_array,
+    drop_if_unused,
+    ensure_domain,
+    is_onnx_op,
+    new_initializer,
+    set_input,
+    set_post_ops,
+)
+from int8kit.ir.fuse_bias_add import channel_vector, fold_following_bias
+
+logger = logging.getLogger(__name__)
+
+
+def _attr(node: ir.Node, name: str, default):
+    attr = node.attributes.get(name)
+    return attr.value if attr is not None else default
+
+
+def _to_dense(node: ir.Node, weight: np.ndarray, bias: np.ndarray | None) -> None:
+    """Rewrite `node` in place as int8kit.Dense(X, W[M, K], B?); name, metadata and output stay."""
+    graph = node.graph
+    assert graph is not None
+    old = list(node.inputs[1:])
+    base = node.name or "dense"
+    set_input(node, 1, new_initializer(graph, f"{base}.weight", np.ascontiguousarray(weight, np.float32)))
+    if bias is not None:
+        set_input(node, 2, new_initializer(graph, f"{base}.bias", bias.astype(np.float32)))
+    elif len(node.inputs) > 2:
+        node.resize_inputs(2)
+    drop_if_unused(graph, *old)
+    node.domain = ops.DOMAIN
+    node.op_type = "Dense"
+    node.version = None
+    node.attributes.clear()
+    set_post_ops(node, [])
+
+
+def convert_gemm(node: ir.Node) -> str | None:
+    """Gemm -> Dense in place; None, or why it was left alone."""
+    alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
+    if int(_attr(node, "transA", 0)):
+        return "transA=1 (the activation would need a transpose)"
+    weight = const_array(node.inputs[1])
+    if weight is None or weight.ndim != 2:
+        return "B is not a constant 2-D initializer"
+    if weight.dtype != np.float32:
+        return f"B has dtype {weight.dtype}, not float32"
+    w = weight if int(_attr(node, "transB", 0)) else weight.T  # -> [M, K]
+    w = w * np.float32(alpha) if alpha != 1.0 else w
+    bias = None
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        c = const_array(node.inputs[2])
+        if c is None:
+            return "C is not a constant"
+        vec = channel_vector(c.reshape((1,) * (2 - c.ndim) + c.shape) if c.ndim < 2 else c, w.shape[0], 2)
+        if isinstance(vec, str):
+            return f"C: {vec}"
+        bias = vec * np.float32(beta)
+    _to_dense(node, w, bias)
+    return None
+
+
+def convert_matmul(node: ir.Node) -> str | None:
+    """MatMul(X[N, K], W[K, M]) -> Dense in place; None, or why it was left alone."""
+    weight = const_array(node.inputs[1])
+    if weight is None or weight.ndim != 2:
+        return "the second input is not a constant 2-D initializer"
+    if weight.dtype != np.float32:
+        return f"weight has dtype {weight.dtype}, not float32"
+    shape = node.inputs[0].shape
+    if shape is None or len(shape) != 2:
+        # Dense flattens X from axis 1, MatMul broadcasts over leading axes: only rank 2 agrees.
+        return f"input rank is {'unknown' if shape is None else len(shape)}, not 2 (run shape inference)"
+    _to_dense(node, weight.T, None)
+    return None
+
+
+class FuseGemmPass(ir.passes.InPlacePass):
+    """Gemm and MatMul with constant weights become int8kit.Dense (MatMul + constant Add gets B)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.report = FusionReport("fuse_gemm")
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        changed = False
+        for node in list(model.graph):
+            if is_onnx_op(node, "Gemm"):
+                reason = convert_gemm(node)
+            elif is_onnx_op(node, "MatMul"):
+                reason = convert_matmul(node)
+                if reason is None:
+                    fold_following_bias(node, self.report)
+            else:
+                continue
+            if reason is None:
+                self.report.fuse(node, "-> int8kit.Dense")
+                changed = True
+            else:
+                self.report.skip(node, reason)
+        if changed:
+            ensure_domain(model)
+        return ir.passes.PassResult(model, modified=changed)
