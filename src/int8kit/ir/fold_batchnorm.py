@@ -12,6 +12,7 @@ import logging
 
 import numpy as np
 import onnx_ir as ir
+from onnx_ir.passes.common import ShapeInferencePass
 
 from int8kit.ir._graph import (
     add_initializer,
@@ -87,7 +88,7 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
             if conv is not None:
                 self._fold(graph, conv, bn, scale, shift, taken)
                 folded += 1
-            elif self._lower(graph, bn, scale, shift, taken):
+            elif self._lower(model, bn, scale, shift, taken):
                 lowered += 1
             else:
                 continue
@@ -117,8 +118,12 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
         graph.remove(bn, safe=True)
 
     @staticmethod
-    def _lower(graph: ir.Graph, bn: ir.Node, scale, shift, taken: set[str]) -> bool:
+    def _lower(model: ir.Model, bn: ir.Node, scale, shift, taken: set[str]) -> bool:
+        graph = model.graph
         x = bn.inputs[0]
+        if x is not None and x.shape is None:
+            # The per-channel constants need the input's rank; exports rarely store it.
+            ShapeInferencePass(check_type=False, strict_mode=False)(model)
         if x is None or x.shape is None:
             logger.warning("BatchNormalization %r: input rank unknown, cannot lower to Mul+Add", bn.name)
             return False
@@ -129,7 +134,7 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
         add_c = add_initializer(graph, f"{base}_shift", shift.astype(dtype).reshape(channel_shape), taken)
         mul = ir.node("Mul", [x, mul_c], name=fresh_name(f"{base}_mul", taken))
         mul.outputs[0].name = fresh_name(f"{base}_mul_out", taken)
-        mul.outputs[0].dtype = x.dtype
+        mul.outputs[0].type = x.type
         mul.outputs[0].shape = x.shape
         add = ir.node("Add", [mul.outputs[0], add_c], name=fresh_name(f"{base}_add", taken))
         graph.insert_after(bn, [mul, add])
