@@ -1,0 +1,356 @@
+"""Compile an optimised ONNX graph, for one set of input shapes, into a list of oneDNN primitives.
+
+The result is a `Program`: prepared primitives with their argument arrays, weights already reordered
+into the layouts oneDNN chose, intermediate tensors placed in one arena (`memory_plan`), and one
+shared scratchpad. Running it is nothing but `execute` calls. The per-op lowerings live in
+`lowering_*.py`; this module holds the bookkeeping they share.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit.errors import UnsupportedOpError
+from int8kit.runtime import dnnl, memory_plan
+
+logger = logging.getLogger(__name__)
+
+NUMPY_TO_DNNL = {np.dtype(np.float32): dnnl.DT_F32, np.dtype(np.uint8): dnnl.DT_U8, np.dtype(np.int8): dnnl.DT_S8}
+DNNL_TO_NUMPY = {v: k for k, v in NUMPY_TO_DNNL.items()}
+ONNX_TO_DNNL = {1: dnnl.DT_F32, 2: dnnl.DT_U8, 3: dnnl.DT_S8}
+
+
+@dataclass(eq=False)
+class Storage:
+    """Bytes that one or more tensors (views, in-place results) live in."""
+
+    size: int
+    external: bool = False  # graph inputs and outputs: the caller's arrays
+    first: int = 1 << 30
+    last: int = -1
+    offset: int = -1
+
+
+@dataclass(eq=False)
+class Tensor:
+    md: dnnl.MemoryDesc
+    storage: Storage
+    memory: dnnl.Memory | None = None
+    reorders: list[Tensor] = field(default_factory=list)  # cached copies of this tensor in other layouts
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.md.dims
+
+    @property
+    def dtype(self) -> int:
+        return self.md.dtype
+
+
+@dataclass(eq=False)
+class Const:
+    """A constant oneDNN memory (weights, bias, scales) and the numpy buffer it points into."""
+
+    memory: dnnl.Memory
+    buffer: np.ndarray
+
+
+@dataclass(eq=False)
+class Step:
+    primitive: dnnl.Primitive
+    args: list[tuple[int, Tensor | Const]]
+    label: str
+    scratchpad: int = 0
+
+
+@dataclass(eq=False)
+class Program:
+    """Everything needed to run the graph for one set of input shapes."""
+
+    steps: list[tuple[dnnl.Primitive, object]]
+    inputs: dict[str, Tensor]
+    outputs: dict[str, Tensor]
+    arena: np.ndarray
+    labels: list[str]
+    impls: list[str]
+    stream: dnnl.Stream
+    keep_alive: list[object]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for name, tensor in self.inputs.items():
+            tensor.memory.set_pointer(feeds[name].ctypes.data)
+        results = {}
+        for name, tensor in self.outputs.items():
+            out = np.empty(tensor.dims, dtype=DNNL_TO_NUMPY[tensor.dtype])
+            tensor.memory.set_pointer(out.ctypes.data)
+            results[name] = out
+        execute, stream = dnnl.execute, self.stream
+        for prim, args in self.steps:
+            execute(prim, stream, args)
+        stream.wait()
+        return results
+
+
+Lowering = Callable[["Builder", ir.Node], None]
+LOWERINGS: dict[tuple[str, str], Lowering] = {}
+
+
+def lowering(*op_types: str, domain: str = "") -> Callable[[Lowering], Lowering]:
+    """Register a function that turns one node into primitives."""
+
+    def register(fn: Lowering) -> Lowering:
+        for op in op_types:
+            LOWERINGS[(domain, op)] = fn
+        return fn
+
+    return register
+
+
+def supported_ops() -> set[str]:
+    _load_lowerings()
+    return {op if not dom else f"{dom}::{op}" for dom, op in LOWERINGS}
+
+
+def _load_lowerings() -> None:
+    from int8kit.runtime import lowering_compute, lowering_layout, lowering_pointwise  # noqa: F401
+
+
+class WeightCache:
+    """Reordered constants shared by the programs of one model (one per input shape)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list[tuple[dnnl.MemoryDesc, Const]]] = {}
+
+    def get(self, key: str, md: dnnl.MemoryDesc) -> Const | None:
+        return next((c for m, c in self._entries.get(key, []) if m == md), None)
+
+    def put(self, key: str, md: dnnl.MemoryDesc, const: Const) -> None:
+        self._entries.setdefault(key, []).append((md, const))
+
+
+class Builder:
+    """State shared by the lowerings while one graph is compiled."""
+
+    def __init__(self, graph: ir.Graph, input_shapes: dict[str, tuple[int, ...]], weights: WeightCache):
+        _load_lowerings()
+        self.graph = graph
+        self.weights = weights
+        self.steps: list[Step] = []
+        self.values: dict[str, Tensor] = {}
+        self.keep_alive: list[object] = []
+        self.node_index = 0
+        self._last_use = self._last_uses(graph)
+        self._compile_stream = dnnl.new_stream()
+        self.inputs: dict[str, Tensor] = {}
+        for value in graph.inputs:
+            if value.const_value is not None:
+                continue
+            dtype = ONNX_TO_DNNL.get(int(value.dtype) if value.dtype is not None else 1, dnnl.DT_F32)
+            md = dnnl.MemoryDesc.plain(input_shapes[value.name], dtype)
+            tensor = self._external_tensor(md)
+            self.values[value.name] = tensor
+            self.inputs[value.name] = tensor
+
+    @staticmethod
+    def _last_uses(graph: ir.Graph) -> dict[str, int]:
+        last: dict[str, int] = {}
+        for i, node in enumerate(graph):
+            for v in node.inputs:
+                if v is not None:
+                    last[v.name] = i
+        for v in graph.outputs:
+            last[v.name] = 1 << 30
+        return last
+
+    # ---- compiling ----------------------------------------------------------------------------
+    def compile(self) -> Program:
+        for self.node_index, node in enumerate(self.graph):
+            fn = LOWERINGS.get((node.domain or "", node.op_type))
+            if fn is None:
+                raise UnsupportedOpError(
+                    f"node {node.name!r}: op {node.domain + '.' if node.domain else ''}{node.op_type} "
+                    "is not supported by the int8kit engine"
+                )
+            try:
+                fn(self, node)
+            except dnnl.DnnlError as exc:
+                raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): {exc}") from exc
+        outputs = {}
+        for value in self.graph.outputs:
+            src = self.values[value.name]
+            out = self._external_tensor(dnnl.MemoryDesc.plain(src.dims, src.dtype))
+            self.reorder(src, out, label=f"output {value.name}")
+            outputs[value.name] = out
+        return self._finish(outputs)
+
+    def _finish(self, outputs: dict[str, Tensor]) -> Program:
+        for i, step in enumerate(self.steps):
+            for _, t in step.args:
+                if isinstance(t, Tensor):
+                    t.storage.first = min(t.storage.first, i)
+                    t.storage.last = max(t.storage.last, i)
+        storages = {id(t.storage): t.storage for s in self.steps for _, t in s.args if isinstance(t, Tensor)}
+        internal = [s for s in storages.values() if not s.external]
+        buffers = [memory_plan.Buffer(s.size, s.first, s.last) for s in internal]
+        arena_size = memory_plan.plan(buffers)
+        arena = _aligned_empty(max(arena_size, 1))
+        for s, b in zip(internal, buffers, strict=True):
+            s.offset = b.offset
+        scratch = max((s.scratchpad for s in self.steps), default=0)
+        scratch_buf = _aligned_empty(max(scratch, 1))
+        scratch_mem = dnnl.Memory(dnnl.MemoryDesc.plain((max(scratch, 1),), dnnl.DT_U8), scratch_buf.ctypes.data)
+        prepared, labels, impls = [], [], []
+        for step in self.steps:
+            pairs = []
+            for arg, t in step.args:
+                if isinstance(t, Tensor) and t.memory is None:
+                    ptr = None if t.storage.external else arena.ctypes.data + t.storage.offset
+                    t.memory = dnnl.Memory(t.md, ptr)
+                pairs.append((arg, t.memory))
+            if step.scratchpad:
+                pairs.append((dnnl.ARG_SCRATCHPAD, scratch_mem))
+            prepared.append((step.primitive, dnnl.exec_args(pairs)))
+            labels.append(step.label)
+            impls.append(step.primitive.pd.impl_info())
+        logger.debug("compiled %d primitives, arena %.1f MiB", len(prepared), arena_size / 2**20)
+        return Program(
+            steps=prepared,
+            inputs=self.inputs,
+            outputs=outputs,
+            arena=arena,
+            labels=labels,
+            impls=impls,
+            stream=dnnl.new_stream(),
+            keep_alive=[self.steps, scratch_buf, scratch_mem, self.keep_alive],
+        )
+
+    # ---- helpers for lowerings ---------------------------------------------------------------
+    def _external_tensor(self, md: dnnl.MemoryDesc) -> Tensor:
+        t = Tensor(md, Storage(md.size, external=True))
+        t.memory = dnnl.Memory(md, None)
+        return t
+
+    def input(self, node: ir.Node, i: int) -> Tensor:
+        value = node.inputs[i]
+        if value is None or value.name not in self.values:
+            raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): input {i} is not a computed tensor")
+        return self.values[value.name]
+
+    def set_output(self, node: ir.Node, tensor: Tensor, i: int = 0) -> None:
+        self.values[node.outputs[i].name] = tensor
+
+    def new_tensor(self, md: dnnl.MemoryDesc) -> Tensor:
+        return Tensor(md, Storage(md.size))
+
+    def view(self, tensor: Tensor, md: dnnl.MemoryDesc) -> Tensor:
+        """Another descriptor over the same bytes (reshape of a plain tensor, in-place results)."""
+        return Tensor(md, tensor.storage)
+
+    def is_last_use(self, node: ir.Node, i: int) -> bool:
+        value = node.inputs[i]
+        return value is not None and self._last_use.get(value.name, -1) <= self.node_index
+
+    def add_step(self, pd: dnnl.PrimitiveDesc, args: list[tuple[int, Tensor | Const]], label: str) -> None:
+        self.steps.append(Step(dnnl.Primitive(pd), args, label, pd.scratchpad_size()))
+
+    def reorder(
+        self,
+        src: Tensor,
+        dst: Tensor,
+        label: str,
+        src_scale: float | None = None,
+        dst_scale: float | None = None,
+    ) -> None:
+        scales = {}
+        args: list[tuple[int, Tensor | Const]] = [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)]
+        if src_scale is not None:
+            scales[dnnl.ARG_SRC] = 0
+            args.append((dnnl.ARG_ATTR_SCALES | dnnl.ARG_SRC, self.scales([src_scale])))
+        if dst_scale is not None:
+            scales[dnnl.ARG_DST] = 0
+            args.append((dnnl.ARG_ATTR_SCALES | dnnl.ARG_DST, self.scales([dst_scale])))
+        pd = dnnl.reorder_pd(src.md, dst.md, dnnl.Attr(scales))
+        self.add_step(pd, args, label)
+
+    def as_md(self, tensor: Tensor, md: dnnl.MemoryDesc, label: str) -> Tensor:
+        """`tensor` in layout `md`: itself when it already is, else a (cached) reordered copy."""
+        if tensor.md == md:
+            return tensor
+        for copy in tensor.reorders:
+            if copy.md == md:
+                return copy
+        copy = self.new_tensor(md)
+        self.reorder(tensor, copy, label=f"reorder for {label}")
+        tensor.reorders.append(copy)
+        return copy
+
+    def as_plain(self, tensor: Tensor, label: str) -> Tensor:
+        return self.as_md(tensor, dnnl.MemoryDesc.plain(tensor.dims, tensor.dtype), label)
+
+    def const(self, array: np.ndarray, dims: tuple[int, ...] | None = None) -> Const:
+        """A plain constant memory over a private copy of `array`."""
+        buf = np.ascontiguousarray(array, dtype=array.dtype).copy()
+        md = dnnl.MemoryDesc.plain(dims or buf.shape or (1,), NUMPY_TO_DNNL[buf.dtype])
+        return Const(dnnl.Memory(md, buf.ctypes.data), buf)
+
+    def scales(self, values) -> Const:
+        return self.const(np.asarray(values, dtype=np.float32).reshape(-1))
+
+    def reordered_const(self, key: str, array: np.ndarray, dims: tuple[int, ...], md: dnnl.MemoryDesc) -> Const:
+        """Weights reordered once into the layout a primitive chose (cached across input shapes)."""
+        cached = self.weights.get(key, md)
+        if cached is not None:
+            return cached
+        src = self.const(array, dims)
+        buf = _aligned_empty(md.size)
+        dst = Const(dnnl.Memory(md, buf.ctypes.data), buf)
+        prim = dnnl.Primitive(dnnl.reorder_pd(src.memory.md, md, dnnl.Attr()))
+        scratch = _aligned_empty(max(prim.pd.scratchpad_size(), 1))
+        scratch_mem = dnnl.Memory(dnnl.MemoryDesc.plain((scratch.size,), dnnl.DT_U8), scratch.ctypes.data)
+        dnnl.execute(
+            prim,
+            self._compile_stream,
+            dnnl.exec_args(
+                [(dnnl.ARG_SRC, src.memory), (dnnl.ARG_DST, dst.memory), (dnnl.ARG_SCRATCHPAD, scratch_mem)]
+            ),
+        )
+        self._compile_stream.wait()
+        self.weights.put(key, md, dst)
+        return dst
+
+    def constant_array(self, node: ir.Node, i: int) -> np.ndarray | None:
+        value = node.inputs[i] if i < len(node.inputs) else None
+        if value is None or value.const_value is None:
+            return None
+        return value.const_value.numpy()
+
+
+def _aligned_empty(nbytes: int, alignment: int = 64) -> np.ndarray:
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    return raw[start : start + nbytes]
+
+
+def attr_ints(node: ir.Node, name: str, default: list[int] | None = None) -> list[int]:
+    attr = node.attributes.get(name)
+    return list(attr.as_ints()) if attr is not None else list(default or [])
+
+
+def attr_int(node: ir.Node, name: str, default: int) -> int:
+    attr = node.attributes.get(name)
+    return attr.as_int() if attr is not None else default
+
+
+def attr_float(node: ir.Node, name: str, default: float | None) -> float | None:
+    attr = node.attributes.get(name)
+    return attr.as_float() if attr is not None else default
+
+
+def attr_str(node: ir.Node, name: str, default: str) -> str:
+    attr = node.attributes.get(name)
+    return attr.as_string() if attr is not None else default

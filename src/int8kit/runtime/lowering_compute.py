@@ -1,0 +1,237 @@
+"""Lowerings of the fused int8kit Conv and Dense ops to oneDNN convolution / inner product.
+
+oneDNN picks every layout (`format_tag any`); weights are reordered once into its choice. INT8
+follows oneDNN v3 quantization: dst = post_ops(x_scale * w_scale[oc] * acc + bias) / y_scale, with
+scales passed as runtime arguments and the residual added by a `sum` post-op in dst's buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit import ops
+from int8kit.errors import UnsupportedOpError
+from int8kit.runtime import dnnl
+from int8kit.runtime.compile import (
+    NUMPY_TO_DNNL,
+    ONNX_TO_DNNL,
+    Builder,
+    Tensor,
+    attr_float,
+    attr_int,
+    attr_ints,
+    lowering,
+)
+
+ELTWISE_POST_OPS = {
+    "relu": (dnnl.ELTWISE_RELU, ()),
+    "leakyrelu": (dnnl.ELTWISE_RELU, (0.01,)),
+    "clip": (dnnl.ELTWISE_CLIP_V2, (0.0, 6.0)),
+    "hardswish": (dnnl.ELTWISE_HARDSWISH, (1.0 / 6.0, 0.5)),
+    "hardsigmoid": (dnnl.ELTWISE_HARDSIGMOID, (0.2, 0.5)),
+    "sigmoid": (dnnl.ELTWISE_LOGISTIC, ()),
+    "tanh": (dnnl.ELTWISE_TANH, ()),
+}
+
+
+def eltwise_params(kind: str, params: tuple[float, ...]) -> tuple[int, float, float]:
+    """oneDNN algorithm, alpha and beta of one activation (ONNX defaults where params are absent)."""
+    alg, defaults = ELTWISE_POST_OPS[kind]
+    values = list(params) + list(defaults[len(params) :])
+    values += [0.0] * (2 - len(values))
+    return alg, float(values[0]), float(values[1])
+
+
+@dataclass(frozen=True)
+class Quant:
+    """The INT8 attributes of a fused Conv/Dense (None for FP32)."""
+
+    x_scale: float
+    w_scales: np.ndarray
+    y_scale: float | None
+    y_type: int
+    sum_scale: float | None
+
+    @staticmethod
+    def of(node: ir.Node, weights: np.ndarray) -> Quant | None:
+        if weights.dtype != np.int8:
+            return None
+        x_scale = attr_float(node, "x_scale", None)
+        w_attr = node.attributes.get("w_scales")
+        if x_scale is None or w_attr is None:
+            raise UnsupportedOpError(f"node {node.name!r}: int8 weights need x_scale and w_scales attributes")
+        y_type = attr_int(node, "y_type", ops.FLOAT)
+        y_scale = attr_float(node, "y_scale", None)
+        if y_type != ops.FLOAT and y_scale is None:
+            raise UnsupportedOpError(f"node {node.name!r}: y_type {y_type} needs a y_scale attribute")
+        return Quant(
+            x_scale,
+            np.asarray(w_attr.as_floats(), dtype=np.float32),
+            y_scale,
+            y_type,
+            attr_float(node, "sum_scale", None),
+        )
+
+
+def _weights(b: Builder, node: ir.Node) -> np.ndarray:
+    w = b.constant_array(node, 1)
+    if w is None:
+        raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): weights must be a constant initializer")
+    return w
+
+
+def _post_ops_and_dst(
+    b: Builder, node: ir.Node, dst_dims: tuple[int, ...], q: Quant | None
+) -> tuple[dnnl.PostOps, Tensor | None, float, int]:
+    """Post-op chain; the residual tensor (if any) with the scale and type its sum post-op needs."""
+    chain = ops.decode_post_ops(list(node.attributes["post_ops"].as_strings()) if "post_ops" in node.attributes else [])
+    post_ops = dnnl.PostOps()
+    residual = None
+    sum_scale, sum_dtype = 1.0, dnnl.DT_UNDEF
+    for op in chain:
+        if op.kind == "sum":
+            if len(node.inputs) < 4 or node.inputs[3] is None:
+                raise UnsupportedOpError(f"node {node.name!r}: post-op 'sum' without a Sum input")
+            residual = b.input(node, 3)
+            if tuple(residual.dims) != tuple(dst_dims):
+                raise UnsupportedOpError(
+                    f"node {node.name!r}: Sum input shape {residual.dims} differs from output shape {dst_dims}"
+                )
+            if residual.dtype in (dnnl.DT_U8, dnnl.DT_S8):
+                if q is None or q.sum_scale is None:
+                    raise UnsupportedOpError(f"node {node.name!r}: int8 Sum input needs a sum_scale attribute")
+                sum_scale, sum_dtype = q.sum_scale, residual.dtype
+            post_ops.append_sum(sum_scale, sum_dtype)
+        else:
+            post_ops.append_eltwise(*eltwise_params(op.kind, op.params))
+    return post_ops, residual, sum_scale, sum_dtype
+
+
+def _dst_for_sum(b: Builder, node: ir.Node, residual: Tensor, dst_md: dnnl.MemoryDesc, q: Quant | None) -> Tensor:
+    """The conv's dst, holding the residual before the conv runs (in place when it is safe)."""
+    same_bytes = residual.md == dst_md or (
+        residual.md.size == dst_md.size and residual.md.like(dst_md.dtype) == dst_md
+    )
+    if same_bytes and b.is_last_use(node, 3) and not residual.storage.external:
+        return b.view(residual, dst_md)
+    dst = b.new_tensor(dst_md)
+    if residual.dtype in (dnnl.DT_U8, dnnl.DT_S8) and dst_md.dtype in (dnnl.DT_U8, dnnl.DT_S8):
+        # The sum post-op reads the copied residual with the residual's own scale and type.
+        b.reorder(residual, b.view(dst, dst_md.like(residual.dtype)), label=f"residual for {node.name}")
+    elif residual.dtype in (dnnl.DT_U8, dnnl.DT_S8):
+        raise UnsupportedOpError(f"node {node.name!r}: int8 Sum input with a float output is not supported")
+    else:
+        b.reorder(residual, dst, label=f"residual for {node.name}")
+    return dst
+
+
+def _scale_args(b: Builder, q: Quant | None, weights_mask: int) -> tuple[dict[int, int], list]:
+    if q is None:
+        return {}, []
+    masks = {dnnl.ARG_SRC: 0, dnnl.ARG_WEIGHTS: weights_mask}
+    args = [
+        (dnnl.ARG_ATTR_SCALES | dnnl.ARG_SRC, b.scales([q.x_scale])),
+        (dnnl.ARG_ATTR_SCALES | dnnl.ARG_WEIGHTS, b.scales(q.w_scales)),
+    ]
+    if q.y_type != ops.FLOAT:
+        masks[dnnl.ARG_DST] = 0
+        args.append((dnnl.ARG_ATTR_SCALES | dnnl.ARG_DST, b.scales([q.y_scale])))
+    return masks, args
+
+
+def _bias(b: Builder, node: ir.Node, channels: int):
+    if len(node.inputs) < 3 or node.inputs[2] is None:
+        return None
+    bias = b.constant_array(node, 2)
+    if bias is None:
+        raise UnsupportedOpError(f"node {node.name!r}: bias must be a constant initializer")
+    return b.const(bias.astype(np.float32).reshape(channels))
+
+
+def _finish(b: Builder, node, pd, src, weights_const, bias, residual, q, scale_args, dst_md):
+    src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
+    dst = _dst_for_sum(b, node, residual, dst_md, q) if residual is not None else b.new_tensor(dst_md)
+    args = [(dnnl.ARG_SRC, src_t), (dnnl.ARG_WEIGHTS, weights_const), (dnnl.ARG_DST, dst)]
+    if bias is not None:
+        args.append((dnnl.ARG_BIAS, bias))
+    b.add_step(pd, args + scale_args, node.name)
+    b.set_output(node, dst)
+
+
+@lowering("Conv", domain=ops.DOMAIN)
+def conv(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    w = _weights(b, node)
+    q = Quant.of(node, w)
+    if len(src.dims) != 4 or w.ndim != 4:
+        raise UnsupportedOpError(f"node {node.name!r}: only 2-D convolutions (4-D tensors) are supported")
+    n, c, h, wd = src.dims
+    oc, icg, kh, kw = w.shape
+    group = attr_int(node, "group", 1)
+    strides = attr_ints(node, "strides", [1, 1])
+    dil = attr_ints(node, "dilations", [1, 1])
+    pads = attr_ints(node, "pads", [0, 0, 0, 0])
+    if icg * group != c:
+        raise UnsupportedOpError(
+            f"node {node.name!r}: input has {c} channels but weights expect {icg} x {group} groups"
+        )
+    oh = (h + pads[0] + pads[2] - ((kh - 1) * dil[0] + 1)) // strides[0] + 1
+    ow = (wd + pads[1] + pads[3] - ((kw - 1) * dil[1] + 1)) // strides[1] + 1
+    dst_dims = (n, oc, oh, ow)
+    w_dims = (group, oc // group, icg, kh, kw) if group > 1 else (oc, icg, kh, kw)
+    w_dt = dnnl.DT_S8 if q else dnnl.DT_F32
+    src_dt = src.dtype
+    if (q is None) != (src_dt == dnnl.DT_F32):
+        raise UnsupportedOpError(
+            f"node {node.name!r}: {'int8' if q else 'float'} weights with a "
+            f"{'float' if src_dt == dnnl.DT_F32 else 'int8'} input"
+        )
+    dst_dt = ONNX_TO_DNNL[q.y_type] if q else dnnl.DT_F32
+    post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q)
+    masks, scale_args = _scale_args(b, q, 0b11 if group > 1 else 0b1)
+    bias = _bias(b, node, oc)
+    pd = dnnl.convolution_pd(
+        dnnl.MemoryDesc.any(src.dims, src_dt),
+        dnnl.MemoryDesc.any(w_dims, w_dt),
+        bias.memory.md if bias else None,
+        dnnl.MemoryDesc.any(dst_dims, dst_dt),
+        strides,
+        [d - 1 for d in dil],
+        pads[:2],
+        pads[2:],
+        dnnl.Attr(masks, post_ops),
+    )
+    w_const = b.reordered_const(node.inputs[1].name, w, w_dims, pd.md(dnnl.QUERY_WEIGHTS_MD))
+    _finish(b, node, pd, src, w_const, bias, residual, q, scale_args, pd.md(dnnl.QUERY_DST_MD))
+
+
+@lowering("Dense", domain=ops.DOMAIN)
+def dense(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    w = _weights(b, node)
+    q = Quant.of(node, w)
+    if w.ndim != 2:
+        raise UnsupportedOpError(f"node {node.name!r}: Dense weights must be 2-D [M, K], got {w.shape}")
+    m, k = w.shape
+    n = src.dims[0]
+    if int(np.prod(src.dims[1:])) != k:
+        raise UnsupportedOpError(f"node {node.name!r}: input {src.dims} does not flatten to {k} features")
+    if len(src.dims) != 2:
+        src = b.view(b.as_plain(src, node.name), dnnl.MemoryDesc.plain((n, k), src.dtype))
+    dst_dims = (n, m)
+    dst_dt = ONNX_TO_DNNL[q.y_type] if q else dnnl.DT_F32
+    post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q)
+    masks, scale_args = _scale_args(b, q, 0b1)
+    bias = _bias(b, node, m)
+    pd = dnnl.inner_product_pd(
+        dnnl.MemoryDesc.any((n, k), src.dtype),
+        dnnl.MemoryDesc.any((m, k), NUMPY_TO_DNNL[w.dtype]),
+        bias.memory.md if bias else None,
+        dnnl.MemoryDesc.any(dst_dims, dst_dt),
+        dnnl.Attr(masks, post_ops),
+    )
+    w_const = b.reordered_const(node.inputs[1].name, w, (m, k), pd.md(dnnl.QUERY_WEIGHTS_MD))
+    _finish(b, node, pd, src, w_const, bias, residual, q, scale_args, pd.md(dnnl.QUERY_DST_MD))

@@ -1,0 +1,109 @@
+"""Lowerings of data-movement ops: Flatten, Reshape, Squeeze, Unsqueeze, Identity, Transpose, Concat.
+
+Shape-only ops are views over a plain copy of their input (free when it is plain already);
+Transpose is one reorder; Concat is oneDNN's concat in the layout its inputs already have.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit.errors import UnsupportedOpError
+from int8kit.runtime import dnnl
+from int8kit.runtime.compile import Builder, attr_int, attr_ints, lowering
+
+
+def _reshaped(b: Builder, node: ir.Node, dims: tuple[int, ...]) -> None:
+    src = b.input(node, 0)
+    if math.prod(dims) != math.prod(src.dims):
+        raise UnsupportedOpError(f"node {node.name!r}: cannot reshape {src.dims} to {dims}")
+    plain = b.as_plain(src, node.name)
+    b.set_output(node, b.view(plain, dnnl.MemoryDesc.plain(dims, src.dtype)))
+
+
+@lowering("Flatten")
+def flatten(b: Builder, node: ir.Node) -> None:
+    dims = b.input(node, 0).dims
+    axis = attr_int(node, "axis", 1) % (len(dims) + 1)
+    _reshaped(b, node, (math.prod(dims[:axis]), math.prod(dims[axis:])))
+
+
+@lowering("Reshape")
+def reshape(b: Builder, node: ir.Node) -> None:
+    src_dims = b.input(node, 0).dims
+    shape = b.constant_array(node, 1)
+    if shape is None:
+        raise UnsupportedOpError(f"node {node.name!r}: Reshape needs a constant shape")
+    dims = [int(s) for s in shape.reshape(-1)]
+    if not attr_int(node, "allowzero", 0):
+        dims = [src_dims[i] if d == 0 else d for i, d in enumerate(dims)]
+    if -1 in dims:
+        known = math.prod(d for d in dims if d != -1)
+        dims[dims.index(-1)] = math.prod(src_dims) // max(known, 1)
+    _reshaped(b, node, tuple(dims))
+
+
+def _axes(b: Builder, node: ir.Node, rank: int) -> list[int]:
+    axes = b.constant_array(node, 1)
+    values = [int(a) for a in axes.reshape(-1)] if axes is not None else attr_ints(node, "axes")
+    return sorted(a % rank for a in values)
+
+
+@lowering("Squeeze")
+def squeeze(b: Builder, node: ir.Node) -> None:
+    dims = b.input(node, 0).dims
+    axes = _axes(b, node, len(dims)) or [i for i, d in enumerate(dims) if d == 1]
+    _reshaped(b, node, tuple(d for i, d in enumerate(dims) if i not in axes))
+
+
+@lowering("Unsqueeze")
+def unsqueeze(b: Builder, node: ir.Node) -> None:
+    dims = list(b.input(node, 0).dims)
+    axes = b.constant_array(node, 1)
+    raw = [int(a) for a in axes.reshape(-1)] if axes is not None else attr_ints(node, "axes")
+    rank = len(dims) + len(raw)
+    for a in sorted(x % rank for x in raw):
+        dims.insert(a, 1)
+    _reshaped(b, node, tuple(dims))
+
+
+@lowering("Identity", "Dropout")
+def identity(b: Builder, node: ir.Node) -> None:
+    b.set_output(node, b.input(node, 0))
+
+
+@lowering("Transpose")
+def transpose(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    rank = len(src.dims)
+    perm = attr_ints(node, "perm", list(reversed(range(rank))))
+    out_dims = tuple(src.dims[p] for p in perm)
+    dst = b.new_tensor(dnnl.MemoryDesc.plain(out_dims, src.dtype))
+    # Describe the output buffer in the input's axis order: output axis k is input axis perm[k].
+    dst_in_src_axes = b.view(dst, dst.md.permute_axes(perm))
+    b.reorder(src, dst_in_src_axes, node.name)
+    b.set_output(node, dst)
+
+
+@lowering("Concat")
+def concat(b: Builder, node: ir.Node) -> None:
+    srcs = [b.input(node, i) for i in range(len(node.inputs))]
+    rank = len(srcs[0].dims)
+    axis = attr_int(node, "axis", 1) % rank
+    dtypes = {s.dtype for s in srcs}
+    if len(dtypes) != 1:
+        raise UnsupportedOpError(f"node {node.name!r}: Concat of mixed data types")
+    if any(np.delete(np.array(s.dims), axis).tolist() != np.delete(np.array(srcs[0].dims), axis).tolist() for s in srcs):
+        raise UnsupportedOpError(f"node {node.name!r}: Concat inputs {[s.dims for s in srcs]} differ off axis {axis}")
+    out_dims = list(srcs[0].dims)
+    out_dims[axis] = sum(s.dims[axis] for s in srcs)
+    first_tag = srcs[0].md.tag()
+    dst_md = dnnl.MemoryDesc.with_tag(out_dims, srcs[0].dtype, first_tag or dnnl.PLAIN_TAG[rank])
+    pd = dnnl.concat_pd(dst_md, axis, [s.md for s in srcs], dnnl.Attr())
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    args = [(dnnl.ARG_MULTIPLE_SRC + i, s) for i, s in enumerate(srcs)] + [(dnnl.ARG_DST, dst)]
+    b.add_step(pd, args, node.name)
+    b.set_output(node, dst)

@@ -1,0 +1,246 @@
+"""Lowerings of element-wise ops, softmax, pooling and the quantize/dequantize/requantize borders.
+
+These ops run in whatever layout their input already has, so data never changes layout between
+two convolutions just because an activation or a pooling sits between them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit import ops
+from int8kit.errors import UnsupportedOpError
+from int8kit.runtime import dnnl
+from int8kit.runtime.compile import (
+    ONNX_TO_DNNL,
+    Builder,
+    attr_float,
+    attr_int,
+    attr_ints,
+    attr_str,
+    lowering,
+)
+
+
+def _eltwise(b: Builder, node: ir.Node, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:
+    src = b.input(node, 0)
+    pd = dnnl.eltwise_pd(alg, src.md, src.md, alpha, beta, dnnl.Attr())
+    dst = b.view(src, src.md) if b.is_last_use(node, 0) and not src.storage.external else b.new_tensor(src.md)
+    b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, dst)
+
+
+@lowering("Relu")
+def relu(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_RELU)
+
+
+@lowering("LeakyRelu")
+def leaky_relu(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_RELU, attr_float(node, "alpha", 0.01))
+
+
+@lowering("Sigmoid")
+def sigmoid(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_LOGISTIC)
+
+
+@lowering("Tanh")
+def tanh(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_TANH)
+
+
+@lowering("HardSwish")
+def hardswish(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_HARDSWISH, 1.0 / 6.0, 0.5)
+
+
+@lowering("HardSigmoid")
+def hardsigmoid(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_HARDSIGMOID, attr_float(node, "alpha", 0.2), attr_float(node, "beta", 0.5))
+
+
+@lowering("Clip")
+def clip(b: Builder, node: ir.Node) -> None:
+    lo = b.constant_array(node, 1)
+    hi = b.constant_array(node, 2)
+    for i, bound in ((1, lo), (2, hi)):
+        if bound is None and i < len(node.inputs) and node.inputs[i] is not None:
+            raise UnsupportedOpError(f"node {node.name!r}: Clip bounds must be constants")
+    lo_v = float(lo) if lo is not None else -math.inf
+    hi_v = float(hi) if hi is not None else math.inf
+    _eltwise(b, node, dnnl.ELTWISE_CLIP_V2, max(lo_v, -3.4e38), min(hi_v, 3.4e38))
+
+
+_BINARY = {
+    "Add": dnnl.BINARY_ADD,
+    "Mul": dnnl.BINARY_MUL,
+    "Sub": dnnl.BINARY_SUB,
+    "Div": dnnl.BINARY_DIV,
+    "Max": dnnl.BINARY_MAX,
+    "Min": dnnl.BINARY_MIN,
+}
+
+
+@lowering(*_BINARY)
+def binary(b: Builder, node: ir.Node) -> None:
+    operands = []
+    for i in range(2):
+        const = b.constant_array(node, i)
+        operands.append(const if const is not None else b.input(node, i))
+    if all(isinstance(o, np.ndarray) for o in operands):
+        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} of two constants (fold it first)")
+    shapes = [o.shape if isinstance(o, np.ndarray) else o.dims for o in operands]
+    out_shape = tuple(np.broadcast_shapes(*shapes))
+    a, c = operands
+    if tuple(shapes[0]) != out_shape or isinstance(a, np.ndarray):
+        if node.op_type not in ("Add", "Mul", "Max", "Min") or tuple(shapes[1]) != out_shape:
+            raise UnsupportedOpError(
+                f"node {node.name!r}: {node.op_type} broadcasts its first input {shapes[0]} to {out_shape}"
+            )
+        a, c = c, a
+    if isinstance(c, np.ndarray):
+        full = c.astype(np.float32).reshape((1,) * (len(out_shape) - c.ndim) + c.shape)
+        src1 = b.const(full)
+    else:
+        src1 = c
+        if len(c.dims) != len(out_shape):
+            src1 = b.view(b.as_plain(c, node.name), dnnl.MemoryDesc.plain((1,) * (len(out_shape) - len(c.dims)) + c.dims, c.dtype))
+        elif c.dims == a.dims:
+            src1 = b.as_md(c, a.md, node.name)
+    src1_md = src1.memory.md if not hasattr(src1, "storage") else src1.md
+    pd = dnnl.binary_pd(_BINARY[node.op_type], a.md, src1_md, a.md, dnnl.Attr())
+    in_place = b.is_last_use(node, 0 if operands[0] is a else 1) and not a.storage.external
+    dst = b.view(a, a.md) if in_place else b.new_tensor(a.md)
+    b.add_step(pd, [(dnnl.ARG_SRC, a), (dnnl.ARG_SRC_1, src1), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, dst)
+
+
+@lowering("Softmax")
+def softmax(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    axis = attr_int(node, "axis", -1) % len(src.dims)
+    src = b.as_plain(src, node.name)
+    pd = dnnl.softmax_pd(src.md, src.md, axis, dnnl.Attr())
+    dst = b.new_tensor(src.md)
+    b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, dst)
+
+
+def _pool_geometry(node: ir.Node, spatial: tuple[int, ...], kernel: list[int]):
+    nd = len(spatial)
+    strides = attr_ints(node, "strides", [1] * nd)
+    dilations = attr_ints(node, "dilations", [1] * nd)
+    pads = attr_ints(node, "pads", [0] * (2 * nd))
+    auto_pad = attr_str(node, "auto_pad", "NOTSET")
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0] * (2 * nd)
+        for i in range(nd):
+            out = -(-spatial[i] // strides[i])
+            total = max((out - 1) * strides[i] + eff[i] - spatial[i], 0)
+            small, big = total // 2, total - total // 2
+            pads[i], pads[i + nd] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * nd)
+    pad_l, pad_r = pads[:nd], list(pads[nd:])
+    out = []
+    ceil = attr_int(node, "ceil_mode", 0)
+    for i in range(nd):
+        span = spatial[i] + pad_l[i] + pad_r[i] - eff[i]
+        o = (-(-span // strides[i]) if ceil else span // strides[i]) + 1
+        if ceil and (o - 1) * strides[i] >= spatial[i] + pad_l[i]:
+            o -= 1  # the last window must start inside the input (ONNX rule)
+        pad_r[i] = max(pad_r[i], (o - 1) * strides[i] + eff[i] - spatial[i] - pad_l[i])
+        out.append(o)
+    return strides, [d - 1 for d in dilations], pad_l, pad_r, out
+
+
+def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None) -> None:
+    src = b.input(node, 0)
+    spatial = src.dims[2:]
+    if kernel is None:  # global pooling
+        kernel = list(spatial)
+        strides, dil, pad_l, pad_r, out = [1] * len(spatial), [0] * len(spatial), [0] * len(spatial), [0] * len(spatial), [1] * len(spatial)
+    else:
+        strides, dil, pad_l, pad_r, out = _pool_geometry(node, spatial, kernel)
+    dst_dims = (*src.dims[:2], *out)
+    pd = dnnl.pooling_pd(
+        alg, src.md, dnnl.MemoryDesc.any(dst_dims, src.dtype), strides, kernel, dil, pad_l, pad_r, dnnl.Attr()
+    )
+    src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, dst)
+
+
+@lowering("MaxPool")
+def max_pool(b: Builder, node: ir.Node) -> None:
+    if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
+        raise UnsupportedOpError(f"node {node.name!r}: MaxPool Indices output is not supported")
+    if attr_int(node, "storage_order", 0):
+        raise UnsupportedOpError(f"node {node.name!r}: MaxPool storage_order=1 is not supported")
+    _pool(b, node, dnnl.POOLING_MAX, attr_ints(node, "kernel_shape"))
+
+
+@lowering("AveragePool")
+def average_pool(b: Builder, node: ir.Node) -> None:
+    include = attr_int(node, "count_include_pad", 0)
+    alg = dnnl.POOLING_AVG_INCLUDE_PADDING if include else dnnl.POOLING_AVG_EXCLUDE_PADDING
+    _pool(b, node, alg, attr_ints(node, "kernel_shape"))
+
+
+@lowering("GlobalAveragePool")
+def global_average_pool(b: Builder, node: ir.Node) -> None:
+    _pool(b, node, dnnl.POOLING_AVG_EXCLUDE_PADDING, None)
+
+
+@lowering("GlobalMaxPool")
+def global_max_pool(b: Builder, node: ir.Node) -> None:
+    _pool(b, node, dnnl.POOLING_MAX, None)
+
+
+def _scalar_scale(b: Builder, node: ir.Node, what: str) -> float:
+    scale = b.constant_array(node, 1)
+    if scale is None or scale.size != 1:
+        raise UnsupportedOpError(
+            f"node {node.name!r}: {node.op_type} needs a constant scalar scale on {what} (per-axis activation "
+            "quantization is not supported)"
+        )
+    zp = b.constant_array(node, 2)
+    if zp is not None and np.any(zp != 0):
+        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} with a non-zero zero point (convert it)")
+    return float(scale.reshape(-1)[0])
+
+
+@lowering("QuantizeLinear")
+def quantize_linear(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    scale = _scalar_scale(b, node, "its input")
+    zp = b.constant_array(node, 2)
+    dtype = dnnl.DT_S8 if zp is not None and zp.dtype == np.int8 else dnnl.DT_U8
+    tag = dnnl.TAG_ACDB if len(src.dims) == 4 else dnnl.PLAIN_TAG[len(src.dims)]
+    dst = b.new_tensor(dnnl.MemoryDesc.with_tag(src.dims, dtype, tag))
+    b.reorder(src, dst, node.name, dst_scale=scale)
+    b.set_output(node, dst)
+
+
+@lowering("DequantizeLinear")
+def dequantize_linear(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    scale = _scalar_scale(b, node, "its input")
+    dst = b.new_tensor(src.md.like(dnnl.DT_F32))
+    b.reorder(src, dst, node.name, src_scale=scale)
+    b.set_output(node, dst)
+
+
+@lowering("Requantize", domain=ops.DOMAIN)
+def requantize(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    y_type = ONNX_TO_DNNL[attr_int(node, "y_type", ops.UINT8)]
+    dst = b.new_tensor(src.md.like(y_type))
+    b.reorder(src, dst, node.name, src_scale=attr_float(node, "x_scale", 1.0), dst_scale=attr_float(node, "y_scale", 1.0))
+    b.set_output(node, dst)
