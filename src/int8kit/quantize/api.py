@@ -1,0 +1,190 @@
+"""Post-training quantization: FP32 ONNX model + calibration data -> standard ONNX QDQ model.
+
+Steps: intake (opset >= 13, constants to initializers, BN folded into convs so the int8 weight scales
+are those of the weights that really run), plan (which tensors and weights), calibrate (streaming
+observers over a seeded sample), scheme (ranges -> scales), write (QDQ pairs, int8 weights).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from int8kit.errors import ConfigError, ModelError
+from int8kit.quantize.calibrate import BACKENDS, ActivationSource, Progress, calibrate
+from int8kit.quantize.observers import METHODS
+from int8kit.quantize.plan import SUPPORTED_OPS, QuantPlan, plan_quantization
+from int8kit.quantize.qdq_writer import write_qdq
+from int8kit.quantize.samples import CalibrationSamples
+from int8kit.quantize.scheme import QParams, activation_qparams
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """Everything that decides the quantized model; recorded in its metadata."""
+
+    method: str = "minmax"  # one of observers.METHODS
+    num_samples: int = 300
+    seed: int = 0
+    batch_size: int = 8
+    percentile: float = 99.99  # for method="percentile"
+    op_types: tuple[str, ...] = SUPPORTED_OPS
+    exclude_nodes: tuple[str, ...] = ()
+    per_channel: bool = True  # per-output-channel weight scales (False: one scale per weight)
+    backend: str = "auto"  # where FP32 activations come from: auto, int8kit, onnxruntime
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown calibration method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.num_samples <= 0:
+            raise ConfigError(f"num_samples must be positive, got {self.num_samples}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
+        if not 0 < self.percentile <= 100:
+            raise ConfigError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
+        # Accept lists from callers; keep the dataclass hashable.
+        object.__setattr__(self, "op_types", tuple(self.op_types))
+        object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """One calibrated activation tensor: its observed range and the resulting quantization."""
+
+    name: str
+    lo: float
+    hi: float
+    qparams: QParams
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    model: onnx.ModelProto
+    tensors: tuple[TensorQuant, ...]
+    plan: QuantPlan
+    num_samples: int
+    config: QuantizeConfig = field(default_factory=QuantizeConfig)
+
+
+def quantize(
+    model: str | os.PathLike | onnx.ModelProto,
+    data: Any,
+    config: QuantizeConfig | None = None,
+    *,
+    source: ActivationSource | None = None,
+    progress: Progress | None = None,
+) -> QuantizeResult:
+    """Quantize and return the QDQ model with what was calibrated (for summaries and tests)."""
+    config = config or QuantizeConfig()
+    fp32 = prepare(model)
+    plan = plan_quantization(fp32, config.op_types, config.exclude_nodes)
+    samples = CalibrationSamples(data, config.num_samples, config.seed)
+    observed = calibrate(
+        fp32,
+        [t for g in plan.groups for t in g],
+        samples,
+        method=config.method,
+        percentile=config.percentile,
+        batch_size=config.batch_size,
+        source=source,
+        backend=config.backend,
+        num_threads=config.num_threads,
+        progress=progress,
+    )
+    qparams: dict[str, QParams] = {}
+    for group in plan.groups:
+        lo = min(observed[t][0] for t in group)
+        hi = max(observed[t][1] for t in group)
+        qp = activation_qparams(lo, hi, unsigned=group[0] in plan.unsigned)
+        qparams.update(dict.fromkeys(group, qp))
+    if not config.per_channel:
+        plan = _per_tensor(plan)
+    qdq = write_qdq(fp32, plan, qparams)
+    _record(qdq, config, len(samples))
+    tensors = tuple(TensorQuant(t, *observed[t], qparams[t]) for t in plan.activations)
+    return QuantizeResult(qdq, tensors, plan, len(samples), config)
+
+
+def quantize_model(
+    model_path: str | os.PathLike | onnx.ModelProto,
+    data: Any,
+    config: QuantizeConfig | None = None,
+    output: str | os.PathLike | None = None,
+) -> onnx.ModelProto:
+    """The QDQ model of `model_path` calibrated on `data`; also saved to `output` when given."""
+    qdq = quantize(model_path, data, config).model
+    if output is not None:
+        save_model(qdq, output)
+    return qdq
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if model.ByteSize() > 2**31 - 2**20:  # protobuf's 2 GB limit
+        onnx.save_model(model, path, save_as_external_data=True, location=path.name + ".data")
+    else:
+        onnx.save_model(model, path)
+    logger.info("wrote %s", path)
+
+
+def prepare(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
+    """The FP32 model after int8kit's intake, as a proto with every node named."""
+    import onnx_ir as ir
+
+    from int8kit.ir.intake import intake
+
+    try:
+        proto = ir.serde.serialize_model(intake(model))
+    except ModelError:
+        raise
+    except Exception as exc:  # a broken graph the intake passes choke on
+        raise ModelError(f"{model if not isinstance(model, onnx.ModelProto) else 'model'}: {exc}") from exc
+    taken = {n.name for n in proto.graph.node}
+    for i, node in enumerate(proto.graph.node):
+        if not node.name:
+            name, k = f"{node.op_type}_{i}", 1
+            while name in taken:
+                name, k = f"{node.op_type}_{i}_{k}", k + 1
+            node.name = name
+            taken.add(name)
+    return proto
+
+
+def _per_tensor(plan: QuantPlan) -> QuantPlan:
+    """Per-tensor weights are what old runtimes want; axis None means one scale (see qdq_writer)."""
+    from dataclasses import replace
+
+    from int8kit.quantize.plan import WeightSpec
+
+    uses = tuple((n, i, WeightSpec(s.name, s.axis, per_channel=False)) for n, i, s in plan.weight_uses)
+    return replace(plan, weight_uses=uses)
+
+
+def _record(model: onnx.ModelProto, config: QuantizeConfig, num_samples: int) -> None:
+    import json
+    from dataclasses import asdict
+
+    import int8kit
+
+    meta: Mapping[str, str] = {
+        "int8kit.version": int8kit.__version__,
+        "int8kit.quantize.config": json.dumps(asdict(config)),
+        "int8kit.quantize.samples": str(num_samples),
+    }
+    keep = [p for p in model.metadata_props if p.key not in meta]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
