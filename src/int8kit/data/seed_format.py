@@ -82,7 +82,10 @@ def _derive_shape(path: Path, n: int, size: int, channels: int | None, dim: int 
         )
     per_image = body // n - 8
     if per_image <= 0 or per_image % 4:
-        raise DataError(f"{path}: {per_image + 8} bytes per image cannot hold a float32 image and a label")
+        raise DataError(
+            f"{path}: {per_image + 8} bytes per image cannot hold a float32 image and a label "
+            "(truncated, or not a seed data file)"
+        )
     values = per_image // 4
     for c in (channels,) if channels is not None else (3, 1):
         if values % c:
