@@ -14,7 +14,7 @@ import sys
 from int8kit.errors import Int8kitError
 
 # The order here is the order `int8kit --help` lists them.
-COMMANDS = ["info"]
+COMMANDS = ["info", "preprocess", "test", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
