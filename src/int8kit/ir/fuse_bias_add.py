@@ -40,11 +40,20 @@ def channel_vector(const: np.ndarray, out_channels: int, out_rank: int) -> np.nd
     return np.broadcast_to(const.reshape(-1), (out_channels,)).astype(np.float32)
 
 
+def _is_constant_add(node: ir.Node, operand: ir.Value) -> bool:
+    if not is_onnx_op(node, "Add") or len(node.inputs) != 2:
+        return False
+    other = node.inputs[1] if node.inputs[0] is operand else node.inputs[0]
+    return const_array(other) is not None
+
+
 def fold_following_bias(node: ir.Node, report: FusionReport) -> bool:
     """Fold the Add after int8kit Conv/Dense `node` into its bias; records a reason when it cannot."""
     consumer, why = sole_consumer(node.outputs[0])
     if consumer is None:
-        return False  # nothing follows that could be a bias Add; not a candidate
+        if any(_is_constant_add(use.node, node.outputs[0]) for use in node.outputs[0].uses()):
+            report.skip(node, why)  # a bias Add is there, but the output is needed unbiased too
+        return False
     if not is_onnx_op(consumer, "Add"):
         return False
     if post_ops(node):
