@@ -101,7 +101,9 @@ def _check_shapes(config: TestConfig, data: Dataset, image_input: InputInfo) -> 
 
 def _batch_at(data: Dataset, start: int, count: int, fixed: int | None) -> np.ndarray:
     """Read a batch into memory (outside the timer), padding a short last batch for fixed-batch models."""
-    images = np.ascontiguousarray(data.batch(start, count), dtype=np.float32)
+    images = data.batch(start, count)
+    # Copy views of the file into memory here, so page faults are not timed as model time.
+    images = np.array(images, dtype=np.float32, order="C", copy=not images.flags.owndata)
     if fixed is not None and count < fixed:
         images = np.concatenate([images, np.repeat(images[-1:], fixed - count, axis=0)])
     return images
