@@ -54,6 +54,35 @@ def test_every_value_gets_dtype_and_shape_matching_ort():
             assert tuple(out.shape) == actual[out.name].shape, out.name
 
 
+def test_int8kit_conv_shape_matches_onnx_conv():
+    r = rng()
+    attrs = {"strides": [2, 1], "pads": [1, 0, 2, 1], "dilations": [1, 2]}
+    w = r.standard_normal((5, 3, 3, 2)).astype(np.float32)
+    x = r.standard_normal((2, 3, 11, 9)).astype(np.float32)
+    onnx_conv = make_model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], **attrs)],
+        [vinfo("x", x.shape)],
+        [vinfo("y", None)],
+        [init("w", w)],
+    )
+    want = run_ort(onnx_conv, {"x": x})["y"].shape
+    custom = make_model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], domain=ops.DOMAIN, **attrs),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        [vinfo("x", x.shape)],
+        [vinfo("y", None)],
+        [init("w", w)],
+    )
+    custom.opset_import.append(helper.make_opsetid(ops.DOMAIN, ops.DOMAIN_VERSION))
+    model = ir.serde.deserialize_model(custom)
+    InferShapesPass()(model)
+    conv, relu = model.graph
+    assert tuple(conv.outputs[0].shape) == want and conv.outputs[0].dtype == ir.DataType.FLOAT
+    assert tuple(relu.outputs[0].shape) == want  # onnx inference ran on past the custom op
+
+
 def test_int8kit_ops_get_dtype_from_attributes():
     r = rng()
     w = r.integers(-127, 128, (4, 3, 1, 1)).astype(np.int8)
@@ -87,3 +116,5 @@ def test_int8kit_ops_get_dtype_from_attributes():
     assert c.dtype == ir.DataType.UINT8
     assert q.dtype == ir.DataType.INT8
     assert y.dtype == ir.DataType.FLOAT  # onnx inference continues after the custom ops
+    # The conv shape formula agrees with onnxruntime's FP32 Conv on the same geometry.
+    assert tuple(c.shape) == tuple(q.shape) == tuple(y.shape) == (1, 4, 4, 4)

@@ -3,7 +3,7 @@
 The quantizer needs dtypes to pick which tensors to observe, the converter needs ranks (Gemm vs
 MatMul, channel axes), and the dot view labels edges with them. onnx's shape inference does the
 standard ops; the int8kit-domain ops it does not know get their output dtype from their attributes
-(y_type) or, for the data-movement rule, from their input, so converted models are labelled too.
+(y_type) and their shape from the conv/dense formulas, so converted models are labelled too.
 """
 
 from __future__ import annotations
@@ -18,24 +18,58 @@ from int8kit.ops import DOMAIN
 logger = logging.getLogger(__name__)
 
 
-def _infer_int8kit_dtypes(model: ir.Model) -> bool:
+def _conv_shape(node: ir.Node) -> ir.Shape | None:
+    """Output shape of an int8kit Conv (2-D, NCHW), from X's and W's shapes and the attributes."""
+    x, w = node.inputs[0], node.inputs[1]
+    if x is None or w is None or x.shape is None or w.shape is None or len(x.shape) != 4:
+        return None
+    n, _, *spatial = x.shape
+    kernel = list(w.shape)[2:]
+    if not all(isinstance(d, int) for d in [*spatial, *kernel]):
+        return None
+    strides = node.attributes.get_ints("strides", [1, 1])
+    pads = node.attributes.get_ints("pads", [0, 0, 0, 0])
+    dilations = node.attributes.get_ints("dilations", [1, 1])
+    out = [
+        (size + pads[i] + pads[i + 2] - dilations[i] * (kernel[i] - 1) - 1) // strides[i] + 1
+        for i, size in enumerate(spatial)
+    ]
+    return ir.Shape([n, w.shape[0], *out])
+
+
+def _dense_shape(node: ir.Node) -> ir.Shape | None:
+    x, w = node.inputs[0], node.inputs[1]
+    if x is None or w is None or x.shape is None or w.shape is None or not len(x.shape):
+        return None
+    return ir.Shape([x.shape[0], w.shape[0]])
+
+
+def _infer_int8kit(model: ir.Model) -> bool:
+    """Output dtype (and shape) of int8kit-domain ops, which onnx's inference does not know."""
     modified = False
-    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+    for node in model.graph:
         if node.domain != DOMAIN or not node.outputs:
             continue
         out = node.outputs[0]
-        if out.dtype is not None:
-            continue
-        y_type = node.attributes.get_int("y_type", None)
-        if y_type is not None:
-            out.dtype = ir.DataType(y_type)
-        elif node.op_type in ("Conv", "Dense"):
-            out.dtype = ir.DataType.FLOAT
-        else:
-            continue
-        if node.op_type == "Requantize" and out.shape is None and node.inputs[0] is not None:
-            out.shape = node.inputs[0].shape
-        modified = True
+        if out.dtype is None:
+            y_type = node.attributes.get_int("y_type", None)
+            if y_type is not None:
+                out.dtype = ir.DataType(y_type)
+                modified = True
+            elif node.op_type in ("Conv", "Dense"):
+                out.dtype = ir.DataType.FLOAT
+                modified = True
+        if out.shape is None:
+            shape = None
+            if node.op_type == "Conv":
+                shape = _conv_shape(node)
+            elif node.op_type == "Dense":
+                shape = _dense_shape(node)
+            elif node.op_type == "Requantize" and node.inputs[0] is not None:
+                shape = node.inputs[0].shape
+            if shape is not None:
+                out.shape = shape
+                modified = True
     return modified
 
 
@@ -43,8 +77,15 @@ class InferShapesPass(ir.passes.InPlacePass):
     """onnx shape inference (non-strict: unknown ops are skipped, not fatal) plus int8kit-op dtypes."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        result = ShapeInferencePass(check_type=False, strict_mode=False, data_prop=True)(model)
-        modified = _infer_int8kit_dtypes(model) or result.modified
+        onnx_pass = ShapeInferencePass(check_type=False, strict_mode=False, data_prop=True)
+        modified = onnx_pass(model).modified
+        # int8kit ops in order, each followed by onnx inference for the standard ops after it;
+        # bounded by the number of int8kit ops, normally one or two rounds as values all resolve.
+        for _ in range(sum(1 for n in model.graph if n.domain == DOMAIN)):
+            if not _infer_int8kit(model):
+                break
+            onnx_pass(model)
+            modified = True
         unknown = [v.name for node in model.graph for v in node.outputs if v.dtype is None or v.shape is None]
         if unknown:
             logger.info("%d values still lack dtype or shape, e.g. %s", len(unknown), unknown[:5])

@@ -1,9 +1,10 @@
 """The intake pipeline: the one place that names the order of the intake passes.
 
 Order matters: the opset upgrade first (later passes only know opset >= 13 forms); constants become
-initializers before anything looks for constant weights; Identity/Dropout go before the folds so
-Conv -> BN and Pad -> Conv are direct neighbours; shape inference after the graph stops changing
-shape; ids last, on the sorted graph, so they follow topological order.
+initializers, and initializers stop being (overridable) graph inputs, before anything looks for
+constant weights; Identity/Dropout go before the folds so Conv -> BN and Pad -> Conv are direct
+neighbours; shape inference after the graph stops changing shape; ids last, on the sorted graph, so
+they follow topological order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from onnx_ir.passes.common import TopologicalSortPass
 
 from int8kit.ir.constants_to_initializers import ConstantsToInitializersPass
 from int8kit.ir.drop_identity import DropIdentityPass
+from int8kit.ir.drop_initializer_inputs import DropInitializerInputsPass
 from int8kit.ir.fold_batchnorm import FoldBatchNormPass
 from int8kit.ir.fold_pad_into_conv import FoldPadIntoConvPass
 from int8kit.ir.infer_shapes import InferShapesPass
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 INTAKE_PASSES: tuple[ir.passes.PassBase, ...] = (
     UpgradeOpsetPass(),
     ConstantsToInitializersPass(),
+    DropInitializerInputsPass(),
     DropIdentityPass(),
     FoldPadIntoConvPass(),
     FoldBatchNormPass(),
