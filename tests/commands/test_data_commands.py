@@ -85,7 +85,10 @@ def images(tmp_path_factory):
     return folder, names
 
 
-def test_preprocess_then_test(images, tmp_path, capsys):
+@pytest.mark.parametrize("backend", ["onnxruntime", "int8kit"])
+def test_preprocess_then_test(images, tmp_path, capsys, backend):
+    if backend == "int8kit":
+        pytest.importorskip("int8kit.runtime.predictor")
     folder, names = images
     out = tmp_path / "val.bin"
     args = ["preprocess", "--local", "--data-dir", str(folder), "--output-file", str(out)]
@@ -104,7 +107,7 @@ def test_preprocess_then_test(images, tmp_path, capsys):
     model = tiny_model(tmp_path / "m.onnx", seed=1)
     report = tmp_path / "r.json"
     argv = ["test", "--infer-model", str(model), "--infer-data", str(out), "--batch-size", "5"]
-    assert main([*argv, "--backend", "onnxruntime", "--json", str(report)]) == 0
+    assert main([*argv, "--backend", backend, "--json", str(report)]) == 0
     text = capsys.readouterr().out
     record = json.loads(report.read_text())
     top1 = direct_accuracy(model, expected, labels, 1)
@@ -112,7 +115,7 @@ def test_preprocess_then_test(images, tmp_path, capsys):
     assert record["top5"] == pytest.approx(direct_accuracy(model, expected, labels, 5), abs=1e-12)
     assert record["images"] == 13 and record["iterations"] == 3
     assert f"{top1:.4f}" in text and "batch latency" in text and "p99" in text
-    assert record["environment"]["cpu"] and record["config"]["backend"] == "onnxruntime"
+    assert record["environment"]["cpu"] and record["config"]["backend"] == backend
 
 
 def test_compact_preprocess_same_accuracy(images, tmp_path, capsys):
@@ -205,6 +208,7 @@ def test_report_table_csv_and_plot(images, tmp_path, capsys):
     assert float(row["INT8 top-1"]) == pytest.approx(int8_top1)
     assert float(row["top-1 diff"]) == pytest.approx(int8_top1 - fp32_top1)
     results = json.loads(js.read_text())[0]
+    assert row["FP32 backend"] == row["INT8 backend"] == "onnxruntime" and row["images"] == "13"
     assert float(row["INT8/FP32"]) == pytest.approx(results["int8"]["fps"] / results["fp32"]["fps"])
     with Image.open(png) as img:
         assert img.format == "PNG" and img.size[0] > 300

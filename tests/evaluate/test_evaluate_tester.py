@@ -186,3 +186,19 @@ def test_int8kit_backend_matches(dataset):
     assert result.images == 23
     assert result.top1 == reference_topk(scores, labels, 1) / 23
     assert result.top5 == reference_topk(scores, labels, 5) / 23
+
+
+def test_npy_images_without_labels(tmp_path):
+    images = np.random.default_rng(8).normal(size=(9, 3, 4, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", images)
+    result = run_test(
+        TestConfig(tiny_model(tmp_path / "m.onnx"), tmp_path / "x.npy", batch_size=4, backend="onnxruntime")
+    )
+    assert result.top1 is None and result.top5 is None
+    assert result.images == 9 and result.iterations == 3
+    with pytest.raises(ConfigError, match="no labels"):
+        run_test(
+            TestConfig(
+                tmp_path / "m.onnx", tmp_path / "x.npy", backend="onnxruntime", with_accuracy_layer=True
+            )
+        )

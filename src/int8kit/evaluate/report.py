@@ -90,7 +90,7 @@ def write_csv(comparisons: list[Comparison], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([*COLUMNS, "batch size", "threads", "images", "backend", "cpu"])
+        writer.writerow([*COLUMNS, "batch size", "threads", "images", "FP32 backend", "INT8 backend", "cpu"])
         for c in comparisons:
             cfg = c.int8.config
             writer.writerow(
@@ -99,6 +99,7 @@ def write_csv(comparisons: list[Comparison], path: str | Path) -> Path:
                     cfg.batch_size,
                     cfg.num_threads,
                     c.int8.images,
+                    c.fp32.config.backend,
                     cfg.backend,
                     c.int8.environment.get("cpu", ""),
                 ]
