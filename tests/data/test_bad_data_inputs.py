@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +175,11 @@ def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):
         preprocess(config, progress=stop)
     assert calls == [1]
     assert_no_output(out)
+
+
+def test_output_permissions_follow_umask(tmp_path):
+    folder_with(tmp_path, ["a.png"])
+    out, _ = run(tmp_path, "a.png 1\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -6,7 +6,7 @@ An interrupted run then never leaves a half-written file that looks like a compl
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,8 +17,9 @@ class AtomicFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-        self.tmp_path = Path(tmp)
+        self.tmp_path = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.part"
+        # os.open with 0o666 honours the umask (mkstemp would leave the result readable by its owner only).
+        fd = os.open(self.tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         self.file: BinaryIO = os.fdopen(fd, "w+b")
 
     def commit(self) -> Path:
