@@ -69,7 +69,7 @@ def convert_gemm(node: ir.Node) -> str | None:
         c = const_array(node.inputs[2])
         if c is None:
             return "C is not a constant"
-        vec = channel_vector(c.reshape((1,) * (2 - c.ndim) + c.shape) if c.ndim < 2 else c, w.shape[0], 2)
+        vec = channel_vector(c, w.shape[0], 2)
         if isinstance(vec, str):
             return f"C: {vec}"
         bias = vec * np.float32(beta)

@@ -43,8 +43,7 @@ class _Graph:
         self.counts[kind] = n + 1
         return f"{kind.lower()}_{n}"
 
-    def const(self, base: str, array: np.ndarray) -> str:
-        name = f"{base}"
+    def const(self, name: str, array: np.ndarray) -> str:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
