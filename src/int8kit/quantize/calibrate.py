@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import onnx
 
-from int8kit.errors import ConfigError, InputError
+from int8kit.errors import ConfigError, InputError, UnsupportedOpError
 from int8kit.quantize.observers import Observer, make_observer
 from int8kit.quantize.samples import CalibrationSamples
 
@@ -31,7 +31,8 @@ def activation_source(
     """A callable batch -> {name: array} for the model's graph outputs plus `names`.
 
     "int8kit" uses int8kit.runtime's Predictor; "onnxruntime" adds `names` as graph outputs of a copy;
-    "auto" prefers int8kit's runtime and falls back to onnxruntime when it is not available.
+    "auto" prefers int8kit's runtime and falls back to onnxruntime when it is not available or
+    cannot run one of the model's ops.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown calibration backend {backend!r}; known: {', '.join(BACKENDS)}")
@@ -44,8 +45,14 @@ def activation_source(
                 raise
             logger.info("int8kit runtime not available; calibrating with onnxruntime")
         else:
-            predictor = Predictor(model, num_threads=num_threads, extra_outputs=list(names))
-            return lambda batch: predictor.run_dict({input_name: batch})
+            try:
+                predictor = Predictor(model, num_threads=num_threads, extra_outputs=list(names))
+            except UnsupportedOpError as exc:
+                if backend == "int8kit":
+                    raise
+                logger.warning("int8kit runtime cannot run the model (%s); using onnxruntime", exc)
+            else:
+                return lambda batch: predictor.run_dict({input_name: batch})
     return _onnxruntime_source(model, names, input_name, num_threads)
 
 

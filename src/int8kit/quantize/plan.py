@@ -75,7 +75,7 @@ def plan_quantization(
     names = {n.name for n in graph.node}
     missing = sorted(exclude - names)
     if missing:
-        raise ConfigError(f"--exclude-nodes names nodes the model does not have: {', '.join(missing)}")
+        raise ConfigError(f"nodes to exclude are not in the model: {', '.join(missing)}")
 
     inits = {t.name: t for t in graph.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)

@@ -1,0 +1,251 @@
+"""End to end: the QDQ model of a small conv net, checked against onnxruntime and numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from int8kit.errors import ConfigError, DataError, InputError
+from int8kit.quantize import QuantizeConfig, quantize, quantize_model
+
+from ._nets import SIZE, build_net, make_images
+
+ORT = dict(backend="onnxruntime")
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
+    if outputs:
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        for name in outputs:
+            model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    got = dict(zip(names, sess.run(names, {"input": x}), strict=True))
+    return [got[n] for n in (outputs or names[:1])]
+
+
+def _inits(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    return {o: n for n in model.graph.node for o in n.output}
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile", "kl", "mse"])
+def test_qdq_model_runs_in_onnxruntime_close_to_fp32(net, images, method):
+    qdq = quantize_model(net, images[:48], QuantizeConfig(method=method, num_samples=48, **ORT))
+    onnx.checker.check_model(qdq)
+    held_out = make_images(16, seed=7)
+    (fp32,) = _run(net, held_out)
+    (int8,) = _run(qdq, held_out)
+    assert _cosine(fp32, int8).min() >= 0.99
+    assert (np.argmax(fp32, 1) == np.argmax(int8, 1)).mean() >= 0.8
+
+
+def _folded_conv_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Conv weights with the following BatchNormalization folded in, computed here with numpy."""
+    inits = _inits(model)
+    consumers = {i: n for n in model.graph.node for i in n.input}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        bn = consumers[node.output[0]]
+        gamma, _, _, var = (inits[n] for n in bn.input[1:])
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        out[node.name] = inits[node.input[1]] * (gamma / np.sqrt(var + eps))[:, None, None, None]
+    return out
+
+
+def test_weights_are_int8_with_independent_per_channel_scales(net, images):
+    qdq = quantize_model(net, images, QuantizeConfig(num_samples=16, **ORT))
+    inits, producers = _inits(qdq), _producers(qdq)
+    expected = _folded_conv_weights(net)
+    fc_w = _inits(net)["fc.w"]
+    expected["fc"] = fc_w
+    quantized_nodes = [n for n in qdq.graph.node if n.op_type in ("Conv", "Gemm")]
+    assert sorted(n.name for n in quantized_nodes) == sorted(expected)
+    for node in quantized_nodes:
+        dq = producers[node.input[1]]
+        assert dq.op_type == "DequantizeLinear"
+        assert [a.i for a in dq.attribute if a.name == "axis"] == [0]
+        q, scale, zp = (inits[n] for n in dq.input)
+        w = expected[node.name]
+        assert q.dtype == np.int8 and zp.dtype == np.int8 and not zp.any()
+        np.testing.assert_allclose(scale, np.abs(w.reshape(len(w), -1)).max(axis=1) / 127, rtol=1e-5)
+        shape = (-1,) + (1,) * (w.ndim - 1)
+        np.testing.assert_allclose(q * scale.reshape(shape), w, atol=float(scale.max()) * 0.51)
+        if node.op_type == "Conv":
+            assert node.input[2] in inits and inits[node.input[2]].dtype == np.float32  # bias stays float
+    assert not any(
+        t.data_type == TensorProto.FLOAT and t.name.startswith("conv") and t.name.endswith(".w")
+        for t in qdq.graph.initializer
+    )
+
+
+def test_relu_outputs_are_uint8_others_int8(net, images):
+    qdq = quantize_model(net, images, QuantizeConfig(num_samples=16, **ORT))
+    inits, producers = _inits(qdq), _producers(qdq)
+    kinds = {}
+    for node in qdq.graph.node:
+        if node.op_type != "QuantizeLinear":
+            continue
+        zp = inits[node.input[2]]
+        assert zp.shape == () and zp == 0
+        src = producers.get(node.input[0])
+        kinds[node.input[0]] = (src.op_type if src else "input", zp.dtype)
+    # Every ReLU output feeding a quantized op is u8; the BN output entering the residual Add and the
+    # model input are s8; the Add's QDQ moved after its ReLU.
+    assert kinds["conv0.relu"] == ("Relu", np.uint8)
+    assert kinds["conv1.relu"] == ("Relu", np.uint8)
+    assert kinds["res.relu"] == ("Relu", np.uint8)
+    assert kinds["input"] == ("input", np.int8)
+    assert kinds["conv2.bn"][1] == np.int8
+    assert "res" not in kinds
+    # pooled / flattened ReLU data stays u8, and MaxPool shares its input's scale.
+    assert kinds["pool"][1] == kinds["gap"][1] == kinds["flat"][1] == np.uint8
+    scale = {n.input[0]: float(inits[n.input[1]]) for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
+    assert scale["pool"] == scale["res.relu"] and scale["flat"] == scale["gap"]
+
+
+def test_minmax_scales_equal_observed_maxima(net, images):
+    x = images[:24]
+    result = quantize(net, x, QuantizeConfig(num_samples=100, batch_size=5, **ORT))  # all 24 samples
+    names = ["conv0.relu", "res.relu", "conv2.bn"]
+    acts = dict(zip(names, _run(net, x, names), strict=True))
+    inits = _inits(result.model)
+    qnodes = [n for n in result.model.graph.node if n.op_type == "QuantizeLinear"]
+    scale = {n.input[0]: float(inits[n.input[1]]) for n in qnodes}
+    assert scale["conv0.relu"] == pytest.approx(acts["conv0.relu"].max() / 255, rel=1e-5)
+    assert scale["res.relu"] == pytest.approx(acts["res.relu"].max() / 255, rel=1e-5)
+    assert scale["conv2.bn"] == pytest.approx(np.abs(acts["conv2.bn"]).max() / 127, rel=1e-4)
+    assert scale["input"] == pytest.approx(np.abs(x).max() / 127, rel=1e-6)
+    assert result.num_samples == 24
+
+
+def test_sampling_is_seeded(net, images):
+    def scales(seed):
+        model = quantize_model(net, images, QuantizeConfig(num_samples=8, seed=seed, **ORT))
+        return {t.name: numpy_helper.to_array(t).tobytes() for t in model.graph.initializer}
+
+    a, b, c = scales(0), scales(0), scales(1)
+    assert a == b
+    assert a != c
+
+
+def test_npy_file_is_read_memory_mapped_and_output_saved(net, images, tmp_path):
+    data, out = tmp_path / "calib.npy", tmp_path / "q" / "model.onnx"
+    np.save(data, images)
+    from_file = quantize_model(net, data, QuantizeConfig(num_samples=10, **ORT), output=out)
+    from_array = quantize_model(net, images, QuantizeConfig(num_samples=10, **ORT))
+    assert from_file.graph == from_array.graph
+    assert onnx.load(out).graph == from_file.graph
+
+
+def test_exclusions_by_name_and_op_type(net, images):
+    qdq = quantize_model(net, images, QuantizeConfig(num_samples=8, exclude_nodes=("conv1",), **ORT))
+    conv1 = next(n for n in qdq.graph.node if n.name == "conv1")
+    assert conv1.input[0] == "conv0.relu"  # reads the float tensor, not the DequantizeLinear output
+    assert _inits(qdq)[conv1.input[1]].dtype == np.float32
+    convs_only = quantize_model(net, images, QuantizeConfig(num_samples=8, op_types=("Conv",), **ORT))
+    quantized = {n.input[0] for n in convs_only.graph.node if n.op_type == "QuantizeLinear"}
+    assert quantized == {"input", "conv0.relu", "conv1.relu"}
+    assert _inits(convs_only)["fc.w"].dtype == np.float32
+    with pytest.raises(ConfigError, match="conv9"):
+        quantize_model(net, images, QuantizeConfig(exclude_nodes=("conv9",), **ORT))
+    with pytest.raises(ConfigError, match="Softmax"):
+        quantize_model(net, images, QuantizeConfig(op_types=("Conv", "Softmax"), **ORT))
+
+
+def test_per_tensor_weights(net, images):
+    qdq = quantize_model(net, images, QuantizeConfig(num_samples=8, per_channel=False, **ORT))
+    inits = _inits(qdq)
+    w = _folded_conv_weights(net)["conv0"]
+    dq = next(n for n in qdq.graph.node if n.op_type == "DequantizeLinear" and inits[n.input[0]].ndim == 4)
+    assert not [a for a in dq.attribute if a.name == "axis"]
+    assert float(inits[dq.input[1]]) == pytest.approx(np.abs(w).max() / 127, rel=1e-5)
+    (y,) = _run(qdq, images[:4])
+    assert _cosine(_run(net, images[:4])[0], y).min() >= 0.98
+
+
+def test_fixed_batch_model(images):
+    net1 = build_net(batch=1)
+    qdq = quantize_model(net1, images, QuantizeConfig(num_samples=6, batch_size=4, **ORT))
+    (y,) = _run(qdq, images[:1])
+    assert _cosine(_run(net1, images[:1])[0], y).min() >= 0.99
+
+
+def test_concat_and_relu6_share_one_u8_scale(images):
+    rng = np.random.default_rng(5)
+    w1 = numpy_helper.from_array(rng.standard_normal((4, 3, 1, 1)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((4, 3, 1, 1)).astype(np.float32) * 3, "w2")
+    w3 = numpy_helper.from_array(rng.standard_normal((2, 8, 1, 1)).astype(np.float32), "w3")
+    lo = numpy_helper.from_array(np.array(0.0, np.float32), "lo")
+    hi = numpy_helper.from_array(np.array(6.0, np.float32), "hi")
+    nodes = [
+        helper.make_node("Conv", ["input", "w1"], ["a"], name="c1"),
+        helper.make_node("Relu", ["a"], ["ra"], name="r1"),
+        helper.make_node("Conv", ["input", "w2"], ["b"], name="c2"),
+        helper.make_node("Clip", ["b", "lo", "hi"], ["rb"], name="relu6"),
+        helper.make_node("Concat", ["ra", "rb"], ["cat"], name="cat", axis=1),
+        helper.make_node("Conv", ["cat", "w3"], ["out"], name="c3"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cat",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [w1, w2, w3, lo, hi],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    result = quantize(model, images, QuantizeConfig(num_samples=16, **ORT))
+    by_name = {t.name: t for t in result.tensors}
+    assert {by_name[n].qparams for n in ("ra", "rb", "cat")} == {by_name["cat"].qparams}
+    assert by_name["cat"].qparams.dtype == "uint8"
+    ra, rb = _run(model, images[:16], ["ra", "rb"])
+    assert by_name["cat"].qparams.scale == pytest.approx(max(ra.max(), rb.max()) / 255, rel=1e-5)
+    (y,) = _run(result.model, images[:4])
+    assert _cosine(_run(model, images[:4])[0].reshape(4, -1), y.reshape(4, -1)).min() >= 0.99
+
+
+def test_data_that_does_not_fit_the_input(net):
+    small = np.zeros((4, 3, 8, 8), np.float32)
+    with pytest.raises(InputError) as err:
+        quantize_model(net, small, QuantizeConfig(**ORT))
+    text = str(err.value)
+    assert "'input'" in text and "(3, 8, 8)" in text and f"3, {SIZE}, {SIZE}" in text
+    with pytest.raises(InputError, match="'input'"):
+        quantize_model(net, np.zeros((4, 3, SIZE), np.float32), QuantizeConfig(**ORT))
+
+
+def test_empty_calibration_set(net, tmp_path):
+    path = tmp_path / "empty.npy"
+    np.save(path, np.zeros((0, 3, SIZE, SIZE), np.float32))
+    with pytest.raises(DataError, match="empty.npy.*no samples"):
+        quantize_model(net, path, QuantizeConfig(**ORT))
+    with pytest.raises(DataError, match="not found"):
+        quantize_model(net, tmp_path / "missing.npy", QuantizeConfig(**ORT))
+
+
+def test_bad_config_values():
+    with pytest.raises(ConfigError, match="method"):
+        QuantizeConfig(method="histogram")
+    with pytest.raises(ConfigError, match="num_samples"):
+        QuantizeConfig(num_samples=0)
+
+
+def test_int8kit_runtime_gives_the_same_ranges(net, images):
+    pytest.importorskip("int8kit.runtime.predictor")
+    ours = quantize(net, images, QuantizeConfig(num_samples=16, backend="int8kit"))
+    ref = quantize(net, images, QuantizeConfig(num_samples=16, **ORT))
+    for a, b in zip(ours.tensors, ref.tensors, strict=True):
+        assert a.name == b.name
+        assert (a.lo, a.hi) == pytest.approx((b.lo, b.hi), rel=1e-4, abs=1e-5)
