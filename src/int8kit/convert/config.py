@@ -1,0 +1,42 @@
+"""What `int8kit convert` is asked to do: a typed, frozen configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from int8kit.errors import ConfigError
+
+# User-facing op kinds for --ops-to-quantize, and the graph ops (after fusion) each covers.
+OP_KINDS: dict[str, tuple[str, ...]] = {
+    "conv": ("Conv",),
+    "depthwise_conv": ("Conv",),
+    "gemm": ("Dense",),
+    "matmul": ("Dense",),
+    "fc": ("Dense",),
+    "maxpool": ("MaxPool",),
+    "avgpool": ("AveragePool",),
+    "globalavgpool": ("GlobalAveragePool",),
+    "concat": ("Concat",),
+    "reshape": ("Reshape", "Flatten", "Squeeze", "Unsqueeze"),
+    "transpose": ("Transpose",),
+}
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """ops_to_quantize: OP_KINDS names (empty = all); op_ids_to_skip: node ids kept in FP32."""
+
+    ops_to_quantize: tuple[str, ...] = ()
+    op_ids_to_skip: tuple[int, ...] = ()
+    debug_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.ops_to_quantize if k not in OP_KINDS]
+        if unknown:
+            raise ConfigError(
+                f"unknown op type(s) in ops_to_quantize: {', '.join(unknown)}; known: {', '.join(OP_KINDS)}"
+            )
+
+    def quantizes(self, kind: str) -> bool:
+        return not self.ops_to_quantize or kind in self.ops_to_quantize

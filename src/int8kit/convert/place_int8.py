@@ -1,0 +1,132 @@
+"""Decide which ops run in INT8: the ops to quantize, minus skipped ids, minus those without ranges.
+
+Compute ops (fused Conv/Dense) run INT8 when their input has a range; data-movement ops (pools,
+reshapes, transposes, concat) when their inputs will arrive in INT8. Every op left in FP32 gets a
+reason (skipped, not in ops_to_quantize, missing range, unsupported), which the summary prints.
+Output encodings are decided here too: an INT8 compute op writes INT8 when its output has a range
+and some consumer runs INT8, else it writes float (dequantizing inside the kernel for free).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import onnx_ir as ir
+
+from int8kit import ops
+from int8kit.convert.config import ConvertConfig
+from int8kit.convert.scales import threshold
+from int8kit.errors import ConfigError
+from int8kit.ir.node_ids import node_id, nodes_by_id
+
+logger = logging.getLogger(__name__)
+
+PRECISION_KEY = "int8kit.precision"
+REASON_KEY = "int8kit.fp32_reason"
+OUTPUT_INT8_KEY = "int8kit.output_int8"
+
+COMPUTE_OPS = ("Conv", "Dense")
+DATA_MOVEMENT_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Flatten", "Squeeze",
+                     "Unsqueeze", "Transpose", "Concat")
+
+
+def is_compute(node: ir.Node) -> bool:
+    return node.domain == ops.DOMAIN and node.op_type in COMPUTE_OPS
+
+
+def is_data_movement(node: ir.Node) -> bool:
+    return node.domain in ("", "ai.onnx") and node.op_type in DATA_MOVEMENT_OPS
+
+
+def is_int8(node: ir.Node | None) -> bool:
+    return node is not None and node.metadata_props.get(PRECISION_KEY) == "int8"
+
+
+def kind_of(node: ir.Node) -> str:
+    """The ops_to_quantize kind a node belongs to (conv vs depthwise_conv, gemm...)."""
+    from int8kit.convert.config import OP_KINDS
+
+    if node.op_type == "Conv":
+        group = node.attributes.get("group")
+        shape = node.inputs[1].shape if node.inputs[1] is not None else None
+        if group is not None and group.as_int() > 1 and shape is not None and shape[1] == 1:
+            return "depthwise_conv"
+        return "conv"
+    if node.op_type == "Dense":
+        return "gemm"
+    return next(k for k, types in OP_KINDS.items() if node.op_type in types)
+
+
+def _allowed(node: ir.Node, config: ConvertConfig) -> bool:
+    kind = kind_of(node)
+    if kind == "gemm":
+        return any(config.quantizes(k) for k in ("gemm", "matmul", "fc"))
+    return config.quantizes(kind)
+
+
+def _produces_int8(value: ir.Value) -> bool:
+    producer = value.producer()
+    if producer is None or not is_int8(producer):
+        return False
+    return not is_compute(producer) or producer.metadata_props.get(OUTPUT_INT8_KEY) == "1"
+
+
+def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
+    """None when the node runs INT8, else the reason it stays FP32."""
+    if not (is_compute(node) or is_data_movement(node)):
+        return "no INT8 kernel for this op"
+    if node_id(node) in skip:
+        return "skipped by op_ids_to_skip"
+    if not _allowed(node, config):
+        return f"{kind_of(node)} not in ops_to_quantize"
+    inputs = [v for v in node.inputs[:1 if is_compute(node) else None] if v is not None]
+    if is_data_movement(node) and node.op_type != "Concat":
+        inputs = inputs[:1]
+    missing = [v.name for v in inputs if threshold(v) is None]
+    if missing:
+        return f"no calibrated range for input {', '.join(missing)}"
+    if is_data_movement(node) and not all(_produces_int8(v) for v in inputs):
+        return "input arrives in FP32 (an INT8 op here would only add quantize/dequantize)"
+    return None
+
+
+class PlaceInt8Pass(ir.passes.InPlacePass):
+    """Marks every node INT8 or FP32 (with a reason), and INT8 compute outputs as INT8 or float."""
+
+    def __init__(self, config: ConvertConfig):
+        super().__init__()
+        self.config = config
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        skip = set(self.config.op_ids_to_skip)
+        unknown = sorted(skip - set(nodes_by_id(model)))
+        if unknown:
+            raise ConfigError(f"op_ids_to_skip: no node has id {', '.join(map(str, unknown))} (see --debug graphs)")
+        nodes = list(model.graph)
+        for _ in range(3):  # later sweeps see the output decisions made for later consumers
+            for node in nodes:
+                reason = _decide(node, self.config, skip)
+                node.metadata_props[PRECISION_KEY] = "fp32" if reason else "int8"
+                if reason:
+                    node.metadata_props[REASON_KEY] = reason
+                else:
+                    node.metadata_props.pop(REASON_KEY, None)
+            for node in nodes:
+                if is_compute(node):
+                    out = node.outputs[0]
+                    wants = threshold(out) is not None and any(
+                        self._reads_int8(u.node, u.idx, skip) for u in out.uses()
+                    )
+                    node.metadata_props[OUTPUT_INT8_KEY] = "1" if (is_int8(node) and wants) else "0"
+        return ir.passes.PassResult(model, modified=True)
+
+    def _reads_int8(self, node: ir.Node, index: int, skip: set[int]) -> bool:
+        """Whether `node` will want its input `index` in INT8."""
+        if is_compute(node):
+            if index == 3:  # a residual: INT8 when the consumer writes INT8
+                return is_int8(node) and node.metadata_props.get(OUTPUT_INT8_KEY) == "1"
+            return index == 0 and _decide(node, self.config, skip) is None
+        if is_data_movement(node):
+            reason = _decide(node, self.config, skip)
+            return reason is None or reason.startswith("input arrives in FP32")
+        return False

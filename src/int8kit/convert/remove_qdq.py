@@ -1,0 +1,115 @@
+"""Remove the fake quantize/dequantize ops; constant ones become plain float constants.
+
+Activation Q->DQ pairs are bypassed (their ranges were gathered before). DequantizeLinear on an
+initializer (int8 weights, int32 biases) becomes the float initializer it stands for, and a Q->DQ
+pair on a float constant becomes the fake-quantized constant, so conv+bn folding and the weight
+quantization later work on float weights exactly as the fake-quant model saw them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit.ir._graph import add_initializer, const_array, drop_unused_initializers, taken_names
+
+logger = logging.getLogger(__name__)
+
+
+def _is(node: ir.Node | None, op: str) -> bool:
+    return node is not None and node.domain in ("", "ai.onnx") and node.op_type == op
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray:
+    """numpy DequantizeLinear: per-tensor, or per-axis along `axis`."""
+    shape = [1] * q.ndim
+    if scale.size > 1:
+        shape[axis % q.ndim] = scale.size
+    s = scale.astype(np.float32).reshape(shape)
+    zp = 0 if zero_point is None else zero_point.astype(np.float32).reshape(shape if zero_point.size > 1 else [])
+    return ((q.astype(np.float32) - zp) * s).astype(np.float32)
+
+
+def quantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray:
+    """numpy QuantizeLinear (round half to even, saturate)."""
+    dtype = zero_point.dtype if zero_point is not None else np.dtype(np.uint8)
+    info = np.iinfo(dtype)
+    shape = [1] * x.ndim
+    if scale.size > 1:
+        shape[axis % x.ndim] = scale.size
+    zp = 0 if zero_point is None else zero_point.astype(np.float32).reshape(shape if zero_point.size > 1 else [])
+    q = np.rint(x / scale.astype(np.float32).reshape(shape)) + zp
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _qparams(node: ir.Node) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    scale = const_array(node.inputs[1])
+    zp = const_array(node.inputs[2]) if len(node.inputs) > 2 else None
+    axis_attr = node.attributes.get("axis")
+    return scale, zp, axis_attr.as_int() if axis_attr is not None else 1
+
+
+def _replace_output(graph: ir.Graph, old: ir.Value, new: ir.Value) -> None:
+    """Let consumers (and graph outputs) of `old` read `new`, keeping a graph output's name."""
+    name = old.name
+    was_output = old.is_graph_output()
+    old.replace_all_uses_with(new, replace_graph_outputs=True)
+    if was_output and not new.is_graph_input() and not new.is_initializer():
+        old.name = None
+        new.name = name
+
+
+class RemoveQDQPass(ir.passes.InPlacePass):
+    """Bypass activation Q->DQ pairs; fold DQ(constant) and Q->DQ(constant) into float constants."""
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        taken = taken_names(graph)
+        removed = 0
+        for node in list(graph):
+            if _is(node, "DequantizeLinear"):
+                removed += self._fold_constant_dq(graph, node, taken)
+        for node in list(graph):
+            if _is(node, "QuantizeLinear") and node.graph is not None:
+                removed += self._bypass_pair(graph, node)
+        return ir.passes.PassResult(model, modified=removed > 0)
+
+    def _fold_constant_dq(self, graph: ir.Graph, node: ir.Node, taken: set[str]) -> int:
+        q = const_array(node.inputs[0])
+        scale, zp, axis = _qparams(node)
+        producer = node.inputs[0].producer()
+        if q is None and _is(producer, "QuantizeLinear") and const_array(producer.inputs[0]) is not None:
+            # Q -> DQ over a float constant: the fake-quantized constant.
+            pscale, pzp, paxis = _qparams(producer)
+            if pscale is None:
+                return 0
+            q = quantize(const_array(producer.inputs[0]), pscale, pzp, paxis)
+        if q is None or scale is None:
+            return 0
+        value = dequantize(q, scale, zp, axis)
+        base = node.inputs[0].name or node.name or "dequantized"
+        new = add_initializer(graph, f"{base}_float", value, taken)
+        inputs = list(node.inputs) + (list(producer.inputs) if producer is not None else [])
+        _replace_output(graph, node.outputs[0], new)
+        graph.remove(node, safe=True)
+        if producer is not None and _is(producer, "QuantizeLinear") and not producer.outputs[0].uses():
+            graph.remove(producer, safe=True)
+        drop_unused_initializers(graph, inputs)
+        return 1
+
+    def _bypass_pair(self, graph: ir.Graph, quant: ir.Node) -> int:
+        src = quant.inputs[0]
+        dqs = [u.node for u in quant.outputs[0].uses()]
+        if not dqs or not all(_is(d, "DequantizeLinear") for d in dqs) or quant.outputs[0].is_graph_output():
+            logger.warning("%s: QuantizeLinear not followed only by DequantizeLinear; left in place", quant.name)
+            return 0
+        params = list(quant.inputs[1:])
+        for dq in dqs:
+            params += list(dq.inputs[1:])
+            _replace_output(graph, dq.outputs[0], src)
+            graph.remove(dq, safe=True)
+        graph.remove(quant, safe=True)
+        drop_unused_initializers(graph, params)
+        return 1 + len(dqs)
