@@ -96,6 +96,25 @@ class Program:
         return results
 
 
+    def profile(self, feeds: dict[str, np.ndarray]) -> list[tuple[str, str, float]]:
+        """(label, implementation, seconds) per primitive for one run: where the time goes."""
+        import time
+
+        for name, tensor in self.inputs.items():
+            tensor.memory.set_pointer(feeds[name].ctypes.data)
+        keep = []
+        for tensor in self.outputs.values():
+            keep.append(np.empty(tensor.dims, dtype=DNNL_TO_NUMPY[tensor.dtype]))
+            tensor.memory.set_pointer(keep[-1].ctypes.data)
+        times = []
+        for (prim, args), label, impl in zip(self.steps, self.labels, self.impls, strict=True):
+            t0 = time.perf_counter()
+            dnnl.execute(prim, self.stream, args)
+            self.stream.wait()
+            times.append((label, impl, time.perf_counter() - t0))
+        return times
+
+
 Lowering = Callable[["Builder", ir.Node], None]
 LOWERINGS: dict[tuple[str, str], Lowering] = {}
 
