@@ -249,3 +249,29 @@ def test_int8kit_runtime_gives_the_same_ranges(net, images):
     for a, b in zip(ours.tensors, ref.tensors, strict=True):
         assert a.name == b.name
         assert (a.lo, a.hi) == pytest.approx((b.lo, b.hi), rel=1e-4, abs=1e-5)
+
+
+def test_seed_binary_data_file(net, images, tmp_path):
+    # Written by hand from the seed format: int64 N | N x float32[3, D, D] | N x int64 label.
+    path = tmp_path / "calib.bin"
+    n = 20
+    with open(path, "wb") as f:
+        f.write(np.int64(n).astype("<i8").tobytes())
+        f.write(images[:n].astype("<f4").tobytes())
+        f.write(np.arange(n, dtype="<i8").tobytes())
+    from_file = quantize_model(net, path, QuantizeConfig(num_samples=12, seed=3, **ORT))
+    from_array = quantize_model(net, images[:n], QuantizeConfig(num_samples=12, seed=3, **ORT))
+    assert from_file.graph == from_array.graph
+
+
+@pytest.mark.parametrize("method", ["kl", "mse", "percentile"])
+def test_mobilenetv2_style_net_with_relu6_and_depthwise(method):
+    # ReLU6 spikes at 6 and zero-padded depthwise borders make spiky histograms; a threshold search
+    # that mishandles them clips hard and the logits drift.
+    from int8kit.models import zoo
+
+    model = zoo.build("mobilenetv2_tiny")
+    x = np.random.default_rng(0).standard_normal((40, 3, 32, 32)).astype(np.float32)
+    qdq = quantize_model(model, x[:32], QuantizeConfig(method=method, num_samples=32, **ORT))
+    assert any(n.op_type == "Clip" for n in model.graph.node)
+    assert _cosine(_run(model, x[32:])[0], _run(qdq, x[32:])[0]).min() >= 0.995

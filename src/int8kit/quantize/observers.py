@@ -155,10 +155,10 @@ class KLObserver(HistogramObserver):
     """TensorRT entropy calibration: the threshold whose quantized distribution is closest (KL) to the data.
 
     The reference distribution P is the histogram cut at i bins with the clipped outliers added to its
-    last bin; Q merges the same i bins into `levels` groups (128 for signed data, 256 for unsigned) and
-    spreads each group back evenly over its non-empty bins. Bin 0 (which holds the exact zeros of a
-    ReLU output, represented exactly by any scale) counts like bin 1, as NVIDIA's pytorch-quantization
-    does; otherwise the zeros alone pull the threshold far down.
+    last bin; Q merges the same i bins into `levels` even groups (128 for signed data, 256 for
+    unsigned) and spreads each group back evenly over its non-empty bins. Bin 0 (which holds the
+    exact zeros of a ReLU output, represented exactly by any scale) counts like bin 1, as NVIDIA's
+    pytorch-quantization does; otherwise the zeros alone pull the threshold far down.
     """
 
     def threshold(self) -> float:
@@ -180,11 +180,13 @@ def _kl_for_cut(counts: np.ndarray, i: int, levels: int) -> float:
     p = sliced.copy()
     p[-1] += counts[i:].sum()
     nonzero = p != 0
-    merged = i // levels
-    starts = np.arange(levels) * merged
+    # Bin k belongs to level k * levels // i: groups as even as i allows, like a real uniform grid.
+    # (TensorRT's i // levels bins per group with the remainder in the last one makes cuts just
+    # past a multiple of `levels` look exact everywhere but one huge last group.)
+    starts = (np.arange(levels) * i + levels - 1) // levels
     group_sum = np.add.reduceat(sliced, starts)
     group_nz = np.add.reduceat(nonzero.astype(np.float64), starts)
-    group = np.minimum(np.arange(i) // merged, levels - 1)
+    group = np.arange(i) * levels // i
     q = np.where(nonzero, (group_sum / np.maximum(group_nz, 1.0))[group], 0.0)
     p, q = _smooth(p), _smooth(q)
     if p is None or q is None:
