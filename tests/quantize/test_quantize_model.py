@@ -275,3 +275,16 @@ def test_mobilenetv2_style_net_with_relu6_and_depthwise(method):
     qdq = quantize_model(model, x[:32], QuantizeConfig(method=method, num_samples=32, **ORT))
     assert any(n.op_type == "Clip" for n in model.graph.node)
     assert _cosine(_run(model, x[32:])[0], _run(qdq, x[32:])[0]).min() >= 0.995
+
+
+def test_converter_runs_every_op_of_the_qdq_model_in_int8(net, images):
+    # The QDQ layout is the contract with int8kit convert: every scale it needs is in a Q->DQ pair.
+    pytest.importorskip("int8kit.convert.pipeline")
+    from int8kit.convert.pipeline import convert
+    from int8kit.runtime.predictor import Predictor
+
+    result = convert(quantize_model(net, images[:32], QuantizeConfig(num_samples=32, **ORT)))
+    assert not result.summary.fp32_ops and not result.summary.isolated
+    assert result.summary.int8_ops["Conv"] == 3
+    x = make_images(8, seed=11)
+    assert _cosine(_run(net, x)[0], Predictor(result.model).run(x)).min() >= 0.99
