@@ -49,10 +49,12 @@ def _bypass(graph: ir.Graph, conv: ir.Node, conversion: ir.Node) -> None:
     out, new = conv.outputs[0], conversion.outputs[0]
     name = new.name
     params = list(conversion.inputs[1:])
+    was_output = new.is_graph_output()
     new.replace_all_uses_with(out, replace_graph_outputs=True)
     graph.remove(conversion, safe=True)
-    new.name = None
-    out.name = name
+    if was_output:  # graph outputs keep their names; elsewhere the producer keeps its own
+        new.name = None
+        out.name = name
     drop_unused_initializers(graph, params)
 
 
