@@ -267,7 +267,15 @@ class Builder:
         return Tensor(md, Storage(md.size))
 
     def view(self, tensor: Tensor, md: dnnl.MemoryDesc) -> Tensor:
-        """Another descriptor over the same bytes (reshape of a plain tensor, in-place results)."""
+        """Another descriptor over the same bytes (reshape of a plain tensor, in-place results).
+
+        The caller's arrays (graph inputs) are copied into the arena first: their memory objects are
+        re-pointed at every run, and a view would not follow.
+        """
+        if tensor.storage.external:
+            copy = self.new_tensor(tensor.md)
+            self.reorder(tensor, copy, label="copy of a graph input")
+            tensor = copy
         return Tensor(md, tensor.storage)
 
     def is_last_use(self, node: ir.Node, i: int) -> bool:

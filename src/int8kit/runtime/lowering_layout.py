@@ -27,7 +27,8 @@ def _reshaped(b: Builder, node: ir.Node, dims: tuple[int, ...]) -> None:
 @lowering("Flatten")
 def flatten(b: Builder, node: ir.Node) -> None:
     dims = b.input(node, 0).dims
-    axis = attr_int(node, "axis", 1) % (len(dims) + 1)
+    axis = attr_int(node, "axis", 1)
+    axis += len(dims) if axis < 0 else 0  # ONNX: a negative axis counts from rank, in [-r, r]
     _reshaped(b, node, (math.prod(dims[:axis]), math.prod(dims[axis:])))
 
 

@@ -167,6 +167,14 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None) -> None
         strides, dil, pad_l, pad_r, out = [1] * len(spatial), [0] * len(spatial), [0] * len(spatial), [0] * len(spatial), [1] * len(spatial)
     else:
         strides, dil, pad_l, pad_r, out = _pool_geometry(node, spatial, kernel)
+        explicit = attr_ints(node, "pads", [0] * (2 * len(spatial)))[len(spatial):]
+        if alg == dnnl.POOLING_AVG_INCLUDE_PADDING and any(
+            r > e for r, e in zip(pad_r, explicit, strict=False)
+        ):
+            raise UnsupportedOpError(
+                f"node {node.name!r}: AveragePool with ceil_mode=1 and count_include_pad=1 whose last window "
+                "overhangs the padding is not supported"
+            )
     dst_dims = (*src.dims[:2], *out)
     pd = dnnl.pooling_pd(
         alg, src.md, dnnl.MemoryDesc.any(dst_dims, src.dtype), strides, kernel, dil, pad_l, pad_r, dnnl.Attr()
