@@ -168,7 +168,7 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None) -> None
     else:
         strides, dil, pad_l, pad_r, out = _pool_geometry(node, spatial, kernel)
         explicit = attr_ints(node, "pads", [0] * (2 * len(spatial)))[len(spatial):]
-        if alg == dnnl.POOLING_AVG_INCLUDE_PADDING and any(
+        if alg == dnnl.POOLING_AVG_INCLUDE_PADDING and attr_int(node, "ceil_mode", 0) and any(
             r > e for r, e in zip(pad_r, explicit, strict=False)
         ):
             raise UnsupportedOpError(
