@@ -115,7 +115,7 @@ def test_maxpool(attrs):
 
 @pytest.mark.parametrize("ceil_mode", [0, pytest.param(1, id="ceil")])
 @pytest.mark.parametrize("count_include_pad", [0, 1])
-def test_average_pool(count_include_pad, ceil_mode, request):
+def test_average_pool(count_include_pad, ceil_mode):
     node = helper.make_node(
         "AveragePool",
         ["x"],
@@ -131,6 +131,37 @@ def test_average_pool(count_include_pad, ceil_mode, request):
         with pytest.raises(UnsupportedOpError, match="ceil_mode=1 and count_include_pad=1"):
             check([node], (N, 4, 10, 9))
         return
+    check([node], (N, 4, 10, 9))
+
+
+def test_average_pool_ceil_include_pad_without_overhang():
+    """ceil_mode with count_include_pad is fine when the last window ends inside the explicit padding."""
+    node = helper.make_node(
+        "AveragePool",
+        ["x"],
+        ["y"],
+        kernel_shape=[3, 3],
+        strides=[2, 2],
+        pads=[1, 1, 1, 1],
+        ceil_mode=1,
+        count_include_pad=1,
+    )
+    check([node], (N, 4, 11, 11))
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_average_pool_auto_pad(auto_pad, count_include_pad):
+    """auto_pad padding counts as padding (it used to be refused as a ceil-mode overhang)."""
+    node = helper.make_node(
+        "AveragePool",
+        ["x"],
+        ["y"],
+        kernel_shape=[3, 3],
+        strides=[2, 2],
+        auto_pad=auto_pad,
+        count_include_pad=count_include_pad,
+    )
     check([node], (N, 4, 10, 9))
 
 
