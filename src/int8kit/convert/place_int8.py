@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 PRECISION_KEY = "int8kit.precision"
 REASON_KEY = "int8kit.fp32_reason"
 OUTPUT_INT8_KEY = "int8kit.output_int8"
+# Set on a node by the quantizer (excluded nodes, accuracy budget): the converter keeps it FP32.
+KEEP_FP32_KEY = "int8kit.keep_fp32"
 
 COMPUTE_OPS = ("Conv", "Dense")
 DATA_MOVEMENT_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Flatten", "Squeeze",
@@ -77,6 +79,8 @@ def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
         return "no INT8 kernel for this op"
     if node_id(node) in skip:
         return "skipped by op_ids_to_skip"
+    if node.metadata_props.get(KEEP_FP32_KEY) == "1":
+        return "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
     if not _allowed(node, config):
         return f"{kind_of(node)} not in ops_to_quantize"
     inputs = [v for v in node.inputs[:1 if is_compute(node) else None] if v is not None]

@@ -17,6 +17,7 @@ from typing import Any
 import onnx
 
 from int8kit.errors import ConfigError, ModelError
+from int8kit.quantize.accuracy_budget import keep_fp32
 from int8kit.quantize.calibrate import BACKENDS, ActivationSource, Progress, calibrate
 from int8kit.quantize.observers import METHODS
 from int8kit.quantize.plan import SUPPORTED_OPS, QuantPlan, plan_quantization
@@ -111,6 +112,8 @@ def quantize(
     if not config.per_channel:
         plan = _per_tensor(plan)
     qdq = write_qdq(fp32, plan, qparams)
+    if plan.excluded_nodes:
+        qdq = keep_fp32(qdq, plan.excluded_nodes)  # so `int8kit convert` keeps them FP32 too
     _record(qdq, config, len(samples))
     tensors = tuple(TensorQuant(t, *observed[t], qparams[t]) for t in plan.activations)
     return QuantizeResult(qdq, tensors, plan, len(samples), config)
