@@ -33,7 +33,13 @@ def run(args: argparse.Namespace) -> int:
     for col in ("#id", "layer (output tensor)", "op", "runs", "SQNR dB", "cosine"):
         table.add_column(col, justify="right" if col in ("#id", "SQNR dB", "cosine") else "left")
     for e in errors[: args.top or None]:
-        table.add_row(str(e.node_id), e.name, e.op_type, "INT8" if e.int8 else "FP32", f"{e.sqnr_db:.1f}",
-                      f"{e.cosine:.5f}")
+        table.add_row(
+            str(e.node_id),
+            e.name,
+            e.op_type,
+            "INT8" if e.int8 else "FP32",
+            f"{e.sqnr_db:.1f}",
+            f"{e.cosine:.5f}",
+        )
     Console(highlight=False).print(table)
     return 0

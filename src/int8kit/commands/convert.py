@@ -23,14 +23,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from int8kit.convert.config import OP_KINDS
 
     p = sub.add_parser("convert", help="turn a QDQ (fake-quant) ONNX model into an int8kit INT8 model")
-    p.add_argument("--quant-model-path", type=Path, required=True, help="QDQ ONNX model (int8kit, onnxruntime...)")
+    p.add_argument(
+        "--quant-model-path", type=Path, required=True, help="QDQ ONNX model (int8kit, onnxruntime...)"
+    )
     p.add_argument("--int8-model-save-path", type=Path, required=True, help="where to write the INT8 .onnx")
-    p.add_argument("--ops-to-quantize", type=_csv, default=(),
-                   help=f"comma-separated op kinds to run in INT8 (default: all): {', '.join(OP_KINDS)}")
-    p.add_argument("--op-ids-to-skip", type=_ids, default=(),
-                   help="comma-separated op ids to keep in FP32 (ids as drawn by --debug)")
-    p.add_argument("--debug", type=Path, metavar="DIR",
-                   help="write a Graphviz .dot of the graph after every pass into DIR")
+    p.add_argument(
+        "--ops-to-quantize",
+        type=_csv,
+        default=(),
+        help=f"comma-separated op kinds to run in INT8 (default: all): {', '.join(OP_KINDS)}",
+    )
+    p.add_argument(
+        "--op-ids-to-skip",
+        type=_ids,
+        default=(),
+        help="comma-separated op ids to keep in FP32 (ids as drawn by --debug)",
+    )
+    p.add_argument(
+        "--debug",
+        type=Path,
+        metavar="DIR",
+        help="write a Graphviz .dot of the graph after every pass into DIR",
+    )
     p.set_defaults(func=run)
 
 
@@ -63,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
     for op in s.fp32_reasons:
         console.print(f"FP32 #{op.node_id} {op.op_type} {op.name}: {op.reason}")
     for name in s.isolated:
-        console.print(f"[yellow]warning[/]: {name} is an isolated INT8 op between FP32 neighbours "
-                      "(quantize/dequantize may cost more than it gains)")
+        console.print(
+            f"[yellow]warning[/]: {name} is an isolated INT8 op between FP32 neighbours "
+            "(quantize/dequantize may cost more than it gains)"
+        )
     if args.debug:
         console.print(f"debug graphs: {args.debug}/*.dot (render with `dot -Tsvg`)")
     return 0

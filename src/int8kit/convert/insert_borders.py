@@ -48,17 +48,29 @@ class Borders:
             return self.converted[key]
         name = value.name or "t"
         if not target.is_int8:
-            node = ir.node("DequantizeLinear", [value, self._scale(name, have.scale), self._zp(name, have.dtype)],
-                           name=f"{name}/dequantize")
+            node = ir.node(
+                "DequantizeLinear",
+                [value, self._scale(name, have.scale), self._zp(name, have.dtype)],
+                name=f"{name}/dequantize",
+            )
         elif not have.is_int8:
-            node = ir.node("QuantizeLinear", [value, self._scale(name, target.scale), self._zp(name, target.dtype)],
-                           name=f"{name}/quantize")
+            node = ir.node(
+                "QuantizeLinear",
+                [value, self._scale(name, target.scale), self._zp(name, target.dtype)],
+                name=f"{name}/quantize",
+            )
         else:
-            node = ir.node("Requantize", [value], {"x_scale": have.scale, "y_scale": target.scale,
-                                                   "y_type": target.dtype}, domain=ops.DOMAIN,
-                           name=f"{name}/requantize")
+            node = ir.node(
+                "Requantize",
+                [value],
+                {"x_scale": have.scale, "y_scale": target.scale, "y_type": target.dtype},
+                domain=ops.DOMAIN,
+                name=f"{name}/requantize",
+            )
         out = node.outputs[0]
-        out.name = self._fresh(f"{name}_{'f32' if not target.is_int8 else 'u8' if target.dtype == ops.UINT8 else 's8'}")
+        out.name = self._fresh(
+            f"{name}_{'f32' if not target.is_int8 else 'u8' if target.dtype == ops.UINT8 else 's8'}"
+        )
         out.shape = value.shape
         out.type = ir.TensorType(IR_TYPE[target.dtype])
         self.graph.insert_before(before, node)
@@ -76,8 +88,9 @@ class Borders:
         return add_initializer(self.graph, f"{name}_scale", np.array(scale, dtype=np.float32), self.taken)
 
     def _zp(self, name: str, dtype: int) -> ir.Value:
-        return add_initializer(self.graph, f"{name}_zero_point", np.array(0, dtype=NP_TYPE.get(dtype, np.uint8)),
-                               self.taken)
+        return add_initializer(
+            self.graph, f"{name}_zero_point", np.array(0, dtype=NP_TYPE.get(dtype, np.uint8)), self.taken
+        )
 
 
 def _set_float(node: ir.Node, name: str, value: float) -> None:
@@ -142,8 +155,11 @@ class InsertBordersPass(ir.passes.InPlacePass):
             if not b.encoding(out).is_int8:
                 continue
             name = out.name
-            dq = ir.node("DequantizeLinear", [out, b._scale(name, b.encoding(out).scale),
-                                              b._zp(name, b.encoding(out).dtype)], name=f"{name}/dequantize")
+            dq = ir.node(
+                "DequantizeLinear",
+                [out, b._scale(name, b.encoding(out).scale), b._zp(name, b.encoding(out).dtype)],
+                name=f"{name}/dequantize",
+            )
             graph.append(dq)
             out.name = b._fresh(f"{name}_int8")
             dq.outputs[0].name = name

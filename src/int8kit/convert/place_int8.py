@@ -28,8 +28,17 @@ OUTPUT_INT8_KEY = "int8kit.output_int8"
 KEEP_FP32_KEY = "int8kit.keep_fp32"
 
 COMPUTE_OPS = ("Conv", "Dense")
-DATA_MOVEMENT_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Flatten", "Squeeze",
-                     "Unsqueeze", "Transpose", "Concat")
+DATA_MOVEMENT_OPS = (
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Concat",
+)
 
 
 def is_compute(node: ir.Node) -> bool:
@@ -83,7 +92,7 @@ def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
         return "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
     if not _allowed(node, config):
         return f"{kind_of(node)} not in ops_to_quantize"
-    inputs = [v for v in node.inputs[:1 if is_compute(node) else None] if v is not None]
+    inputs = [v for v in node.inputs[: 1 if is_compute(node) else None] if v is not None]
     if is_data_movement(node) and node.op_type != "Concat":
         inputs = inputs[:1]
     missing = [v.name for v in inputs if threshold(v) is None]
@@ -105,7 +114,9 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
         skip = set(self.config.op_ids_to_skip)
         unknown = sorted(skip - set(nodes_by_id(model)))
         if unknown:
-            raise ConfigError(f"op_ids_to_skip: no node has id {', '.join(map(str, unknown))} (see --debug graphs)")
+            raise ConfigError(
+                f"op_ids_to_skip: no node has id {', '.join(map(str, unknown))} (see --debug graphs)"
+            )
         nodes = list(model.graph)
         for _ in range(3):  # later sweeps see the output decisions made for later consumers
             for node in nodes:

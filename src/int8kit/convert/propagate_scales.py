@@ -17,8 +17,18 @@ from int8kit.convert.scales import copy_range, is_unsigned, set_range, threshold
 
 logger = logging.getLogger(__name__)
 
-SCALE_PRESERVING = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Flatten",
-                    "Transpose", "Squeeze", "Unsqueeze", "Identity")
+SCALE_PRESERVING = (
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+)
 NON_NEGATIVE_POST_OPS = ("relu", "sigmoid", "hardsigmoid")
 
 

@@ -110,7 +110,11 @@ class SquashRequantizePass(ir.passes.InPlacePass):
     @staticmethod
     def _dq_q(graph: ir.Graph, quant: ir.Node) -> int:
         dq = quant.inputs[0].producer()
-        if not _is(dq, "DequantizeLinear") or len(dq.outputs[0].uses()) != 1 or dq.outputs[0].is_graph_output():
+        if (
+            not _is(dq, "DequantizeLinear")
+            or len(dq.outputs[0].uses()) != 1
+            or dq.outputs[0].is_graph_output()
+        ):
             return 0
         src = dq.inputs[0]
         x_scale, y_scale = _scale_of(dq), _scale_of(quant)
@@ -118,8 +122,13 @@ class SquashRequantizePass(ir.passes.InPlacePass):
         if x_scale == y_scale and _zp_type(dq) == _zp_type(quant):
             replacement = src
         else:
-            req = ir.node("Requantize", [src], {"x_scale": x_scale, "y_scale": y_scale, "y_type": _zp_type(quant)},
-                          domain=ops.DOMAIN, name=f"{quant.name}/requantize")
+            req = ir.node(
+                "Requantize",
+                [src],
+                {"x_scale": x_scale, "y_scale": y_scale, "y_type": _zp_type(quant)},
+                domain=ops.DOMAIN,
+                name=f"{quant.name}/requantize",
+            )
             graph.insert_before(quant, req)
             replacement = req.outputs[0]
         name = quant.outputs[0].name

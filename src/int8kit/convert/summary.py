@@ -38,12 +38,16 @@ class ConversionSummary:
         out = ["op type            INT8   FP32"]
         for op in sorted(set(self.int8_ops) | set(self.fp32_ops)):
             out.append(f"{op:<17} {self.int8_ops[op]:>5}  {self.fp32_ops[op]:>5}")
-        out.append("conversions: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.conversions.items())) or "none"))
+        out.append(
+            "conversions: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.conversions.items())) or "none")
+        )
         for op in self.fp32_reasons:
             out.append(f"FP32 #{op.node_id} {op.op_type} {op.name}: {op.reason}")
         for name in self.isolated:
-            out.append(f"warning: {name} is an isolated INT8 op between FP32 neighbours (quantize/dequantize may "
-                       "cost more than it gains)")
+            out.append(
+                f"warning: {name} is an isolated INT8 op between FP32 neighbours (quantize/dequantize may "
+                "cost more than it gains)"
+            )
         return out
 
 

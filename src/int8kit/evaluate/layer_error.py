@@ -20,8 +20,17 @@ from int8kit import ops
 
 logger = logging.getLogger(__name__)
 
-PASS_THROUGH = ("MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
-                "Transpose", "Concat")
+PASS_THROUGH = (
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Concat",
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,14 @@ def compare_layers(
         node = candidates[name]
         int8_node = int8_values[name][1]
         is_int8 = int8_node.inputs[1] is not None and int8_node.inputs[1].dtype == ir.DataType.INT8
-        results.append(LayerError(node.name or name, node.op_type, node_id(int8_node), is_int8, sqnr_db(ref, test),
-                                  _cosine(ref, test)))
+        results.append(
+            LayerError(
+                node.name or name,
+                node.op_type,
+                node_id(int8_node),
+                is_int8,
+                sqnr_db(ref, test),
+                _cosine(ref, test),
+            )
+        )
     return sorted(results, key=lambda r: r.sqnr_db)

@@ -20,7 +20,11 @@ from int8kit.runtime import dnnl, memory_plan
 
 logger = logging.getLogger(__name__)
 
-NUMPY_TO_DNNL = {np.dtype(np.float32): dnnl.DT_F32, np.dtype(np.uint8): dnnl.DT_U8, np.dtype(np.int8): dnnl.DT_S8}
+NUMPY_TO_DNNL = {
+    np.dtype(np.float32): dnnl.DT_F32,
+    np.dtype(np.uint8): dnnl.DT_U8,
+    np.dtype(np.int8): dnnl.DT_S8,
+}
 DNNL_TO_NUMPY = {v: k for k, v in NUMPY_TO_DNNL.items()}
 ONNX_TO_DNNL = {1: dnnl.DT_F32, 2: dnnl.DT_U8, 3: dnnl.DT_S8}
 
@@ -94,7 +98,6 @@ class Program:
             execute(prim, stream, args)
         stream.wait()
         return results
-
 
     def profile(self, feeds: dict[str, np.ndarray]) -> list[tuple[str, str, float]]:
         """(label, implementation, seconds) per primitive for one run: where the time goes."""
@@ -222,7 +225,9 @@ class Builder:
             s.offset = b.offset
         scratch = max((s.scratchpad for s in self.steps), default=0)
         scratch_buf = _aligned_empty(max(scratch, 1))
-        scratch_mem = dnnl.Memory(dnnl.MemoryDesc.plain((max(scratch, 1),), dnnl.DT_U8), scratch_buf.ctypes.data)
+        scratch_mem = dnnl.Memory(
+            dnnl.MemoryDesc.plain((max(scratch, 1),), dnnl.DT_U8), scratch_buf.ctypes.data
+        )
         prepared, labels, impls = [], [], []
         for step in self.steps:
             pairs = []
@@ -257,7 +262,9 @@ class Builder:
     def input(self, node: ir.Node, i: int) -> Tensor:
         value = node.inputs[i]
         if value is None or value.name not in self.values:
-            raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): input {i} is not a computed tensor")
+            raise UnsupportedOpError(
+                f"node {node.name!r} ({node.op_type}): input {i} is not a computed tensor"
+            )
         return self.values[value.name]
 
     def set_output(self, node: ir.Node, tensor: Tensor, i: int = 0) -> None:
@@ -328,7 +335,9 @@ class Builder:
     def scales(self, values) -> Const:
         return self.const(np.asarray(values, dtype=np.float32).reshape(-1))
 
-    def reordered_const(self, key: str, array: np.ndarray, dims: tuple[int, ...], md: dnnl.MemoryDesc) -> Const:
+    def reordered_const(
+        self, key: str, array: np.ndarray, dims: tuple[int, ...], md: dnnl.MemoryDesc
+    ) -> Const:
         """Weights reordered once into the layout a primitive chose (cached across input shapes)."""
         cached = self.weights.get(key, md)
         if cached is not None:

@@ -155,7 +155,10 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
         [_PP, _P, c_int, c_int, _P, _P, _P, _P, Dims, Dims, Dims, Dims, _P],
     ),
     "dnnl_inner_product_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, _P, _P, _P]),
-    "dnnl_eltwise_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, c_int, _P, _P, c_float, c_float, _P]),
+    "dnnl_eltwise_forward_primitive_desc_create": (
+        c_int,
+        [_PP, _P, c_int, c_int, _P, _P, c_float, c_float, _P],
+    ),
     "dnnl_pooling_forward_primitive_desc_create": (
         c_int,
         [_PP, _P, c_int, c_int, _P, _P, Dims, Dims, Dims, Dims, Dims, _P],
@@ -377,7 +380,9 @@ class MemoryDesc(_Handle):
         return int(_lib().dnnl_memory_desc_get_size(self.handle))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, MemoryDesc) and bool(_lib().dnnl_memory_desc_equal(self.handle, other.handle))
+        return isinstance(other, MemoryDesc) and bool(
+            _lib().dnnl_memory_desc_equal(self.handle, other.handle)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -470,7 +475,9 @@ class PrimitiveDesc(_Handle):
         return (s.value or b"").decode()
 
     def scratchpad_size(self) -> int:
-        return MemoryDesc.borrowed(_lib().dnnl_primitive_desc_query_md(self.handle, QUERY_SCRATCHPAD_MD, 0)).size
+        return MemoryDesc.borrowed(
+            _lib().dnnl_primitive_desc_query_md(self.handle, QUERY_SCRATCHPAD_MD, 0)
+        ).size
 
 
 def convolution_pd(src, weights, bias, dst, strides, dilates, pad_l, pad_r, attr: Attr) -> PrimitiveDesc:

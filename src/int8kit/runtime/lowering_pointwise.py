@@ -108,7 +108,10 @@ def binary(b: Builder, node: ir.Node) -> None:
     else:
         src1 = c
         if len(c.dims) != len(out_shape):
-            src1 = b.view(b.as_plain(c, node.name), dnnl.MemoryDesc.plain((1,) * (len(out_shape) - len(c.dims)) + c.dims, c.dtype))
+            src1 = b.view(
+                b.as_plain(c, node.name),
+                dnnl.MemoryDesc.plain((1,) * (len(out_shape) - len(c.dims)) + c.dims, c.dtype),
+            )
         elif c.dims == a.dims:
             src1 = b.as_md(c, a.md, node.name)
     src1_md = src1.memory.md if not hasattr(src1, "storage") else src1.md
@@ -164,12 +167,20 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None) -> None
     spatial = src.dims[2:]
     if kernel is None:  # global pooling
         kernel = list(spatial)
-        strides, dil, pad_l, pad_r, out = [1] * len(spatial), [0] * len(spatial), [0] * len(spatial), [0] * len(spatial), [1] * len(spatial)
+        strides, dil, pad_l, pad_r, out = (
+            [1] * len(spatial),
+            [0] * len(spatial),
+            [0] * len(spatial),
+            [0] * len(spatial),
+            [1] * len(spatial),
+        )
     else:
         strides, dil, pad_l, pad_r, out = _pool_geometry(node, spatial, kernel)
-        explicit = attr_ints(node, "pads", [0] * (2 * len(spatial)))[len(spatial):]
-        if alg == dnnl.POOLING_AVG_INCLUDE_PADDING and attr_int(node, "ceil_mode", 0) and any(
-            r > e for r, e in zip(pad_r, explicit, strict=False)
+        explicit = attr_ints(node, "pads", [0] * (2 * len(spatial)))[len(spatial) :]
+        if (
+            alg == dnnl.POOLING_AVG_INCLUDE_PADDING
+            and attr_int(node, "ceil_mode", 0)
+            and any(r > e for r, e in zip(pad_r, explicit, strict=False))
         ):
             raise UnsupportedOpError(
                 f"node {node.name!r}: AveragePool with ceil_mode=1 and count_include_pad=1 whose last window "
@@ -220,7 +231,9 @@ def _scalar_scale(b: Builder, node: ir.Node, what: str) -> float:
         )
     zp = b.constant_array(node, 2)
     if zp is not None and np.any(zp != 0):
-        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} with a non-zero zero point (convert it)")
+        raise UnsupportedOpError(
+            f"node {node.name!r}: {node.op_type} with a non-zero zero point (convert it)"
+        )
     return float(scale.reshape(-1)[0])
 
 
@@ -250,5 +263,11 @@ def requantize(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
     y_type = ONNX_TO_DNNL[attr_int(node, "y_type", ops.UINT8)]
     dst = b.new_tensor(src.md.like(y_type))
-    b.reorder(src, dst, node.name, src_scale=attr_float(node, "x_scale", 1.0), dst_scale=attr_float(node, "y_scale", 1.0))
+    b.reorder(
+        src,
+        dst,
+        node.name,
+        src_scale=attr_float(node, "x_scale", 1.0),
+        dst_scale=attr_float(node, "y_scale", 1.0),
+    )
     b.set_output(node, dst)

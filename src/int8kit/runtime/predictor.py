@@ -115,9 +115,7 @@ class Predictor:
                 )
                 if bad:
                     want = "x".join(str(d) if isinstance(d, int) else str(d or "?") for d in dims)
-                    raise InputError(
-                        f"input {value.name!r}: expected shape [{want}], got {list(arr.shape)}"
-                    )
+                    raise InputError(f"input {value.name!r}: expected shape [{want}], got {list(arr.shape)}")
             if arr.dtype != np.float32:
                 if not np.issubdtype(arr.dtype, np.number):
                     raise InputError(f"input {value.name!r}: expected float32 data, got {arr.dtype}")
