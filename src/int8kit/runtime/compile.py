@@ -191,7 +191,8 @@ class Builder:
 
     # ---- compiling ----------------------------------------------------------------------------
     def compile(self) -> Program:
-        for self.node_index, node in enumerate(self.graph):
+        for index, node in enumerate(self.graph):
+            self.node_index = index
             fn = LOWERINGS.get((node.domain or "", node.op_type))
             if fn is None:
                 raise UnsupportedOpError(
