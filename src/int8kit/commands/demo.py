@@ -1,0 +1,127 @@
+"""`int8kit demo`: the whole seed workflow on the shipped example, one command.
+
+Fashion-MNIST (Debian package `dataset-fashion-mnist`) is written out as an image folder plus
+`val_list.txt`, exactly what users start from, and then every step runs as the CLI command a user
+would type (each is printed first): preprocess -> quantize -> convert -> test FP32 vs INT8 -> report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from int8kit.errors import DataError
+
+DEFAULT_MODELS_DIR = Path("examples/models")
+DEFAULT_MODELS = ("fmnist_resnet", "fmnist_mobilenetv2")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run preprocess -> quantize -> convert -> test -> report on Fashion-MNIST")
+    p.add_argument("--workdir", type=Path, default=Path("demo"), help="where everything is written (demo/)")
+    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="FP32 models (examples/models)")
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
+    p.add_argument("--limit", type=int, default=0, help="test images to use (default: all 10,000)")
+    p.add_argument("--calib-images", type=int, default=300, help="training images written for calibration")
+    p.add_argument("--method", default="kl", help="calibration method (default kl)")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--num-threads", type=int, default=2)
+    p.set_defaults(func=run)
+
+
+def _step(argv: list[str]) -> None:
+    from int8kit.cli import main
+
+    print(f"\n$ int8kit {shlex.join(argv)}", flush=True)
+    status = main(argv)
+    if status:
+        raise SystemExit(status)
+
+
+def write_image_folder(split: str, folder: Path, limit: int | None) -> Path:
+    """Fashion-MNIST images as PNG files plus a `val_list.txt` of "path label" lines."""
+    from PIL import Image
+
+    from int8kit.examples.fashion_mnist import load_split
+
+    images, labels = load_split(split)
+    n = len(images) if limit is None else min(limit, len(images))
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        rel = f"images/{i:05d}.png"
+        if not (folder / rel).exists():
+            Image.fromarray(images[i]).save(folder / rel)
+        lines.append(f"{rel} {int(labels[i])}\n")
+    (folder / "val_list.txt").write_text("".join(lines))
+    return folder
+
+
+def run(args: argparse.Namespace) -> int:
+    from int8kit.examples.fashion_mnist import MEAN, STD
+
+    work = args.workdir
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    missing = [n for n in names if not (args.models_dir / f"{n}.onnx").exists()]
+    if missing:
+        raise DataError(f"{args.models_dir}: no model file for {', '.join(missing)} (run from the repository root)")
+    print("writing Fashion-MNIST as image folders with val_list.txt ...", flush=True)
+    test_dir = write_image_folder("test", work / "fmnist_test", limit=args.limit or None)
+    calib_dir = write_image_folder("train", work / "fmnist_calib", limit=args.calib_images)
+    norm = ["--grayscale", "--data-dim", "28", "--resize-size", "28", "--mean", str(MEAN[0]), "--std", str(STD[0])]
+    for folder, out in ((test_dir, work / "test.bin"), (calib_dir, work / "calib.bin")):
+        _step(
+            [
+                "preprocess",
+                "--local",
+                "--data-dir",
+                str(folder),
+                "--label-list",
+                str(folder / "val_list.txt"),
+                "--output-file",
+                str(out),
+                "--format",
+                "compact",
+                *norm,
+            ]
+        )
+    pairs = []
+    for name in names:
+        fp32 = args.models_dir / f"{name}.onnx"
+        qdq, int8 = work / f"{name}_qdq.onnx", work / f"{name}_int8.onnx"
+        _step(
+            [
+                "quantize",
+                str(fp32),
+                "--calib-data",
+                str(work / "calib.bin"),
+                "--output",
+                str(qdq),
+                "--method",
+                args.method,
+                "--num-samples",
+                str(args.calib_images),
+            ]
+        )
+        _step(["convert", "--quant-model-path", str(qdq), "--int8-model-save-path", str(int8)])
+        pairs += ["--pair", name, str(fp32), str(int8)]
+    _step(
+        [
+            "report",
+            *pairs,
+            "--infer-data",
+            str(work / "test.bin"),
+            "--batch-size",
+            str(args.batch_size),
+            "--num-threads",
+            str(args.num_threads),
+            "--csv",
+            str(work / "report.csv"),
+            "--plot",
+            str(work / "report.png"),
+            "--json",
+            str(work / "report.json"),
+        ]
+    )
+    return 0
