@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     batches = (data.batch(i, min(args.batch_size, n - i)) for i in range(0, n, args.batch_size))
     errors = compare_layers(args.fp32_model, args.int8_model, batches, args.num_threads)
     table = Table(title=f"per-layer error, {args.int8_model.name} vs {args.fp32_model.name}, {n} images")
-    for col in ("#id", "layer (output tensor)", "op", "runs", "SQNR dB", "cosine"):
+    for col in ("#id", "layer", "op", "runs", "SQNR dB", "cosine"):
         table.add_column(col, justify="right" if col in ("#id", "SQNR dB", "cosine") else "left")
     for e in errors[: args.top or None]:
         table.add_row(

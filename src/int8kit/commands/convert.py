@@ -23,9 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from int8kit.convert.config import OP_KINDS
 
     p = sub.add_parser("convert", help="turn a QDQ (fake-quant) ONNX model into an int8kit INT8 model")
-    p.add_argument(
-        "--quant-model-path", type=Path, required=True, help="QDQ ONNX model (int8kit, onnxruntime...)"
-    )
+    p.add_argument("--quant-model-path", type=Path, required=True, help="QDQ ONNX model (int8kit, onnxruntime...)")
     p.add_argument("--int8-model-save-path", type=Path, required=True, help="where to write the INT8 .onnx")
     p.add_argument(
         "--ops-to-quantize",
@@ -69,18 +67,11 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("op type")
     table.add_column("INT8", justify="right")
     table.add_column("FP32", justify="right")
-    for op in sorted(set(s.int8_ops) | set(s.fp32_ops)):
-        table.add_row(op, str(s.int8_ops[op]), str(s.fp32_ops[op]))
+    for op, int8, fp32 in s.rows():
+        table.add_row(op, str(int8), str(fp32))
     console.print(table)
-    conversions = ", ".join(f"{k} x{v}" for k, v in sorted(s.conversions.items())) or "none"
-    console.print(f"conversions at INT8/FP32 borders: {conversions}")
-    for op in s.fp32_reasons:
-        console.print(f"FP32 #{op.node_id} {op.op_type} {op.name}: {op.reason}")
-    for name in s.isolated:
-        console.print(
-            f"[yellow]warning[/]: {name} is an isolated INT8 op between FP32 neighbours "
-            "(quantize/dequantize may cost more than it gains)"
-        )
+    for line in s.notes():
+        console.print(line, style="yellow" if line.startswith("warning") else None)
     if args.debug:
         console.print(f"debug graphs: {args.debug}/*.dot (render with `dot -Tsvg`)")
     return 0

@@ -34,21 +34,25 @@ class ConversionSummary:
     def int8_compute_ops(self) -> int:
         return self.int8_ops["Conv"] + self.int8_ops["Dense"]
 
-    def lines(self) -> list[str]:
-        out = ["op type            INT8   FP32"]
-        for op in sorted(set(self.int8_ops) | set(self.fp32_ops)):
-            out.append(f"{op:<17} {self.int8_ops[op]:>5}  {self.fp32_ops[op]:>5}")
-        out.append(
-            "conversions: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.conversions.items())) or "none")
-        )
-        for op in self.fp32_reasons:
-            out.append(f"FP32 #{op.node_id} {op.op_type} {op.name}: {op.reason}")
-        for name in self.isolated:
-            out.append(
-                f"warning: {name} is an isolated INT8 op between FP32 neighbours (quantize/dequantize may "
-                "cost more than it gains)"
-            )
+    def rows(self) -> list[tuple[str, int, int]]:
+        """(op type, INT8 count, FP32 count) for every op type present."""
+        return [(op, self.int8_ops[op], self.fp32_ops[op]) for op in sorted(set(self.int8_ops) | set(self.fp32_ops))]
+
+    def notes(self) -> list[str]:
+        """Conversions inserted, why each FP32 op is FP32, and isolated-op warnings."""
+        conversions = ", ".join(f"{k} x{v}" for k, v in sorted(self.conversions.items())) or "none"
+        out = [f"conversions at INT8/FP32 borders: {conversions}"]
+        out += [f"FP32 #{op.node_id} {op.op_type} {op.name}: {op.reason}" for op in self.fp32_reasons]
+        out += [
+            f"warning: {name} is an isolated INT8 op between FP32 neighbours "
+            "(quantize/dequantize may cost more than it gains)"
+            for name in self.isolated
+        ]
         return out
+
+    def lines(self) -> list[str]:
+        table = ["op type            INT8   FP32"] + [f"{op:<17} {i:>5}  {f:>5}" for op, i, f in self.rows()]
+        return table + self.notes()
 
 
 def _is_conversion(node: ir.Node | None) -> bool:

@@ -17,20 +17,9 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
+from int8kit.convert.place_int8 import DATA_MOVEMENT_OPS
 
 logger = logging.getLogger(__name__)
-
-PASS_THROUGH = (
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Concat",
-)
 
 
 @dataclass(frozen=True)
@@ -52,7 +41,7 @@ def value_scale(value: ir.Value) -> float | None:
             return None if attr is None else float(attr.as_float())
         if node.op_type == "QuantizeLinear":
             return float(node.inputs[1].const_value.numpy().reshape(-1)[0])
-        if node.op_type in PASS_THROUGH:
+        if node.op_type in DATA_MOVEMENT_OPS:
             node = node.inputs[0].producer()
             continue
         return None
