@@ -10,6 +10,7 @@ and some consumer runs INT8, else it writes float (dequantizing inside the kerne
 from __future__ import annotations
 
 import logging
+import math
 
 import onnx_ir as ir
 
@@ -28,6 +29,9 @@ OUTPUT_INT8_KEY = "int8kit.output_int8"
 KEEP_FP32_KEY = "int8kit.keep_fp32"
 
 COMPUTE_OPS = ("Conv", "Dense")
+# An average pool runs INT8 at its input's scale; when averaging narrows the calibrated range by more
+# than this factor (2 bits), rounding the output to the input's scale costs more than an FP32 pool.
+AVG_POOL_MAX_NARROWING = 4.0
 DATA_MOVEMENT_OPS = (
     "MaxPool",
     "AveragePool",
@@ -82,6 +86,14 @@ def _produces_int8(value: ir.Value) -> bool:
     return not is_compute(producer) or producer.metadata_props.get(OUTPUT_INT8_KEY) == "1"
 
 
+def _avg_pool_narrowing(node: ir.Node) -> float:
+    """How much narrower an average pool's calibrated output range is than its input's (1 if unknown)."""
+    if node.op_type not in ("AveragePool", "GlobalAveragePool"):
+        return 1.0
+    t_in, t_out = threshold(node.inputs[0]), threshold(node.outputs[0])
+    return t_in / t_out if t_in and t_out else 1.0
+
+
 def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
     """None when the node runs INT8, else the reason it stays FP32."""
     if not (is_compute(node) or is_data_movement(node)):
@@ -98,6 +110,12 @@ def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
     missing = [v.name for v in inputs if threshold(v) is None]
     if missing:
         return f"no calibrated range for input {', '.join(missing)}"
+    narrowing = _avg_pool_narrowing(node)
+    if narrowing > AVG_POOL_MAX_NARROWING:
+        return (
+            f"averaging narrows the range {narrowing:.1f}x: INT8 at the input's scale would lose "
+            f"{math.log2(narrowing):.1f} bits"
+        )
     if is_data_movement(node) and not all(_produces_int8(v) for v in inputs):
         return "input arrives in FP32 (an INT8 op here would only add quantize/dequantize)"
     return None
@@ -114,9 +132,7 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
         skip = set(self.config.op_ids_to_skip)
         unknown = sorted(skip - set(nodes_by_id(model)))
         if unknown:
-            raise ConfigError(
-                f"op_ids_to_skip: no node has id {', '.join(map(str, unknown))} (see --debug graphs)"
-            )
+            raise ConfigError(f"op_ids_to_skip: no node has id {', '.join(map(str, unknown))} (see --debug graphs)")
         nodes = list(model.graph)
         for _ in range(3):  # later sweeps see the output decisions made for later consumers
             for node in nodes:

@@ -1,0 +1,272 @@
+"""Helpers for the converter tests: QDQ models from onnxruntime and int8kit, hand-written QDQ graphs,
+running the pipeline up to one pass, and agreement metrics."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from int8kit.convert.config import ConvertConfig
+from int8kit.convert.pipeline import conversion_passes
+
+SIZE = 32
+N_CALIB = 16
+N_EVAL = 256
+EVAL_BATCH = 64
+OPSET = 17
+
+# onnxruntime quantize_static variants: (per_channel, activation type, extra_options)
+ORT_VARIANTS = {
+    "ort_pc_u8": (True, "QUInt8", {}),
+    "ort_pt_u8": (False, "QUInt8", {}),
+    "ort_pc_s8_sym": (True, "QInt8", {"ActivationSymmetric": True}),
+}
+
+
+def calib_inputs(size: int = SIZE, n: int = N_CALIB, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
+
+
+def eval_inputs(size: int = SIZE, n: int = N_EVAL, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
+
+
+def ort_qdq(model: onnx.ModelProto, calib: np.ndarray, variant: str) -> onnx.ModelProto:
+    """onnxruntime's quantize_static (QDQ format, int8 weights) after its quant_pre_process."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    per_channel, act_type, extra = ORT_VARIANTS[variant]
+    input_name = model.graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calib)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {input_name: x[None]}
+
+    with tempfile.TemporaryDirectory() as d:
+        fp, pre, q = Path(d, "fp.onnx"), Path(d, "pre.onnx"), Path(d, "q.onnx")
+        onnx.save(model, fp)
+        quant_pre_process(str(fp), str(pre))
+        quantize_static(
+            str(pre),
+            str(q),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=getattr(QuantType, act_type),
+            weight_type=QuantType.QInt8,
+            extra_options=extra,
+        )
+        return onnx.load(str(q))
+
+
+def int8kit_qdq(model: onnx.ModelProto, calib: np.ndarray) -> onnx.ModelProto:
+    from int8kit.quantize import QuantizeConfig, quantize_model
+
+    return quantize_model(model, calib, QuantizeConfig(num_samples=len(calib), backend="onnxruntime"))
+
+
+def ort_session(model: onnx.ModelProto | str | Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.log_severity_level = 3  # widened_qdq leaves the replaced scales unused
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run_batched(fn, x: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    return np.concatenate([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+def run_ort(model, x: np.ndarray) -> np.ndarray:
+    sess = ort_session(model)
+    name = sess.get_inputs()[0].name
+    return run_batched(lambda b: sess.run(None, {name: b})[0], x)
+
+
+def run_int8kit(model, x: np.ndarray) -> np.ndarray:
+    from int8kit.runtime.predictor import Predictor
+
+    p = Predictor(model, num_threads=2)
+    return run_batched(p.run, x)
+
+
+def run_int8kit_output(model, x: np.ndarray, name: str) -> np.ndarray:
+    """The tensor `name` of the model, computed by the int8kit runtime."""
+    from int8kit.runtime.predictor import Predictor
+
+    p = Predictor(model, num_threads=2, extra_outputs=[name])
+    return run_batched(lambda b: p.run_dict({p.input_names[0]: b})[name], x)
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def assert_agrees(got: np.ndarray, want: np.ndarray, cos: float = 0.999, top1: float = 0.99) -> None:
+    c = cosine_rows(got, want)
+    agree = float(np.mean(got.argmax(1) == want.argmax(1)))
+    assert c.mean() >= cos, f"mean cosine {c.mean():.5f} < {cos} (min {c.min():.5f})"
+    assert agree >= top1, f"top-1 agreement {agree:.3f} < {top1}"
+
+
+def run_until(model, last: str, config: ConvertConfig | None = None) -> ir.Model:
+    """The model after the conversion pipeline's passes up to and including `last`."""
+    from int8kit.ir.load import as_ir_model
+
+    m = as_ir_model(model)
+    names = [n for n, _ in conversion_passes(config or ConvertConfig())]
+    assert last in names, names
+    for name, p in conversion_passes(config or ConvertConfig()):
+        m = p(m).model
+        if name == last:
+            return m
+    raise AssertionError(last)
+
+
+# -- hand-written QDQ graphs ---------------------------------------------------------------------
+class QDQGraph:
+    """A tiny QDQ graph written with onnx.helper: float input, Q/DQ pairs, int8 weights behind DQ."""
+
+    def __init__(self, shape=(1, 3, 8, 8), seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.input_shape = shape
+        self.count = 0
+
+    def _name(self, kind: str) -> str:
+        self.count += 1
+        return f"{kind}{self.count}"
+
+    def const(self, name: str, array) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str | None = None, name: str | None = None, **attrs) -> str:
+        output = output or self._name(op.lower() + "_out")
+        self.nodes.append(helper.make_node(op, inputs, [output], name=name or self._name(op.lower()), **attrs))
+        return output
+
+    def qdq(self, x: str, scale: float, zero_point: int = 0, dtype=np.uint8, output: str | None = None) -> str:
+        """Q -> DQ on activation x."""
+        tag = self._name("q")
+        s = self.const(f"{tag}_scale", np.array(scale, np.float32))
+        zp = self.const(f"{tag}_zp", np.array(zero_point, dtype))
+        q = self.node("QuantizeLinear", [x, s, zp], f"{tag}_q", name=f"{tag}_quant")
+        return self.node("DequantizeLinear", [q, s, zp], output, name=f"{tag}_dequant")
+
+    def weight(self, w: np.ndarray, per_channel: bool = True) -> tuple[str, np.ndarray, np.ndarray]:
+        """Symmetric int8 weights behind a DequantizeLinear; returns (DQ output, int8 array, scales)."""
+        tag = self._name("w")
+        flat = np.abs(w.reshape(w.shape[0], -1))
+        scales = (flat.max(1) if per_channel else np.array(flat.max())) / 127.0
+        shaped = scales.reshape((-1,) + (1,) * (w.ndim - 1)) if per_channel else scales
+        q = np.clip(np.rint(w / shaped), -127, 127).astype(np.int8)
+        scales = scales.astype(np.float32)
+        wq = self.const(f"{tag}_int8", q)
+        ws = self.const(f"{tag}_scale", scales)
+        wzp = self.const(f"{tag}_zp", np.zeros_like(scales, dtype=np.int8))
+        attrs = {"axis": 0} if per_channel else {}
+        out = self.node("DequantizeLinear", [wq, ws, wzp], f"{tag}_float", name=f"{tag}_dequant", **attrs)
+        return out, q, scales
+
+    def conv(
+        self,
+        x: str,
+        cin: int,
+        cout: int,
+        k: int = 3,
+        relu: bool = False,
+        per_channel: bool = True,
+        name: str | None = None,
+        output: str | None = None,
+        **attrs,
+    ) -> str:
+        w = self.rng.standard_normal((cout, cin // attrs.get("group", 1), k, k)).astype(np.float32)
+        w *= np.sqrt(2.0 / (cin * k * k))
+        wdq, _, _ = self.weight(w, per_channel)
+        b = self.const(self._name("bias"), self.rng.normal(0, 0.1, cout).astype(np.float32))
+        pads = attrs.pop("pads", [k // 2] * 4)
+        y = self.node("Conv", [x, wdq, b], None if relu else output, name=name, pads=pads, **attrs)
+        return self.node("Relu", [y], output) if relu else y
+
+    def build(self, outputs: list[str], output_shapes=None) -> onnx.ModelProto:
+        shapes = output_shapes or [None] * len(outputs)
+        graph = helper.make_graph(
+            self.nodes,
+            "qdq_test",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(self.input_shape))],
+            [helper.make_tensor_value_info(o, TensorProto.FLOAT, s) for o, s in zip(outputs, shapes, strict=True)],
+            self.inits,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        return model
+
+
+def by_name(model: ir.Model, name: str) -> ir.Node:
+    for node in model.graph:
+        if node.name == name:
+            return node
+    raise KeyError(f"no node {name!r}; have {[n.name for n in model.graph]}")
+
+
+def value(model: ir.Model, name: str) -> ir.Value:
+    for node in model.graph:
+        for out in node.outputs:
+            if out.name == name:
+                return out
+    for v in model.graph.inputs:
+        if v.name == name:
+            return v
+    raise KeyError(name)
+
+
+def widened_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The QDQ model with every asymmetric activation Q/DQ pair replaced by the symmetric int8 one of
+    zero point 0 covering the same real range: what an INT8 model without zero points can represent.
+
+    The range of a pair is [(qmin - zp) * s, (qmax - zp) * s]; its symmetric cover is s8 with scale
+    max(|lo|, hi) / 127 (and a uint8 pair with zero point 0 is already exact)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {t.name: t for t in model.graph.initializer}
+    weights = {i.name for i in model.graph.initializer}
+    renamed: dict[tuple[str, str], tuple[str, str]] = {}
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or node.input[0] in weights:
+            continue
+        if len(node.input) < 3:
+            continue
+        key = (node.input[1], node.input[2])
+        if key not in renamed:
+            s = float(numpy_helper.to_array(inits[key[0]]).reshape(-1)[0])
+            zp = numpy_helper.to_array(inits[key[1]]).reshape(-1)[0]
+            info = np.iinfo(zp.dtype)
+            lo, hi = (info.min - int(zp)) * s, (info.max - int(zp)) * s
+            if int(zp) == 0:
+                renamed[key] = key
+                continue
+            t = max(-lo, hi)
+            names = (f"{key[0]}_widened", f"{key[1]}_widened")
+            model.graph.initializer.extend(
+                [
+                    numpy_helper.from_array(np.array(t / 127.0, np.float32), names[0]),
+                    numpy_helper.from_array(np.array(0, np.int8), names[1]),
+                ]
+            )
+            renamed[key] = names
+        node.input[1], node.input[2] = renamed[key]
+    return model
