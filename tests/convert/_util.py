@@ -139,7 +139,7 @@ def run_until(model, last: str, config: ConvertConfig | None = None) -> ir.Model
 class QDQGraph:
     """A tiny QDQ graph written with onnx.helper: float input, Q/DQ pairs, int8 weights behind DQ."""
 
-    def __init__(self, shape=(1, 3, 8, 8), seed: int = 0) -> None:
+    def __init__(self, shape=("N", 3, 8, 8), seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
@@ -208,13 +208,14 @@ class QDQGraph:
             self.nodes,
             "qdq_test",
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(self.input_shape))],
-            [helper.make_tensor_value_info(o, TensorProto.FLOAT, s) for o, s in zip(outputs, shapes, strict=True)],
+            [helper.make_tensor_value_info(o, TensorProto.FLOAT, s) for o, s in zip(outputs, shapes, strict=True)
+             if s is not None] + [helper.make_empty_tensor_value_info(o) for o, s in zip(outputs, shapes, strict=True)
+                                  if s is None],
             self.inits,
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = 8
-        onnx.checker.check_model(model)
-        return model
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True)
 
 
 def by_name(model: ir.Model, name: str) -> ir.Node:

@@ -43,12 +43,19 @@ class IntakePass(ir.passes.InPlacePass):
 
 
 class FusePass(ir.passes.InPlacePass):
-    """The FP32 fusions (conv, gemm, bias, activation, residual sum) to a fixed point."""
+    """The FP32 fusions (conv, gemm, bias, activation, residual sum) to a fixed point.
+
+    Keeps the fusion reports: what fused and what was refused (and why) goes into the summary.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list = []
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         from int8kit.ir.optimize import run_fusions
 
-        reports = run_fusions(model)
+        reports = self.reports = run_fusions(model)
         return ir.passes.PassResult(model, modified=any(r.fused for r in reports))
 
 
@@ -104,7 +111,8 @@ def convert(
             write_dot(graph_model, config.debug_dir / f"{index:02d}_{name}.dot", title=f"after {name}")
         if on_pass is not None:
             on_pass(name, graph_model)
-    return ConversionResult(graph_model, summarize(graph_model))
+    fusions = next((p.reports for _, p in passes if isinstance(p, FusePass)), [])
+    return ConversionResult(graph_model, summarize(graph_model, fusions))
 
 
 def save(model: ir.Model, path: str | os.PathLike) -> None:

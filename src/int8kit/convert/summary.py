@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.convert.place_int8 import PRECISION_KEY, REASON_KEY, is_compute, is_data_movement, is_int8
+from int8kit.ir._fusion import FusionReport
 from int8kit.ir.node_ids import node_id
 
 CONVERSION_OPS = ("QuantizeLinear", "DequantizeLinear", "Requantize")
@@ -29,6 +31,14 @@ class ConversionSummary:
     fp32_reasons: list[FP32Op] = field(default_factory=list)
     conversions: Counter = field(default_factory=Counter)
     isolated: list[str] = field(default_factory=list)
+    fusions: list[FusionReport] = field(default_factory=list)
+
+    def fusion_notes(self) -> list[str]:
+        """How many fusions each fusion pass made, and every refusal with its reason."""
+        done = ", ".join(f"{r.pass_name} x{len(r.fused)}" for r in self.fusions if r.fused) or "none"
+        out = [f"fused: {done}"]
+        out += [f"not fused ({r.pass_name}) {name}: {reason}" for r in self.fusions for name, reason in r.skipped]
+        return out
 
     @property
     def int8_compute_ops(self) -> int:
@@ -41,7 +51,7 @@ class ConversionSummary:
     def notes(self) -> list[str]:
         """Conversions inserted, why each FP32 op is FP32, and isolated-op warnings."""
         conversions = ", ".join(f"{k} x{v}" for k, v in sorted(self.conversions.items())) or "none"
-        out = [f"conversions at INT8/FP32 borders: {conversions}"]
+        out = [f"conversions at INT8/FP32 borders: {conversions}", *self.fusion_notes()]
         out += [f"FP32 #{op.node_id} {op.op_type} {op.name}: {op.reason}" for op in self.fp32_reasons]
         out += [
             f"warning: {name} is an isolated INT8 op between FP32 neighbours "
@@ -59,8 +69,8 @@ def _is_conversion(node: ir.Node | None) -> bool:
     return node is not None and node.op_type in CONVERSION_OPS
 
 
-def summarize(model: ir.Model) -> ConversionSummary:
-    s = ConversionSummary()
+def summarize(model: ir.Model, fusions: Iterable[FusionReport] = ()) -> ConversionSummary:
+    s = ConversionSummary(fusions=list(fusions))
     for node in model.graph:
         if node.op_type in CONVERSION_OPS:
             s.conversions[node.op_type] += 1
