@@ -208,9 +208,12 @@ class QDQGraph:
             self.nodes,
             "qdq_test",
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(self.input_shape))],
-            [helper.make_tensor_value_info(o, TensorProto.FLOAT, s) for o, s in zip(outputs, shapes, strict=True)
-             if s is not None] + [helper.make_empty_tensor_value_info(o) for o, s in zip(outputs, shapes, strict=True)
-                                  if s is None],
+            [
+                helper.make_tensor_value_info(o, TensorProto.FLOAT, s)
+                for o, s in zip(outputs, shapes, strict=True)
+                if s is not None
+            ]
+            + [helper.make_empty_tensor_value_info(o) for o, s in zip(outputs, shapes, strict=True) if s is None],
             self.inits,
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

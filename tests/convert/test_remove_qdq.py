@@ -51,7 +51,8 @@ def test_float_model_left_computes_the_fp32_conv_with_dequantized_weights():
     m = run_until(model, "remove_qdq")
     ref = helper.make_model(
         helper.make_graph(
-            [helper.make_node("Conv", ["input", "w"], ["y"], pads=[1, 1, 1, 1])], "ref",
+            [helper.make_node("Conv", ["input", "w"], ["y"], pads=[1, 1, 1, 1])],
+            "ref",
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
             [helper.make_tensor("w", TensorProto.FLOAT, q.shape, _numpy_dequantize(q, scales).ravel())],

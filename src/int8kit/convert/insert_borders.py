@@ -68,9 +68,7 @@ class Borders:
                 name=f"{name}/requantize",
             )
         out = node.outputs[0]
-        out.name = self._fresh(
-            f"{name}_{'f32' if not target.is_int8 else 'u8' if target.dtype == ops.UINT8 else 's8'}"
-        )
+        out.name = self._fresh(f"{name}_{'f32' if not target.is_int8 else 'u8' if target.dtype == ops.UINT8 else 's8'}")
         out.shape = value.shape
         out.type = ir.TensorType(IR_TYPE[target.dtype])
         self.graph.insert_before(before, node)
@@ -138,6 +136,7 @@ class InsertBordersPass(ir.passes.InPlacePass):
                 res_enc = FLOAT
             node.replace_input_with(3, b.convert(res, res_enc, node))
         b.enc[id(out)] = y_enc
+        out.type = ir.TensorType(IR_TYPE[y_enc.dtype])  # the saved model declares what the kernel writes
 
     def _data_movement(self, b: Borders, node: ir.Node) -> None:
         if node.op_type == "Concat":
@@ -149,6 +148,7 @@ class InsertBordersPass(ir.passes.InPlacePass):
             target = b.encoding(x) if b.encoding(x).is_int8 else int8_encoding(x)
             node.replace_input_with(0, b.convert(x, target, node))
         b.enc[id(node.outputs[0])] = target
+        node.outputs[0].type = ir.TensorType(IR_TYPE[target.dtype])
 
     def _float_outputs(self, b: Borders, graph: ir.Graph) -> None:
         for i, out in enumerate(list(graph.outputs)):

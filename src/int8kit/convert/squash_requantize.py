@@ -15,6 +15,7 @@ import logging
 import onnx_ir as ir
 
 from int8kit import ops
+from int8kit.convert.insert_borders import IR_TYPE
 from int8kit.convert.place_int8 import is_compute, is_int8
 from int8kit.convert.propagate_scales import ends_non_negative
 from int8kit.ir._graph import const_array, drop_unused_initializers
@@ -92,6 +93,7 @@ class SquashRequantizePass(ir.passes.InPlacePass):
                 _set(node, "y_type", ir.AttributeType.INT, _zp_type(nxt))
             else:
                 continue
+            node.outputs[0].type = ir.TensorType(IR_TYPE[_attr(node, "y_type", ops.FLOAT)])
             _bypass(graph, node, nxt)
             squashed += 1
         for node in list(graph):
@@ -110,11 +112,7 @@ class SquashRequantizePass(ir.passes.InPlacePass):
     @staticmethod
     def _dq_q(graph: ir.Graph, quant: ir.Node) -> int:
         dq = quant.inputs[0].producer()
-        if (
-            not _is(dq, "DequantizeLinear")
-            or len(dq.outputs[0].uses()) != 1
-            or dq.outputs[0].is_graph_output()
-        ):
+        if not _is(dq, "DequantizeLinear") or len(dq.outputs[0].uses()) != 1 or dq.outputs[0].is_graph_output():
             return 0
         src = dq.inputs[0]
         x_scale, y_scale = _scale_of(dq), _scale_of(quant)
@@ -131,6 +129,7 @@ class SquashRequantizePass(ir.passes.InPlacePass):
             )
             graph.insert_before(quant, req)
             replacement = req.outputs[0]
+            replacement.type, replacement.shape = ir.TensorType(IR_TYPE[_zp_type(quant)]), src.shape
         name = quant.outputs[0].name
         quant.outputs[0].replace_all_uses_with(replacement, replace_graph_outputs=True)
         graph.remove([quant, dq], safe=True)

@@ -1,0 +1,75 @@
+"""place_int8: every node INT8 or FP32 with the reason, from ops_to_quantize, op_ids_to_skip and ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from int8kit.convert.config import ConvertConfig
+from int8kit.convert.place_int8 import PRECISION_KEY, REASON_KEY
+from int8kit.ir.node_ids import node_id
+
+from ._util import QDQGraph, run_until
+
+
+def _chain():
+    """conv1 -> conv2 -> MaxPool -> Flatten -> Gemm, every activation with a Q/DQ pair."""
+    g = QDQGraph()
+    x = g.qdq("input", 0.02, 0, np.int8)
+    c = g.qdq(g.conv(x, 3, 4, relu=True, name="conv1"), 0.01, 0, np.uint8)
+    c = g.qdq(g.conv(c, 4, 4, relu=True, name="conv2"), 0.01, 0, np.uint8)
+    p = g.node("MaxPool", [c], "pool", name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    f = g.node("Flatten", [p], "flat", name="flatten")
+    w, _, _ = g.weight(g.rng.standard_normal((5, 64)).astype(np.float32))
+    return g.build([g.node("Gemm", [f, w], "y", name="fc", transB=1)])
+
+
+def _placed(model, **config):
+    m = run_until(model, "place_int8", ConvertConfig(**config))
+    return {n.name: (n.metadata_props.get(PRECISION_KEY), n.metadata_props.get(REASON_KEY, "")) for n in m.graph}
+
+
+def test_everything_with_ranges_runs_int8():
+    placed = _placed(_chain())
+    assert {name: p for name, (p, _) in placed.items()} == dict.fromkeys(placed, "int8")
+
+
+def test_skipped_id_stays_fp32_and_the_pool_after_it_too():
+    ids = {n.name: node_id(n) for n in run_until(_chain(), "fuse").graph}
+    placed = _placed(_chain(), op_ids_to_skip=(ids["conv2"],))
+    assert placed["conv2"] == ("fp32", "skipped by op_ids_to_skip")
+    assert placed["conv1"][0] == "int8"
+    # data movement on FP32 input stays FP32 (INT8 there would only add conversions)
+    assert placed["pool"][0] == "fp32" and "input arrives in FP32" in placed["pool"][1]
+    assert placed["flatten"][0] == "fp32"
+    assert placed["fc"][0] == "int8"  # it has its own range: quantizes its float input
+
+
+def test_missing_range_stays_fp32_and_names_the_tensor():
+    g = QDQGraph()
+    c = g.conv("input", 3, 4, name="conv1", output="c1")  # no Q/DQ on its input
+    c = g.qdq(c, 0.05, 0, np.int8)
+    y = g.conv(c, 4, 4, name="conv2", output="y")
+    placed = _placed(g.build([y]))
+    assert placed["conv1"] == ("fp32", "no calibrated range for input input")
+    assert placed["conv2"][0] == "int8"
+
+
+def test_ops_to_quantize_keeps_other_kinds_fp32():
+    placed = _placed(_chain(), ops_to_quantize=("conv",))
+    assert placed["conv1"][0] == placed["conv2"][0] == "int8"
+    assert placed["fc"] == ("fp32", "gemm not in ops_to_quantize")
+    assert placed["pool"] == ("fp32", "maxpool not in ops_to_quantize")
+    assert placed["flatten"] == ("fp32", "reshape not in ops_to_quantize")
+
+
+@pytest.mark.parametrize(
+    ("kinds", "dw", "regular"), [(("depthwise_conv",), "int8", "fp32"), (("conv",), "fp32", "int8")]
+)
+def test_depthwise_and_regular_convs_are_separate_kinds(kinds, dw, regular):
+    g = QDQGraph()
+    x = g.qdq("input", 0.02, 0, np.int8)
+    c = g.qdq(g.conv(x, 3, 6, name="regular"), 0.05, 0, np.int8)
+    y = g.conv(c, 6, 6, group=6, name="dw", output="y")
+    placed = _placed(g.build([y]), ops_to_quantize=kinds)
+    assert placed["dw"][0] == dw and placed["regular"][0] == regular
