@@ -14,7 +14,7 @@ import sys
 from int8kit.errors import Int8kitError
 
 # The order here is the order `int8kit --help` lists them.
-COMMANDS = ["info", "preprocess", "quantize", "convert", "compare", "test", "report", "demo"]
+COMMANDS = ["info", "preprocess", "quantize", "qat", "convert", "compare", "test", "report", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
