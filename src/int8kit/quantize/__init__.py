@@ -1,5 +1,20 @@
-"""Post-training quantization to a standard ONNX QDQ model (see api.py for the steps)."""
+"""Post-training quantization to a standard ONNX QDQ model (see api.py for the steps).
+
+The package itself is callable, so the documented one-liner works:
+`int8kit.quantize("model.onnx", "calib.bin", QuantizeConfig(method="kl"))` is `quantize_model(...)`.
+"""
+
+import sys
+import types
 
 from int8kit.quantize.api import QuantizeConfig, QuantizeResult, quantize, quantize_model, save_model
 
 __all__ = ["QuantizeConfig", "QuantizeResult", "quantize", "quantize_model", "save_model"]
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return quantize_model(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
