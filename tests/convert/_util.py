@@ -76,8 +76,11 @@ def int8kit_qdq(model: onnx.ModelProto, calib: np.ndarray) -> onnx.ModelProto:
     return quantize_model(model, calib, QuantizeConfig(num_samples=len(calib), backend="onnxruntime"))
 
 
-def ort_session(model: onnx.ModelProto | str | Path) -> ort.InferenceSession:
+def ort_session(model: onnx.ModelProto | str | Path, optimize: bool = True) -> ort.InferenceSession:
+    """optimize=False: the graph exactly as written (onnxruntime's QDQ rewrites change rounding)."""
     options = ort.SessionOptions()
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.intra_op_num_threads = 2
     options.log_severity_level = 3  # widened_qdq leaves the replaced scales unused
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
@@ -88,8 +91,8 @@ def run_batched(fn, x: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
     return np.concatenate([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
-def run_ort(model, x: np.ndarray) -> np.ndarray:
-    sess = ort_session(model)
+def run_ort(model, x: np.ndarray, optimize: bool = True) -> np.ndarray:
+    sess = ort_session(model, optimize)
     name = sess.get_inputs()[0].name
     return run_batched(lambda b: sess.run(None, {name: b})[0], x)
 

@@ -20,8 +20,8 @@ def _branchy():
     x = g.qdq("input", 0.02, 0, np.int8)
     r = g.conv(x, 3, 4, relu=True, name="conv1", output="r")
     rq = g.qdq(r, 0.04, 0, np.uint8)  # covers r's values (max ~6) on the test inputs
-    y = g.conv(rq, 4, 4, name="conv2", output="y")
-    s = g.node("Sigmoid", [rq], "s", name="sigmoid")
+    g.conv(rq, 4, 4, name="conv2", output="y")
+    g.node("Sigmoid", [rq], "s", name="sigmoid")
     return g.build(["y", "s", "r"])
 
 

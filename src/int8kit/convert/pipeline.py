@@ -34,12 +34,20 @@ logger = logging.getLogger(__name__)
 
 
 class IntakePass(ir.passes.InPlacePass):
-    """Opset upgrade, constants, identities, pad fold, BN fold, shapes, ids (see int8kit.ir.intake)."""
+    """Opset upgrade, constants, identities, pad fold, shapes, ids (see int8kit.ir.intake); no BN fold.
+
+    A Conv's weights are still behind their DequantizeLinear here, so the intake's BN fold would find
+    no constant weights and lower the BN to Mul + Add, which nothing folds later. BN is folded by the
+    pipeline's own fold_batchnorm pass, after remove_qdq made the weights constants.
+    """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        from int8kit.ir.intake import intake
+        from int8kit.ir.intake import INTAKE_PASSES
 
-        return ir.passes.PassResult(intake(model), modified=True)
+        for p in INTAKE_PASSES:
+            if not isinstance(p, FoldBatchNormPass):
+                model = p(model).model
+        return ir.passes.PassResult(model, modified=True)
 
 
 class FusePass(ir.passes.InPlacePass):
