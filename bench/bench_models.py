@@ -116,7 +116,7 @@ ENGINES = {
         Engine("ort-int8", "onnxruntime", "int8", lambda v, t: _ort(v.qdq(), t)),
     )
 }
-DEFAULT_ENGINES = ("int8kit-fp32", "ort-fp32")
+DEFAULT_ENGINES = ("int8kit-fp32", "int8kit-int8", "ort-fp32", "ort-int8")
 
 
 # ---- timing -------------------------------------------------------------------------------------------
@@ -203,6 +203,10 @@ def environment_record() -> dict[str, object]:
     return env
 
 
+def engine_names(engines: list[Engine]) -> set[str]:
+    return {e.name for e in engines}
+
+
 def print_table(results: list[Result], engines: list[Engine], env: dict, timing: Timing) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -213,6 +217,9 @@ def print_table(results: list[Result], engines: list[Engine], env: dict, timing:
         table.add_column(column)
     for e in engines:
         table.add_column(e.name, justify="right")
+    speedup = "int8kit-int8" in engine_names(engines) and "int8kit-fp32" in engine_names(engines)
+    if speedup:
+        table.add_column("int8kit int8/fp32", justify="right")
     for ours, _ in pairs:
         table.add_column(f"{ours.precision} int8kit/ort", justify="right")
     rows: dict[tuple, dict[str, Result]] = {}
@@ -221,6 +228,8 @@ def print_table(results: list[Result], engines: list[Engine], env: dict, timing:
     for (model, batch, threads), by_engine in rows.items():
         cells = [model, str(batch), str(threads)]
         cells += [f"{by_engine[e.name].images_per_s:.1f}" for e in engines]
+        if speedup:
+            cells.append(f"{by_engine['int8kit-int8'].images_per_s / by_engine['int8kit-fp32'].images_per_s:.2f}x")
         cells += [f"{by_engine[a.name].images_per_s / by_engine[b.name].images_per_s:.2f}x" for a, b in pairs]
         table.add_row(*cells)
     console = Console(width=None if sys.stdout.isatty() else 140)  # files and pipes get the whole table
