@@ -21,6 +21,7 @@ from int8kit.ir.drop_identity import DropIdentityPass
 from int8kit.ir.drop_initializer_inputs import DropInitializerInputsPass
 from int8kit.ir.fold_batchnorm import FoldBatchNormPass
 from int8kit.ir.fold_pad_into_conv import FoldPadIntoConvPass
+from int8kit.ir.fuse_hardswish_pattern import FuseHardSwishPatternPass
 from int8kit.ir.infer_shapes import InferShapesPass
 from int8kit.ir.load import as_ir_model
 from int8kit.ir.node_ids import AssignNodeIdsPass
@@ -33,6 +34,7 @@ INTAKE_PASSES: tuple[ir.passes.PassBase, ...] = (
     ConstantsToInitializersPass(),
     DropInitializerInputsPass(),
     DropIdentityPass(),
+    FuseHardSwishPatternPass(),
     FoldPadIntoConvPass(),
     FoldBatchNormPass(),
     InferShapesPass(),

@@ -1,0 +1,39 @@
+"""x * HardSigmoid(x; 1/6, 0.5) becomes HardSwish(x), numerically equal (onnxruntime before and after)."""
+
+import numpy as np
+import onnx_ir as ir
+from onnx import helper
+
+from int8kit.ir.fuse_hardswish_pattern import FuseHardSwishPatternPass
+from tests.ir._util import init, make_model, rng, run_ort, vinfo
+
+
+def _model(alpha: float, gate_uses: int = 1):
+    w = rng().standard_normal((4, 3, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("HardSigmoid", ["c"], ["g"], alpha=alpha, beta=0.5, name="gate"),
+        helper.make_node("Mul", ["c", "g"], ["y"], name="mul"),
+    ]
+    outputs = [vinfo("y", [1, 4, 8, 8])]
+    if gate_uses > 1:
+        outputs.append(vinfo("g", [1, 4, 8, 8]))
+    return make_model(nodes, [vinfo("x", [1, 3, 8, 8])], outputs, [init("w", w)])
+
+
+def test_pattern_becomes_hardswish_and_matches():
+    proto = _model(1 / 6)
+    x = rng().standard_normal((1, 3, 8, 8)).astype(np.float32) * 4
+    before = run_ort(proto, {"x": x})["y"]
+    model = ir.serde.deserialize_model(proto)
+    assert FuseHardSwishPatternPass()(model).modified
+    assert [n.op_type for n in model.graph] == ["Conv", "HardSwish"]
+    assert [o.name for o in model.graph.outputs] == ["y"]
+    np.testing.assert_allclose(run_ort(model, {"x": x})["y"], before, rtol=1e-5, atol=1e-5)
+
+
+def test_other_constants_or_shared_gate_are_left_alone():
+    for proto in (_model(0.2), _model(1 / 6, gate_uses=2)):
+        model = ir.serde.deserialize_model(proto)
+        assert not FuseHardSwishPatternPass()(model).modified
+        assert "HardSigmoid" in [n.op_type for n in model.graph]
