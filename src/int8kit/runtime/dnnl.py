@@ -226,6 +226,7 @@ def library() -> Library:
     isa = cdll.dnnl_get_effective_cpu_isa()
     if isa & 0x7 != 0x7:  # below avx2
         raise DnnlError(f"this CPU's best ISA for oneDNN is {isa:#x}: int8kit needs at least AVX2")
+    _Handle._cdll = cdll
     logger.debug("loaded oneDNN %d.%d.%d from %s", v.major, v.minor, v.patch, path)
     return Library(cdll, path, (v.major, v.minor, v.patch))
 
@@ -276,6 +277,7 @@ class _Handle:
     """Owns one oneDNN handle and destroys it when collected."""
 
     _destroy = ""
+    _cdll: ctypes.CDLL | None = None  # set by library(); kept here so __del__ works during shutdown
 
     def __init__(self, handle: c_void_p, owned: bool = True):
         self.handle = handle
@@ -283,8 +285,9 @@ class _Handle:
 
     def __del__(self):
         if getattr(self, "_owned", False) and self.handle:
-            lib = library().cdll
-            getattr(lib, self._destroy)(self.handle)
+            destroy = getattr(_Handle._cdll, self._destroy, None)
+            if destroy is not None:  # None only at interpreter shutdown, when the process frees it all
+                destroy(self.handle)
             self.handle = None
 
 
