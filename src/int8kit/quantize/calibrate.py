@@ -127,7 +127,11 @@ def calibrate(
         batch_size = fixed_batch
     if batch_size <= 0:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
-    observers: dict[str, Observer] = {n: make_observer(method, percentile) for n in names}
+    # The model input is the user's own data: its full range is meaningful, and entropy/percentile
+    # cuts on a bimodal input (image background vs foreground) clipped whole objects away.
+    observers: dict[str, Observer] = {
+        n: make_observer("minmax" if n == inp.name else method, percentile) for n in names
+    }
     fetched = [n for n in names if n != inp.name]
     run = source or activation_source(model, fetched, backend, num_threads)
     total, done = len(samples), 0
