@@ -14,7 +14,7 @@ from pathlib import Path
 from int8kit.errors import DataError
 
 DEFAULT_MODELS_DIR = Path("examples/models")
-DEFAULT_MODELS = ("fmnist_resnet", "fmnist_mobilenetv2")
+DEFAULT_MODELS = ("fashion_mnist_resnet", "fashion_mnist_mobilenetv2")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
     p.add_argument("--limit", type=int, default=0, help="test images to use (default: all 10,000)")
     p.add_argument("--calib-images", type=int, default=300, help="training images written for calibration")
-    p.add_argument("--method", default="kl", help="calibration method (default kl)")
+    p.add_argument("--method", default="minmax", help="calibration method (default minmax)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--num-threads", type=int, default=2)
     p.set_defaults(func=run)
