@@ -8,8 +8,8 @@ An engine is a name, a precision and a factory (model variants, threads) -> runn
 one `--engines` away: `int8kit-int8` runs the converted model, `ort-int8` the QDQ model it came from
 (both calibrated once per model on random images, which is enough to time them).
 
-OpenMP threads that spin-wait stalled multi-threaded runs on this shared machine by up to 100x, so
-OMP_WAIT_POLICY=passive is set unless the environment already sets it (the output says which).
+Both engines keep their default thread waiting (libgomp: spin briefly, then sleep; onnxruntime: spin);
+set OMP_WAIT_POLICY in the environment to try others (the output says what was in force).
 
     python bench/bench_models.py [--quick] [--models resnet50,mobilenet_v2] [--batches 1,50]
         [--threads 1,2] [--engines int8kit-fp32,ort-fp32[,int8kit-int8,ort-int8]] [--json OUT]
@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 
 _OMP_POLICY_PRESET = "OMP_WAIT_POLICY" in os.environ
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before libgomp loads (with onnxruntime or libdnnl)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -197,8 +196,8 @@ def environment_record() -> dict[str, object]:
     env = environment()
     env["onednn"] = {"version": dnnl.library().version_string, "isa": dnnl.effective_isa()}
     env["omp_wait_policy"] = {
-        "value": os.environ["OMP_WAIT_POLICY"],
-        "set_by": "environment" if _OMP_POLICY_PRESET else "bench_models.py default",
+        "value": os.environ.get("OMP_WAIT_POLICY", "unset (libgomp default: spin briefly, then sleep)"),
+        "set_by": "environment" if _OMP_POLICY_PRESET else "nobody",
     }
     return env
 
@@ -240,8 +239,7 @@ def print_table(results: list[Result], engines: list[Engine], env: dict, timing:
         f"ISA {env['onednn']['isa']}; onnxruntime {env['versions']['onnxruntime']}"
     )
     console.print(
-        f"OMP_WAIT_POLICY={policy['value']} (set by {policy['set_by']}: OpenMP spin-waiting stalled "
-        "multi-threaded runs on this shared machine)"
+        f"OMP_WAIT_POLICY={policy['value']} (set by {policy['set_by']}); onnxruntime thread spinning: default"
         + (f"; ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}" if "ONEDNN_MAX_CPU_ISA" in os.environ else "")
     )
     console.print(

@@ -208,9 +208,6 @@ def _find_library() -> pathlib.Path:
 
 @functools.cache
 def library() -> Library:
-    # GNU OpenMP reads this once, when libdnnl pulls it in. Spin-waiting threads stalled multi-threaded
-    # runs by up to 100x on a busy machine; passive waiting costs little. An explicit setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     path = _find_library()
     try:
         cdll = ctypes.CDLL(str(path))
