@@ -13,6 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
+from int8kit.ir._graph import const_array  # noqa: F401  (re-exported for the fusion passes)
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +58,6 @@ def is_fused_op(node: ir.Node | None, types: tuple[str, ...] = FUSED_OPS) -> boo
 
 def is_onnx_op(node: ir.Node | None, op_type: str) -> bool:
     return node is not None and node.domain in ("", "ai.onnx") and node.op_type == op_type
-
-
-def const_array(value: ir.Value | None) -> np.ndarray | None:
-    """The value's data when it is a true constant (an initializer that is not a graph input)."""
-    if value is None or value.const_value is None or value.is_graph_input():
-        return None
-    return value.const_value.numpy()
 
 
 def sole_consumer(value: ir.Value) -> tuple[ir.Node | None, str]:
