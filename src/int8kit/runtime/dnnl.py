@@ -282,7 +282,7 @@ class _Handle:
 
     def __del__(self):
         if getattr(self, "_owned", False) and self.handle:
-            destroy = getattr(_Handle._cdll, self._destroy, None)
+            destroy = getattr(self._cdll, self._destroy, None)
             if destroy is not None:  # None only at interpreter shutdown, when the process frees it all
                 destroy(self.handle)
             self.handle = None
