@@ -48,7 +48,7 @@ def config_from_args(args: argparse.Namespace, model: Path, backend: str | None 
 def make_console():
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -126,7 +126,7 @@ def plot(comparisons: list[Comparison], path: str | Path) -> Path:
     names = [c.name for c in comparisons]
     xs = range(len(names))
     width = 0.38
-    fig = Figure(figsize=(max(6.0, 1.6 * len(names) + 3), 4.0), layout="constrained")
+    fig = Figure(figsize=(max(8.0, 2.4 * len(names) + 3), 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     panels = [
         (
@@ -141,9 +141,10 @@ def plot(comparisons: list[Comparison], path: str | Path) -> Path:
         bars = ax.bar([x + width / 2 for x in xs], int8, width, label="INT8")
         if title.startswith("images"):
             ax.bar_label(bars, labels=[f"{c.ratio:.2f}x" for c in comparisons], fontsize=8)
-        ax.set_xticks(list(xs), names)
+        ax.set_xticks(list(xs), names, rotation=20, ha="right", fontsize=8)
         ax.set_title(title)
-        ax.legend()
+        ax.margins(y=0.15)  # room above the bars for the ratio labels and the legend
+    fig.legend(["FP32", "INT8"], loc="outside lower center", ncols=2)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
