@@ -91,9 +91,7 @@ def main() -> int:
             backend=args.backend,
         )
         run_test(
-            TestConfig(
-                model, data, batch_size=args.batch_size, iterations=1, warmup_iter=0, backend=args.backend
-            )
+            TestConfig(model, data, batch_size=args.batch_size, iterations=1, warmup_iter=0, backend=args.backend)
         )  # load libraries first so the baseline includes them
         before = peak_rss_mib()
         t0 = time.perf_counter()

@@ -138,9 +138,7 @@ def test_compact_preprocess_same_accuracy(images, tmp_path, capsys):
     assert main([*argv, "--json", str(report)]) == 0
     expected = np.stack([seed_reference(folder / name) for name, _ in names])
     labels = np.array([label for _, label in names])
-    assert json.loads(report.read_text())["top1"] == pytest.approx(
-        direct_accuracy(model, expected, labels, 1)
-    )
+    assert json.loads(report.read_text())["top1"] == pytest.approx(direct_accuracy(model, expected, labels, 1))
 
 
 def test_preprocess_reports_bad_images(images, tmp_path, capsys):
@@ -159,10 +157,7 @@ def test_test_reports_truncated_file(tmp_path, capsys):
     data = tmp_path / "d.bin"
     data.write_bytes(np.int64(4).tobytes() + b"\0" * 100)
     model = tiny_model(tmp_path / "m.onnx", seed=0)
-    assert (
-        main(["test", "--infer-model", str(model), "--infer-data", str(data), "--backend", "onnxruntime"])
-        == 2
-    )
+    assert main(["test", "--infer-model", str(model), "--infer-data", str(data), "--backend", "onnxruntime"]) == 2
     err = capsys.readouterr().err
     assert "d.bin" in err and "not a seed data file" in err
 
@@ -194,9 +189,7 @@ def test_report_table_csv_and_plot(images, tmp_path, capsys):
         "--backend",
         "onnxruntime",
     ]
-    assert (
-        main([*argv, "--csv", str(csv_path), "--plot", str(png), "--json", str(js), "--batch-size", "4"]) == 0
-    )
+    assert main([*argv, "--csv", str(csv_path), "--plot", str(png), "--json", str(js), "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
     assert "INT8/FP32" in out and "tiny" in out
 

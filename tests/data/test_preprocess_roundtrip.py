@@ -82,9 +82,7 @@ def test_seed_file_bytes_match_reference(image_folder, tmp_path, data_dim, resiz
     n = np.frombuffer(raw[:8], dtype="<i8")[0]
     assert n == len(pairs)
     assert len(raw) == 8 + n * (3 * data_dim * data_dim * 4 + 8)
-    images = np.frombuffer(raw[8 : 8 + n * 3 * data_dim * data_dim * 4], dtype="<f4").reshape(
-        n, 3, data_dim, data_dim
-    )
+    images = np.frombuffer(raw[8 : 8 + n * 3 * data_dim * data_dim * 4], dtype="<f4").reshape(n, 3, data_dim, data_dim)
     got_labels = np.frombuffer(raw[8 + n * 3 * data_dim * data_dim * 4 :], dtype="<i8")
     expected = np.stack([seed_reference(folder / name, data_dim, resize) for name, _ in pairs])
     np.testing.assert_allclose(images, expected, rtol=0, atol=1e-6)
@@ -100,12 +98,8 @@ def test_seed_file_bytes_match_reference(image_folder, tmp_path, data_dim, resiz
 def test_compact_file_normalises_like_seed(image_folder, tmp_path):
     folder, pairs, labels = image_folder
     spec = ImageSpec(data_dim=32, resize_size=36)
-    seed_out = preprocess(
-        PreprocessConfig(folder, labels, tmp_path / "s.bin", spec=spec, workers=1)
-    ).output_file
-    out = preprocess(
-        PreprocessConfig(folder, labels, tmp_path / "c.bin", spec=spec, format="compact", workers=1)
-    )
+    seed_out = preprocess(PreprocessConfig(folder, labels, tmp_path / "s.bin", spec=spec, workers=1)).output_file
+    out = preprocess(PreprocessConfig(folder, labels, tmp_path / "c.bin", spec=spec, format="compact", workers=1))
     reader = open_dataset(out.output_file)
     assert isinstance(reader, CompactReader)
     expected = np.stack([seed_reference(folder / name, 32, 36) for name, _ in pairs])

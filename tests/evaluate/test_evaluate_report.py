@@ -13,9 +13,7 @@ from int8kit.evaluate.tester import TestConfig, TestResult
 def result(top1, top5, fps, backend="onnxruntime"):
     config = TestConfig("m.onnx", "d.bin", batch_size=10, backend=backend)
     ms = 1000 / fps
-    return TestResult(
-        config, 100, 10, top1, top5, 10 * ms * 10 / 1000, 10 * ms, ms, fps, 1, 2, 3, {"cpu": "X"}
-    )
+    return TestResult(config, 100, 10, top1, top5, 10 * ms * 10 / 1000, 10 * ms, ms, fps, 1, 2, 3, {"cpu": "X"})
 
 
 def test_row_values_and_format():

@@ -109,9 +109,7 @@ def test_iterations_limit_and_timing_fields(dataset):
     assert result.fps == pytest.approx(1000 / result.sample_latency_ms)
     assert 0 < result.p50_ms <= result.p90_ms <= result.p99_ms
     record = json.loads(json.dumps(result.to_dict()))
-    assert (
-        record["config"]["batch_size"] == 4 and record["environment"]["versions"]["numpy"] == np.__version__
-    )
+    assert record["config"]["batch_size"] == 4 and record["environment"]["versions"]["numpy"] == np.__version__
 
 
 def test_compact_file_gives_same_accuracy(tmp_path):
@@ -150,9 +148,7 @@ def test_with_accuracy_layer(dataset):
     assert result.top1 == reference_topk(scores, labels, 1) / 23
     assert result.top5 == reference_topk(scores, labels, 5) / 23
     with pytest.raises(InputError, match="expected 2"):
-        run_test(
-            TestConfig(tiny_model(folder / "m.onnx"), data, backend="onnxruntime", with_accuracy_layer=True)
-        )
+        run_test(TestConfig(tiny_model(folder / "m.onnx"), data, backend="onnxruntime", with_accuracy_layer=True))
 
 
 def test_model_and_data_disagree(dataset):
@@ -160,9 +156,7 @@ def test_model_and_data_disagree(dataset):
     with pytest.raises(InputError, match=r"wants images of \(1, 'D', 'D'\).*d\.bin holds \(3, 6, 6\)"):
         run_test(TestConfig(tiny_model(folder / "g.onnx", channels=1), data, backend="onnxruntime"))
     with pytest.raises(DataError, match=r"d\.bin: images 0\.\.4: labels must lie in \[0, 3\)"):
-        run_test(
-            TestConfig(tiny_model(folder / "k3.onnx", classes=3), data, batch_size=5, backend="onnxruntime")
-        )
+        run_test(TestConfig(tiny_model(folder / "k3.onnx", classes=3), data, batch_size=5, backend="onnxruntime"))
 
 
 def test_truncated_data_is_a_clear_error(dataset):
@@ -197,8 +191,4 @@ def test_npy_images_without_labels(tmp_path):
     assert result.top1 is None and result.top5 is None
     assert result.images == 9 and result.iterations == 3
     with pytest.raises(ConfigError, match="no labels"):
-        run_test(
-            TestConfig(
-                tmp_path / "m.onnx", tmp_path / "x.npy", backend="onnxruntime", with_accuracy_layer=True
-            )
-        )
+        run_test(TestConfig(tmp_path / "m.onnx", tmp_path / "x.npy", backend="onnxruntime", with_accuracy_layer=True))

@@ -84,15 +84,11 @@ def lower(model: ir.Model) -> onnx.ModelProto:
                 ]
                 out_nodes.append(helper.make_node("Clip", [current, lo, hi], [nxt]))
             elif p.kind == "hardsigmoid":
-                out_nodes.append(
-                    helper.make_node("HardSigmoid", [current], [nxt], alpha=p.params[0], beta=p.params[1])
-                )
+                out_nodes.append(helper.make_node("HardSigmoid", [current], [nxt], alpha=p.params[0], beta=p.params[1]))
             elif p.kind == "leakyrelu":
                 out_nodes.append(helper.make_node("LeakyRelu", [current], [nxt], alpha=p.params[0]))
             else:
-                name = {"relu": "Relu", "hardswish": "HardSwish", "sigmoid": "Sigmoid", "tanh": "Tanh"}[
-                    p.kind
-                ]
+                name = {"relu": "Relu", "hardswish": "HardSwish", "sigmoid": "Sigmoid", "tanh": "Tanh"}[p.kind]
                 out_nodes.append(helper.make_node(name, [current], [nxt]))
             current = nxt
         out_nodes.append(helper.make_node("Identity", [current], [total]))

@@ -23,9 +23,7 @@ def vinfo(name: str, shape, elem=TensorProto.FLOAT) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, elem, shape)
 
 
-def make_model(
-    nodes, inputs, outputs, initializers=(), opset: int = 17, ir_version: int = 8
-) -> onnx.ModelProto:
+def make_model(nodes, inputs, outputs, initializers=(), opset: int = 17, ir_version: int = 8) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "test", inputs, outputs, list(initializers))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = ir_version

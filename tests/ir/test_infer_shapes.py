@@ -98,9 +98,7 @@ def test_int8kit_ops_get_dtype_from_attributes():
             y_type=ops.UINT8,
             post_ops=["relu"],
         ),
-        helper.make_node(
-            "Requantize", ["c"], ["q"], domain=ops.DOMAIN, x_scale=0.2, y_scale=0.1, y_type=ops.INT8
-        ),
+        helper.make_node("Requantize", ["c"], ["q"], domain=ops.DOMAIN, x_scale=0.2, y_scale=0.1, y_type=ops.INT8),
         helper.make_node("DequantizeLinear", ["q", "s"], ["y"]),
     ]
     proto = make_model(

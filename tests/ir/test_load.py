@@ -89,9 +89,7 @@ def _save_external(tmp_path) -> tuple[onnx.ModelProto, object]:
     proto = _conv_model()
     reference = onnx.ModelProto()
     reference.CopyFrom(proto)
-    convert_model_to_external_data(
-        proto, all_tensors_to_one_file=True, location="weights.data", size_threshold=0
-    )
+    convert_model_to_external_data(proto, all_tensors_to_one_file=True, location="weights.data", size_threshold=0)
     path = tmp_path / "ext.onnx"
     onnx.save(proto, path)
     return reference, path

@@ -27,9 +27,7 @@ def test_ids_in_topological_order_and_roundtrip(tmp_path):
     path = tmp_path / "ids.onnx"
     ir.save(model, path)
     proto = onnx.load(path)
-    assert [dict((p.key, p.value) for p in n.metadata_props)[ID_KEY] for n in proto.graph.node] == list(
-        "0123"
-    )
+    assert [dict((p.key, p.value) for p in n.metadata_props)[ID_KEY] for n in proto.graph.node] == list("0123")
     reloaded = load_model(path)
     assert [node_id(n) for n in reloaded.graph] == [0, 1, 2, 3]
     assert not AssignNodeIdsPass()(reloaded).modified

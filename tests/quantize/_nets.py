@@ -20,18 +20,14 @@ def build_net(seed: int = 0, batch: int | str = "N") -> onnx.ModelProto:
 
     def conv_bn(x, name, cin, cout, relu):
         w = rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))
-        nodes.append(
-            helper.make_node("Conv", [x, const(f"{name}.w", w)], [f"{name}.c"], name=name, pads=[1, 1, 1, 1])
-        )
+        nodes.append(helper.make_node("Conv", [x, const(f"{name}.w", w)], [f"{name}.c"], name=name, pads=[1, 1, 1, 1]))
         bn = [
             const(f"{name}.gamma", rng.uniform(0.5, 1.5, cout)),
             const(f"{name}.beta", rng.normal(0, 0.1, cout)),
             const(f"{name}.mean", rng.normal(0, 0.1, cout)),
             const(f"{name}.var", rng.uniform(0.5, 1.5, cout)),
         ]
-        nodes.append(
-            helper.make_node("BatchNormalization", [f"{name}.c", *bn], [f"{name}.bn"], name=f"{name}_bn")
-        )
+        nodes.append(helper.make_node("BatchNormalization", [f"{name}.c", *bn], [f"{name}.bn"], name=f"{name}_bn"))
         if not relu:
             return f"{name}.bn"
         nodes.append(helper.make_node("Relu", [f"{name}.bn"], [f"{name}.relu"], name=f"{name}_relu"))
@@ -42,9 +38,7 @@ def build_net(seed: int = 0, batch: int | str = "N") -> onnx.ModelProto:
     b2 = conv_bn(r1, "conv2", 8, 8, relu=False)
     nodes.append(helper.make_node("Add", [b2, r0], ["res"], name="add"))
     nodes.append(helper.make_node("Relu", ["res"], ["res.relu"], name="add_relu"))
-    nodes.append(
-        helper.make_node("MaxPool", ["res.relu"], ["pool"], name="pool", kernel_shape=[2, 2], strides=[2, 2])
-    )
+    nodes.append(helper.make_node("MaxPool", ["res.relu"], ["pool"], name="pool", kernel_shape=[2, 2], strides=[2, 2]))
     nodes.append(helper.make_node("GlobalAveragePool", ["pool"], ["gap"], name="gap"))
     nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"))
     fc_w = const("fc.w", rng.standard_normal((CLASSES, 8)) * np.sqrt(1.0 / 8))

@@ -18,9 +18,7 @@ def vinfo(name: str, shape, elem: int = TensorProto.FLOAT) -> onnx.ValueInfoProt
     return helper.make_tensor_value_info(name, elem, shape)
 
 
-def make_model(
-    nodes, inputs, outputs, initializers=(), opset: int = OPSET, extra_opsets=()
-) -> onnx.ModelProto:
+def make_model(nodes, inputs, outputs, initializers=(), opset: int = OPSET, extra_opsets=()) -> onnx.ModelProto:
     graph = helper.make_graph(list(nodes), "test", list(inputs), list(outputs), list(initializers))
     opsets = [helper.make_opsetid("", opset), *(helper.make_opsetid(d, v) for d, v in extra_opsets)]
     model = helper.make_model(graph, opset_imports=opsets)

@@ -61,9 +61,7 @@ def _einsum_model():
         helper.make_node("Relu", ["x"], ["r"], name="first_relu"),
         helper.make_node("Einsum", ["r", "w"], ["y"], name="mix_channels", equation="nc,cd->nd"),
     ]
-    return make_model(
-        nodes, [vinfo("x", [1, 4])], [vinfo("y", None)], [init("w", np.ones((4, 3), np.float32))]
-    )
+    return make_model(nodes, [vinfo("x", [1, 4])], [vinfo("y", None)], [init("w", np.ones((4, 3), np.float32))])
 
 
 def _nms_model():

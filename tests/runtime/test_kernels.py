@@ -25,9 +25,7 @@ def _has_avx512() -> bool:
     return dnnl.effective_isa().startswith("avx512_core")
 
 
-needs_avx512 = pytest.mark.skipif(
-    not _has_avx512(), reason="this CPU lacks AVX-512 (oneDNN avx512_core kernels)"
-)
+needs_avx512 = pytest.mark.skipif(not _has_avx512(), reason="this CPU lacks AVX-512 (oneDNN avx512_core kernels)")
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +85,9 @@ print("CONVS", sum(n.op_type == "Conv" for n in pred.model.graph))
 @needs_avx512
 def test_onednn_verbose_shows_avx512_convolutions():
     env = dict(os.environ, ONEDNN_VERBOSE="1", OMP_WAIT_POLICY="passive")
-    proc = subprocess.run(
-        [sys.executable, "-c", _VERBOSE_RUN], capture_output=True, text=True, env=env, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-c", _VERBOSE_RUN], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    execs = [
-        line.split(",") for line in proc.stdout.splitlines() if line.startswith("onednn_verbose,exec,cpu,")
-    ]
+    execs = [line.split(",") for line in proc.stdout.splitlines() if line.startswith("onednn_verbose,exec,cpu,")]
     conv_impls = [fields[4] for fields in execs if fields[3] == "convolution"]
     n_convs = int(proc.stdout.split("CONVS")[-1])
     assert len(conv_impls) == n_convs, f"{len(conv_impls)} convolution executions for {n_convs} Conv nodes"

@@ -291,9 +291,7 @@ def test_squeeze_without_axes():
 def test_gemm(trans_b, alpha_beta):
     k, m = 12, 7
     w = rand(m, k, seed=3) if trans_b else rand(k, m, seed=3)
-    node = helper.make_node(
-        "Gemm", ["x", "w", "c"], ["y"], transB=trans_b, alpha=alpha_beta[0], beta=alpha_beta[1]
-    )
+    node = helper.make_node("Gemm", ["x", "w", "c"], ["y"], transB=trans_b, alpha=alpha_beta[0], beta=alpha_beta[1])
     check([node], (N, k), [init("w", w), init("c", rand(m, seed=4))])
 
 

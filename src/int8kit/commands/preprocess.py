@@ -17,36 +17,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Resize the short side (Lanczos), centre crop, RGB, /255, CHW, mean/std - the seed's "
         "full_ILSVRC2012_val_preprocess.py steps - on all cores.",
     )
-    p.add_argument(
-        "--local", action="store_true", help="accepted for the seed's scripts: images are always local"
-    )
-    p.add_argument(
-        "--data-dir", type=Path, required=True, help="folder the label list's paths are relative to"
-    )
-    p.add_argument(
-        "--label-list", type=Path, help="'relative/path.jpg label' lines (default DATA_DIR/val_list.txt)"
-    )
+    p.add_argument("--local", action="store_true", help="accepted for the seed's scripts: images are always local")
+    p.add_argument("--data-dir", type=Path, required=True, help="folder the label list's paths are relative to")
+    p.add_argument("--label-list", type=Path, help="'relative/path.jpg label' lines (default DATA_DIR/val_list.txt)")
     p.add_argument("--output-file", type=Path, required=True, help="data file to write")
     p.add_argument("--data-dim", type=int, default=224, help="crop size D (default 224)")
     p.add_argument("--resize-size", type=int, default=256, help="short side after resizing (default 256)")
-    p.add_argument(
-        "--grayscale", action="store_true", help="one channel (L) instead of RGB, e.g. 28x28 models"
-    )
-    p.add_argument(
-        "--mean", type=float, nargs="+", help="per-channel mean (default ImageNet's; 0 for grayscale)"
-    )
-    p.add_argument(
-        "--std", type=float, nargs="+", help="per-channel std (default ImageNet's; 1 for grayscale)"
-    )
+    p.add_argument("--grayscale", action="store_true", help="one channel (L) instead of RGB, e.g. 28x28 models")
+    p.add_argument("--mean", type=float, nargs="+", help="per-channel mean (default ImageNet's; 0 for grayscale)")
+    p.add_argument("--std", type=float, nargs="+", help="per-channel std (default ImageNet's; 1 for grayscale)")
     p.add_argument(
         "--format",
         choices=("seed", "compact"),
         default="seed",
         help="seed: the seed's float32 layout; compact: uint8 pixels + header, 4x smaller (default seed)",
     )
-    p.add_argument(
-        "--skip-bad", action="store_true", help="leave out missing/corrupt images instead of failing"
-    )
+    p.add_argument("--skip-bad", action="store_true", help="leave out missing/corrupt images instead of failing")
     p.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
     p.set_defaults(func=run)
 
@@ -62,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
         mean = mean * 3
     if len(std) == 1 and channels == 3:
         std = std * 3
-    spec = ImageSpec(
-        data_dim=args.data_dim, resize_size=args.resize_size, grayscale=args.grayscale, mean=mean, std=std
-    )
+    spec = ImageSpec(data_dim=args.data_dim, resize_size=args.resize_size, grayscale=args.grayscale, mean=mean, std=std)
     config = PreprocessConfig(
         data_dir=args.data_dir,
         label_list=args.label_list or args.data_dir / "val_list.txt",
@@ -84,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
     )
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("decoding", total=None)
-        result = preprocess(
-            config, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
+        result = preprocess(config, progress=lambda done, total: bar.update(task, completed=done, total=total))
     size = result.output_file.stat().st_size
     c, h, w = spec.shape
     print(

@@ -45,11 +45,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="engine for FP32 activations")
     p.add_argument("--num-threads", type=int, default=None, help="threads for the calibration runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
-                   help="keep the worst layers FP32 until INT8 top-1 is within this many points of FP32 "
-                   "(needs labelled --eval-data)")
-    p.add_argument("--eval-data", type=Path, default=None,
-                   help="labelled data for --max-accuracy-drop (default: --calib-data)")
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=None,
+        metavar="POINTS",
+        help="keep the worst layers FP32 until INT8 top-1 is within this many points of FP32 "
+        "(needs labelled --eval-data)",
+    )
+    p.add_argument(
+        "--eval-data", type=Path, default=None, help="labelled data for --max-accuracy-drop (default: --calib-data)"
+    )
     p.add_argument("--eval-samples", type=int, default=2000, help="images for --max-accuracy-drop (2000)")
     p.set_defaults(func=run)
 
@@ -92,12 +98,21 @@ def _fit_budget(args: argparse.Namespace, qdq):
         print(f"FP32 layers: {kept:40s} INT8 top-1 {r.int8_top1:6.2f}%  drop {r.drop:+.2f}")
 
     data = open_dataset(args.eval_data or args.calib_data)
-    result = fit_accuracy_budget(args.model, qdq, data, args.max_accuracy_drop, eval_samples=args.eval_samples,
-                                 num_threads=args.num_threads, on_round=show)
+    result = fit_accuracy_budget(
+        args.model,
+        qdq,
+        data,
+        args.max_accuracy_drop,
+        eval_samples=args.eval_samples,
+        num_threads=args.num_threads,
+        on_round=show,
+    )
     last = result.rounds[-1]
     verdict = "within" if result.met else "NOT within"
-    print(f"FP32 top-1 {result.fp32_top1:.2f}%, INT8 top-1 {last.int8_top1:.2f}%: {verdict} the budget of "
-          f"{args.max_accuracy_drop} points with {len(last.kept_fp32)} layer(s) kept FP32")
+    print(
+        f"FP32 top-1 {result.fp32_top1:.2f}%, INT8 top-1 {last.int8_top1:.2f}%: {verdict} the budget of "
+        f"{args.max_accuracy_drop} points with {len(last.kept_fp32)} layer(s) kept FP32"
+    )
     return result.model
 
 

@@ -22,12 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--infer-data", type=Path, required=True, help="seed, compact or .npy data file")
     add_test_options(p)
-    p.add_argument(
-        "--fp32-backend", choices=("int8kit", "onnxruntime"), help="engine for FP32 (default --backend)"
-    )
-    p.add_argument(
-        "--int8-backend", choices=("int8kit", "onnxruntime"), help="engine for INT8 (default --backend)"
-    )
+    p.add_argument("--fp32-backend", choices=("int8kit", "onnxruntime"), help="engine for FP32 (default --backend)")
+    p.add_argument("--int8-backend", choices=("int8kit", "onnxruntime"), help="engine for INT8 (default --backend)")
     p.add_argument("--csv", type=Path, help="write the table here")
     p.add_argument("--plot", type=Path, help="write a PNG bar chart here (needs matplotlib)")
     p.add_argument("--json", type=Path, help="write every test result here")

@@ -26,9 +26,7 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let the backend fuse the FP32 graph (onnxruntime: all graph optimisations, else basic)",
     )
-    p.add_argument(
-        "--backend", choices=("int8kit", "onnxruntime"), default="int8kit", help="engine (default int8kit)"
-    )
+    p.add_argument("--backend", choices=("int8kit", "onnxruntime"), default="int8kit", help="engine (default int8kit)")
 
 
 def config_from_args(args: argparse.Namespace, model: Path, backend: str | None = None) -> TestConfig:

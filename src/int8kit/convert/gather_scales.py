@@ -51,9 +51,7 @@ class GatherScalesPass(ir.passes.InPlacePass):
             if scale is None or scale.size != 1 or (zp is not None and zp.size != 1):
                 logger.warning("%s: per-axis or non-constant activation scale ignored", node.name)
                 continue
-            rng = qdq_range(
-                float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) if zp is not None else 0, dtype
-            )
+            rng = qdq_range(float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) if zp is not None else 0, dtype)
             if rng is None:
                 logger.warning("%s: %s quantization is not int8; the tensor stays FP32", node.name, dtype)
                 continue

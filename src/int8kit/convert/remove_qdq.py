@@ -28,11 +28,7 @@ def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, 
     if scale.size > 1:
         shape[axis % q.ndim] = scale.size
     s = scale.astype(np.float32).reshape(shape)
-    zp = (
-        0
-        if zero_point is None
-        else zero_point.astype(np.float32).reshape(shape if zero_point.size > 1 else [])
-    )
+    zp = 0 if zero_point is None else zero_point.astype(np.float32).reshape(shape if zero_point.size > 1 else [])
     return ((q.astype(np.float32) - zp) * s).astype(np.float32)
 
 
@@ -43,11 +39,7 @@ def quantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, ax
     shape = [1] * x.ndim
     if scale.size > 1:
         shape[axis % x.ndim] = scale.size
-    zp = (
-        0
-        if zero_point is None
-        else zero_point.astype(np.float32).reshape(shape if zero_point.size > 1 else [])
-    )
+    zp = 0 if zero_point is None else zero_point.astype(np.float32).reshape(shape if zero_point.size > 1 else [])
     q = np.rint(x / scale.astype(np.float32).reshape(shape)) + zp
     return np.clip(q, info.min, info.max).astype(dtype)
 
@@ -111,9 +103,7 @@ class RemoveQDQPass(ir.passes.InPlacePass):
         src = quant.inputs[0]
         dqs = [u.node for u in quant.outputs[0].uses()]
         if not dqs or not all(_is(d, "DequantizeLinear") for d in dqs) or quant.outputs[0].is_graph_output():
-            logger.warning(
-                "%s: QuantizeLinear not followed only by DequantizeLinear; left in place", quant.name
-            )
+            logger.warning("%s: QuantizeLinear not followed only by DequantizeLinear; left in place", quant.name)
             return 0
         params = list(quant.inputs[1:])
         for dq in dqs:

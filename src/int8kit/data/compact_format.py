@@ -160,9 +160,7 @@ class CompactReader:
             )
         self.image_shape = self.header.image_shape
         self.labels = np.array(
-            np.memmap(
-                self.path, dtype="<i8", mode="r", offset=self.header.labels_offset, shape=(self.header.n,)
-            )
+            np.memmap(self.path, dtype="<i8", mode="r", offset=self.header.labels_offset, shape=(self.header.n,))
         )
 
     def __len__(self) -> int:
@@ -171,9 +169,7 @@ class CompactReader:
     def pixels(self, start: int, count: int) -> np.ndarray:
         """uint8 images [start, start+count) as a read-only view of the file."""
         if start < 0 or count <= 0 or start + count > self.header.n:
-            raise IndexError(
-                f"batch [{start}, {start + count}) outside the {self.header.n} images of {self.path}"
-            )
+            raise IndexError(f"batch [{start}, {start + count}) outside the {self.header.n} images of {self.path}")
         per_image = int(np.prod(self.image_shape))
         offset = self.header.header_bytes + start * per_image
         return np.memmap(self.path, dtype=np.uint8, mode="r", offset=offset, shape=(count, *self.image_shape))

@@ -49,9 +49,7 @@ class NpyReader:
 
     def batch(self, start: int, count: int) -> np.ndarray:
         if start < 0 or count <= 0 or start + count > len(self._array):
-            raise IndexError(
-                f"batch [{start}, {start + count}) outside the {len(self)} images of {self.path}"
-            )
+            raise IndexError(f"batch [{start}, {start + count}) outside the {len(self)} images of {self.path}")
         return np.asarray(self._array[start : start + count], dtype=np.float32)
 
 

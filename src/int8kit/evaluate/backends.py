@@ -44,11 +44,7 @@ def _onnx_inputs(path: Path) -> list[InputInfo]:
         if value.name in initializers:
             continue
         dims = value.type.tensor_type.shape.dim
-        out.append(
-            InputInfo(
-                value.name, tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
-            )
-        )
+        out.append(InputInfo(value.name, tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)))
     return out
 
 

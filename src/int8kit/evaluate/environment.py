@@ -40,8 +40,6 @@ def environment() -> dict[str, object]:
         "python": platform.python_version(),
         "versions": library_versions(),
         "env": {
-            k: os.environ[k]
-            for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "ONEDNN_MAX_CPU_ISA")
-            if k in os.environ
+            k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "ONEDNN_MAX_CPU_ISA") if k in os.environ
         },
     }

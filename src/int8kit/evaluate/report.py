@@ -112,9 +112,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ConfigError(
-            "the plot needs matplotlib: pip install 'int8kit[plot]' (or leave out --plot)"
-        ) from None
+        raise ConfigError("the plot needs matplotlib: pip install 'int8kit[plot]' (or leave out --plot)") from None
 
 
 def plot(comparisons: list[Comparison], path: str | Path) -> Path:

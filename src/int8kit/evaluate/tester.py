@@ -46,9 +46,7 @@ class TestConfig:
     def __post_init__(self) -> None:
         for name, low in (("batch_size", 1), ("iterations", 0), ("num_threads", 1), ("warmup_iter", 0)):
             if getattr(self, name) < low:
-                raise ConfigError(
-                    f"{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}"
-                )
+                raise ConfigError(f"{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -115,9 +113,7 @@ def run_test(config: TestConfig, backend: Backend | None = None) -> TestResult:
     labels = data.labels
     if config.with_accuracy_layer and labels is None:
         raise ConfigError(f"{config.data} has no labels, so --with-accuracy-layer has nothing to feed")
-    backend = backend or make_backend(
-        config.backend, config.model, config.num_threads, config.optimize_fp32_model
-    )
+    backend = backend or make_backend(config.backend, config.model, config.num_threads, config.optimize_fp32_model)
     wanted = 2 if config.with_accuracy_layer else 1
     if len(backend.inputs) != wanted:
         raise InputError(
@@ -168,9 +164,7 @@ def run_test(config: TestConfig, backend: Backend | None = None) -> TestResult:
         times.append(time.perf_counter() - t0)
         if config.with_accuracy_layer:
             if len(outputs) < 3:
-                raise InputError(
-                    f"{config.model}: with an accuracy layer the model must output (scores, top1, top5)"
-                )
+                raise InputError(f"{config.model}: with an accuracy layer the model must output (scores, top1, top5)")
             top1, top5 = (float(np.asarray(o).reshape(-1)[0]) for o in outputs[1:3])
             accuracy.add_counts(count, {1: round(top1 * count), 5: round(top5 * count)})
         elif labels is not None:

@@ -124,9 +124,7 @@ def new_initializer(graph: ir.Graph, base: str, array: np.ndarray) -> ir.Value:
         i += 1
         name = f"{base}_{i}"
     tensor = ir.tensor(np.ascontiguousarray(array), name=name)
-    value = ir.Value(
-        name=name, shape=ir.Shape(tensor.shape), type=ir.TensorType(tensor.dtype), const_value=tensor
-    )
+    value = ir.Value(name=name, shape=ir.Shape(tensor.shape), type=ir.TensorType(tensor.dtype), const_value=tensor)
     graph.register_initializer(value)
     return value
 

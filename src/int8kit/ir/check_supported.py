@@ -40,8 +40,6 @@ def check_supported(model: ir.Model, supported: Collection[str]) -> None:
         return
     parts = []
     for key, names in sorted(missing.items()):
-        shown = ", ".join(repr(n) for n in names[:5]) + (
-            f" and {len(names) - 5} more" if len(names) > 5 else ""
-        )
+        shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         parts.append(f"{key} (nodes {shown})")
     raise UnsupportedOpError(f"model {model.graph.name!r} has unsupported ops: " + "; ".join(parts))

@@ -110,9 +110,7 @@ def to_dot(model: ir.Model, title: str | None = None) -> str:
                 edges.append(f"  {source[id(value)]} -> n{i} [label={_quote(_value_label(value))}];")
     for i, value in enumerate(graph.outputs):
         dot_name = f"out{i}"
-        lines.append(
-            f"  {dot_name} [shape=ellipse, fillcolor={_quote(IO_COLOR)}, label={_quote(value.name or '')}];"
-        )
+        lines.append(f"  {dot_name} [shape=ellipse, fillcolor={_quote(IO_COLOR)}, label={_quote(value.name or '')}];")
         if id(value) in source:
             edges.append(f"  {source[id(value)]} -> {dot_name} [label={_quote(_value_label(value))}];")
     lines.extend(edges)

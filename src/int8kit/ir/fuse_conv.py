@@ -38,9 +38,7 @@ def same_pads(size: int, k: int, stride: int, dilation: int, upper: bool) -> tup
     return (small, big) if upper else (big, small)
 
 
-def _resolve_pads(
-    node: ir.Node, kernel: list[int], strides: list[int], dilations: list[int]
-) -> list[int] | str:
+def _resolve_pads(node: ir.Node, kernel: list[int], strides: list[int], dilations: list[int]) -> list[int] | str:
     """Explicit [t, l, b, r] pads, or a reason string when they cannot be known."""
     auto_attr = node.attributes.get("auto_pad")
     auto = auto_attr.as_string() if auto_attr is not None else "NOTSET"

@@ -108,8 +108,6 @@ class FuseResidualAddPass(ir.passes.InPlacePass):
         changed = False
         order = {node: i for i, node in enumerate(model.graph)}
         for node in list(model.graph):
-            if is_onnx_op(node, "Add") and any(
-                v is not None and is_fused_op(v.producer()) for v in node.inputs
-            ):
+            if is_onnx_op(node, "Add") and any(v is not None and is_fused_op(v.producer()) for v in node.inputs):
                 changed |= fuse_residual(node, order, self.report)
         return ir.passes.PassResult(model, modified=changed)

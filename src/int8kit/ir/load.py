@@ -111,9 +111,7 @@ def _check_external_data(proto: onnx.ModelProto, path: Path) -> None:
         info = ExternalDataInfo(tensor)
         data_path = path.parent / info.location
         if not info.location or not data_path.is_file():
-            raise ModelError(
-                f"{path}: external data file {str(data_path)!r} for tensor {tensor.name!r} is missing"
-            )
+            raise ModelError(f"{path}: external data file {str(data_path)!r} for tensor {tensor.name!r} is missing")
         offset = info.offset or 0
         size = data_path.stat().st_size
         if info.length is not None and offset + info.length > size:

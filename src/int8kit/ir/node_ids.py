@@ -26,9 +26,7 @@ def node_id(node: ir.Node) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise ModelError(
-            f"node {node.name!r} ({node.op_type}): bad {ID_KEY} {text!r}, expected an integer"
-        ) from None
+        raise ModelError(f"node {node.name!r} ({node.op_type}): bad {ID_KEY} {text!r}, expected an integer") from None
 
 
 def set_node_id(node: ir.Node, value: int) -> None:

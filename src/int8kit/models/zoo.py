@@ -100,9 +100,7 @@ class _Graph:
             for p, a in zip(("scale", "B", "mean", "var"), (gamma, beta, mean, var), strict=True)
         ]
         out = f"{name}_out"
-        self.nodes.append(
-            helper.make_node("BatchNormalization", [x, *params], [out], name=name, epsilon=1e-5)
-        )
+        self.nodes.append(helper.make_node("BatchNormalization", [x, *params], [out], name=name, epsilon=1e-5))
         return out
 
     def act(self, x: str, kind: str | None) -> str:
@@ -122,9 +120,7 @@ class _Graph:
             return self.node("Sigmoid", [x])
         raise ValueError(f"unknown activation {kind!r}")
 
-    def conv_bn_act(
-        self, x: str, cin: int, cout: int, act: str | None = "relu", gamma_scale=1.0, **kw
-    ) -> str:
+    def conv_bn_act(self, x: str, cin: int, cout: int, act: str | None = "relu", gamma_scale=1.0, **kw) -> str:
         return self.act(self.bn(self.conv(x, cin, cout, **kw), cout, gamma_scale), act)
 
     def add(self, a: str, b: str) -> str:
@@ -147,9 +143,7 @@ class _Graph:
     def build(self, out: str, classes: int) -> onnx.ModelProto:
         output = helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", classes])
         graph = helper.make_graph(self.nodes, self.name, [self.input], [output], self.inits)
-        model = helper.make_model(
-            graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="int8kit.zoo"
-        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="int8kit.zoo")
         model.ir_version = IR_VERSION
         return model
 
@@ -178,9 +172,7 @@ def resnet_tiny(seed: int = 0, size: int = 32, classes: int = 10) -> onnx.ModelP
     return g.build(g.gemm_head(x, 32, classes), classes)
 
 
-def _inverted_residual(
-    g: _Graph, x: str, cin: int, cout: int, stride: int, t: int, pre_pad: bool = False
-) -> str:
+def _inverted_residual(g: _Graph, x: str, cin: int, cout: int, stride: int, t: int, pre_pad: bool = False) -> str:
     """MobileNetV2 block: 1x1 expand (ReLU6), 3x3 depthwise (ReLU6), 1x1 linear projection, residual Add."""
     hidden = cin * t
     y = x

@@ -68,9 +68,7 @@ def plan_quantization(
     op_types = tuple(op_types)
     unknown = sorted(set(op_types) - set(SUPPORTED_OPS))
     if unknown:
-        raise ConfigError(
-            f"cannot quantize op types {', '.join(unknown)}; supported: {', '.join(SUPPORTED_OPS)}"
-        )
+        raise ConfigError(f"cannot quantize op types {', '.join(unknown)}; supported: {', '.join(SUPPORTED_OPS)}")
     exclude = set(exclude_nodes)
     names = {n.name for n in graph.node}
     missing = sorted(exclude - names)
@@ -97,9 +95,7 @@ def plan_quantization(
         users = consumers.get(t, [])
         if t in producer and t not in outputs and len(users) == 1:
             act = users[0]
-            relu_like = act.op_type == "Relu" or (
-                act.op_type == "Clip" and clip_is_nonnegative(act, constant)
-            )
+            relu_like = act.op_type == "Relu" or (act.op_type == "Clip" and clip_is_nonnegative(act, constant))
             if relu_like and act.name not in exclude and act.input[0] == t:
                 return act.output[0]
         return t

@@ -102,9 +102,7 @@ def write_qdq(model: onnx.ModelProto, plan: QuantPlan, qparams: Mapping[str, QPa
         ]
         q_out, dq_out = names(f"{t}_QuantizeLinear_Output"), names(f"{t}_DequantizeLinear_Output")
         pair = [
-            helper.make_node(
-                "QuantizeLinear", [t, s_name, z_name], [q_out], name=names(f"{t}_QuantizeLinear")
-            ),
+            helper.make_node("QuantizeLinear", [t, s_name, z_name], [q_out], name=names(f"{t}_QuantizeLinear")),
             helper.make_node(
                 "DequantizeLinear", [q_out, s_name, z_name], [dq_out], name=names(f"{t}_DequantizeLinear")
             ),

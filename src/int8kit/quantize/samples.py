@@ -45,8 +45,7 @@ class CalibrationSamples:
         """InputError unless one sample fits the model input (symbolic or unknown dims fit anything)."""
         expected = tuple(input_shape)[1:]
         fits = len(expected) == len(self.sample_shape) and all(
-            not isinstance(e, int) or e <= 0 or e == s
-            for e, s in zip(expected, self.sample_shape, strict=True)
+            not isinstance(e, int) or e <= 0 or e == s for e, s in zip(expected, self.sample_shape, strict=True)
         )
         if not fits:
             shown = tuple(d if isinstance(d, int) and d > 0 else "?" for d in input_shape)
@@ -56,8 +55,7 @@ class CalibrationSamples:
             )
         if not np.issubdtype(self.dtype, np.floating):
             raise InputError(
-                f"{self.label}: samples are {self.dtype}, model input {input_name!r} needs float32 "
-                "(normalised images)"
+                f"{self.label}: samples are {self.dtype}, model input {input_name!r} needs float32 (normalised images)"
             )
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
@@ -94,9 +92,7 @@ def _open(data: Any) -> tuple[Any, str]:
         return _as_rows(data, "calibration array"), "calibration array"
     if hasattr(data, "batch") and hasattr(data, "__len__"):
         return data, str(getattr(data, "path", type(data).__name__))
-    raise TypeError(
-        f"calibration data must be a path, an array or a dataset reader, not {type(data).__name__}"
-    )
+    raise TypeError(f"calibration data must be a path, an array or a dataset reader, not {type(data).__name__}")
 
 
 def _as_rows(array: np.ndarray, label: str) -> np.ndarray:

@@ -106,9 +106,7 @@ def produces_nonnegative(node: onnx.NodeProto, constant: Callable[[str], np.ndar
     return node.op_type in NONNEGATIVE_OPS
 
 
-def nonnegative_tensors(
-    graph: onnx.GraphProto, constants: Mapping[str, np.ndarray] | None = None
-) -> set[str]:
+def nonnegative_tensors(graph: onnx.GraphProto, constants: Mapping[str, np.ndarray] | None = None) -> set[str]:
     """Names of the tensors the graph guarantees to be >= 0 (nodes must be in topological order)."""
     constants = dict(constants or {})
     protos = {t.name: t for t in graph.initializer}

@@ -226,9 +226,7 @@ class Builder:
             s.offset = b.offset
         scratch = max((s.scratchpad for s in self.steps), default=0)
         scratch_buf = _aligned_empty(max(scratch, 1))
-        scratch_mem = dnnl.Memory(
-            dnnl.MemoryDesc.plain((max(scratch, 1),), dnnl.DT_U8), scratch_buf.ctypes.data
-        )
+        scratch_mem = dnnl.Memory(dnnl.MemoryDesc.plain((max(scratch, 1),), dnnl.DT_U8), scratch_buf.ctypes.data)
         prepared, labels, impls = [], [], []
         for step in self.steps:
             pairs = []
@@ -263,9 +261,7 @@ class Builder:
     def input(self, node: ir.Node, i: int) -> Tensor:
         value = node.inputs[i]
         if value is None or value.name not in self.values:
-            raise UnsupportedOpError(
-                f"node {node.name!r} ({node.op_type}): input {i} is not a computed tensor"
-            )
+            raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): input {i} is not a computed tensor")
         return self.values[value.name]
 
     def set_output(self, node: ir.Node, tensor: Tensor, i: int = 0) -> None:
@@ -336,9 +332,7 @@ class Builder:
     def scales(self, values) -> Const:
         return self.const(np.asarray(values, dtype=np.float32).reshape(-1))
 
-    def reordered_const(
-        self, key: str, array: np.ndarray, dims: tuple[int, ...], md: dnnl.MemoryDesc
-    ) -> Const:
+    def reordered_const(self, key: str, array: np.ndarray, dims: tuple[int, ...], md: dnnl.MemoryDesc) -> Const:
         """Weights reordered once into the layout a primitive chose (cached across input shapes)."""
         cached = self.weights.get(key, md)
         if cached is not None:

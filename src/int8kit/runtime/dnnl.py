@@ -380,9 +380,7 @@ class MemoryDesc(_Handle):
         return int(_lib().dnnl_memory_desc_get_size(self.handle))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, MemoryDesc) and bool(
-            _lib().dnnl_memory_desc_equal(self.handle, other.handle)
-        )
+        return isinstance(other, MemoryDesc) and bool(_lib().dnnl_memory_desc_equal(self.handle, other.handle))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -475,9 +473,7 @@ class PrimitiveDesc(_Handle):
         return (s.value or b"").decode()
 
     def scratchpad_size(self) -> int:
-        return MemoryDesc.borrowed(
-            _lib().dnnl_primitive_desc_query_md(self.handle, QUERY_SCRATCHPAD_MD, 0)
-        ).size
+        return MemoryDesc.borrowed(_lib().dnnl_primitive_desc_query_md(self.handle, QUERY_SCRATCHPAD_MD, 0)).size
 
 
 def convolution_pd(src, weights, bias, dst, strides, dilates, pad_l, pad_r, attr: Attr) -> PrimitiveDesc:
@@ -589,9 +585,7 @@ def concat_pd(dst, axis: int, srcs: list[MemoryDesc], attr: Attr) -> PrimitiveDe
 
 def reorder_pd(src, dst, attr: Attr) -> PrimitiveDesc:
     e = engine().handle
-    return PrimitiveDesc(
-        "dnnl_reorder_primitive_desc_create", "reorder", src.handle, e, dst.handle, e, attr.handle
-    )
+    return PrimitiveDesc("dnnl_reorder_primitive_desc_create", "reorder", src.handle, e, dst.handle, e, attr.handle)
 
 
 class Primitive(_Handle):

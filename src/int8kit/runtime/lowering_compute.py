@@ -79,9 +79,7 @@ class Quant:
 def _weights(b: Builder, node: ir.Node) -> np.ndarray:
     w = b.constant_array(node, 1)
     if w is None:
-        raise UnsupportedOpError(
-            f"node {node.name!r} ({node.op_type}): weights must be a constant initializer"
-        )
+        raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): weights must be a constant initializer")
     return w
 
 
@@ -89,9 +87,7 @@ def _post_ops_and_dst(
     b: Builder, node: ir.Node, dst_dims: tuple[int, ...], q: Quant | None
 ) -> tuple[dnnl.PostOps, Tensor | None, float, int]:
     """Post-op chain; the residual tensor (if any) with the scale and type its sum post-op needs."""
-    chain = ops.decode_post_ops(
-        list(node.attributes["post_ops"].as_strings()) if "post_ops" in node.attributes else []
-    )
+    chain = ops.decode_post_ops(list(node.attributes["post_ops"].as_strings()) if "post_ops" in node.attributes else [])
     post_ops = dnnl.PostOps()
     residual = None
     sum_scale, sum_dtype = 1.0, dnnl.DT_UNDEF
@@ -106,9 +102,7 @@ def _post_ops_and_dst(
                 )
             if residual.dtype in (dnnl.DT_U8, dnnl.DT_S8):
                 if q is None or q.sum_scale is None:
-                    raise UnsupportedOpError(
-                        f"node {node.name!r}: int8 Sum input needs a sum_scale attribute"
-                    )
+                    raise UnsupportedOpError(f"node {node.name!r}: int8 Sum input needs a sum_scale attribute")
                 sum_scale, sum_dtype = q.sum_scale, residual.dtype
             post_ops.append_sum(sum_scale, sum_dtype)
         else:
@@ -116,13 +110,9 @@ def _post_ops_and_dst(
     return post_ops, residual, sum_scale, sum_dtype
 
 
-def _dst_for_sum(
-    b: Builder, node: ir.Node, residual: Tensor, dst_md: dnnl.MemoryDesc, q: Quant | None
-) -> Tensor:
+def _dst_for_sum(b: Builder, node: ir.Node, residual: Tensor, dst_md: dnnl.MemoryDesc, q: Quant | None) -> Tensor:
     """The conv's dst, holding the residual before the conv runs (in place when it is safe)."""
-    same_bytes = residual.md == dst_md or (
-        residual.md.size == dst_md.size and residual.md.like(dst_md.dtype) == dst_md
-    )
+    same_bytes = residual.md == dst_md or (residual.md.size == dst_md.size and residual.md.like(dst_md.dtype) == dst_md)
     if same_bytes and b.is_last_use(node, 3) and not residual.storage.external:
         return b.view(residual, dst_md)
     dst = b.new_tensor(dst_md)

@@ -98,12 +98,9 @@ def concat(b: Builder, node: ir.Node) -> None:
     if len(dtypes) != 1:
         raise UnsupportedOpError(f"node {node.name!r}: Concat of mixed data types")
     if any(
-        np.delete(np.array(s.dims), axis).tolist() != np.delete(np.array(srcs[0].dims), axis).tolist()
-        for s in srcs
+        np.delete(np.array(s.dims), axis).tolist() != np.delete(np.array(srcs[0].dims), axis).tolist() for s in srcs
     ):
-        raise UnsupportedOpError(
-            f"node {node.name!r}: Concat inputs {[s.dims for s in srcs]} differ off axis {axis}"
-        )
+        raise UnsupportedOpError(f"node {node.name!r}: Concat inputs {[s.dims for s in srcs]} differ off axis {axis}")
     out_dims = list(srcs[0].dims)
     out_dims[axis] = sum(s.dims[axis] for s in srcs)
     first_tag = srcs[0].md.tag()

@@ -231,9 +231,7 @@ def _scalar_scale(b: Builder, node: ir.Node, what: str) -> float:
         )
     zp = b.constant_array(node, 2)
     if zp is not None and np.any(zp != 0):
-        raise UnsupportedOpError(
-            f"node {node.name!r}: {node.op_type} with a non-zero zero point (convert it)"
-        )
+        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} with a non-zero zero point (convert it)")
     return float(scale.reshape(-1)[0])
 
 
