@@ -77,3 +77,17 @@ def test_full_size_model_matches_onnxruntime(models, predictors, name):
     got = predictors(name, 2).run(x)
     assert got.shape == (1, 1000)
     assert_close(got, want, rtol=1e-4)
+
+
+def test_model_exported_at_batch_1_runs_any_batch(models):
+    """A fixed batch dim in the model does not pin the batch: row i equals onnxruntime's batch-1 run of image i."""
+    from int8kit.runtime.predictor import Predictor
+
+    fixed = zoo.build("resnet_tiny")
+    fixed.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    for out in fixed.graph.output:
+        out.type.tensor_type.shape.dim[0].dim_value = 1
+    x = np.random.default_rng(7).standard_normal((5, 3, 32, 32)).astype(np.float32)
+    session = ort_session(fixed)
+    expected = np.concatenate([session.run(None, {"input": x[i : i + 1]})[0] for i in range(5)])
+    assert_close(Predictor(fixed, num_threads=1).run(x), expected)

@@ -110,8 +110,10 @@ class Predictor:
             expected = value.shape
             if expected is not None:
                 dims = list(expected)
+                # The batch (first) dim is always free: programs are compiled per shape, so a model exported
+                # or converted at batch 1 runs any batch (a Reshape that hard-codes it fails, naming the node).
                 bad = len(dims) != arr.ndim or any(
-                    isinstance(d, int) and d != s for d, s in zip(dims, arr.shape, strict=False)
+                    isinstance(d, int) and d != s for d, s in list(zip(dims, arr.shape, strict=False))[1:]
                 )
                 if bad:
                     want = "x".join(str(d) if isinstance(d, int) else str(d or "?") for d in dims)
