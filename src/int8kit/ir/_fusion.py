@@ -169,3 +169,30 @@ def same_shape(a: ir.Shape | None, b: ir.Shape | None) -> bool:
 
 def fmt_shape(shape: ir.Shape | None) -> str:
     return "unknown" if shape is None else str(list(shape))
+
+
+class FusionPass(ir.passes.InPlacePass):
+    """Tries `fuse_node` on every node in order; `report` records what fused and what was refused, and why."""
+
+    report_name = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.report = FusionReport(self.report_name)
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        self.prepare(model)
+        changed = False
+        for node in list(model.graph):
+            if node.graph is not None and self.fuse_node(node):
+                changed = True
+        if changed:
+            ensure_domain(model)
+        return ir.passes.PassResult(model, modified=changed)
+
+    def prepare(self, model: ir.Model) -> None:
+        """Per-model state a pass needs before it walks the nodes (none by default)."""
+
+    def fuse_node(self, node: ir.Node) -> bool:
+        """Fuse around `node` if it is a candidate; True when the graph changed."""
+        raise NotImplementedError

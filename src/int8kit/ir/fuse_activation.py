@@ -13,6 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.ir._fusion import (
+    FusionPass,
     FusionReport,
     absorb,
     const_array,
@@ -102,17 +103,13 @@ def fuse_following_activation(node: ir.Node, report: FusionReport) -> bool:
     return True
 
 
-class FuseActivationPass(ir.passes.InPlacePass):
+class FuseActivationPass(FusionPass):
     """Appends Relu/Clip/HardSwish/HardSigmoid/Sigmoid/LeakyRelu/Tanh to int8kit Conv/Dense post-ops."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.report = FusionReport("fuse_activation")
+    report_name = "fuse_activation"
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
+    def fuse_node(self, node: ir.Node) -> bool:
         changed = False
-        for node in list(model.graph):
-            if is_fused_op(node):
-                while node.graph is not None and fuse_following_activation(node, self.report):
-                    changed = True
-        return ir.passes.PassResult(model, modified=changed)
+        while is_fused_op(node) and node.graph is not None and fuse_following_activation(node, self.report):
+            changed = True
+        return changed

@@ -12,6 +12,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.ir._fusion import (
+    FusionPass,
     FusionReport,
     absorb,
     const_array,
@@ -88,17 +89,13 @@ def fold_following_bias(node: ir.Node, report: FusionReport) -> bool:
     return True
 
 
-class FuseBiasAddPass(ir.passes.InPlacePass):
+class FuseBiasAddPass(FusionPass):
     """Folds constant per-channel Adds after int8kit Conv/Dense into their bias input."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.report = FusionReport("fuse_bias_add")
+    report_name = "fuse_bias_add"
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
+    def fuse_node(self, node: ir.Node) -> bool:
         changed = False
-        for node in list(model.graph):
-            if is_fused_op(node):
-                while node.graph is not None and fold_following_bias(node, self.report):
-                    changed = True
-        return ir.passes.PassResult(model, modified=changed)
+        while is_fused_op(node) and node.graph is not None and fold_following_bias(node, self.report):
+            changed = True
+        return changed

@@ -14,9 +14,8 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.ir._fusion import (
-    FusionReport,
+    FusionPass,
     const_array,
-    ensure_domain,
     is_onnx_op,
     set_attr_ints,
     set_post_ops,
@@ -91,24 +90,17 @@ def convert_conv(node: ir.Node) -> str | None:
     return None
 
 
-class FuseConvPass(ir.passes.InPlacePass):
+class FuseConvPass(FusionPass):
     """Every convertible 2-D ONNX Conv becomes an int8kit.Conv; the rest stay ONNX Convs."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.report = FusionReport("fuse_conv")
+    report_name = "fuse_conv"
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        changed = False
-        for node in list(model.graph):
-            if not is_onnx_op(node, "Conv"):
-                continue
-            reason = convert_conv(node)
-            if reason is None:
-                self.report.fuse(node, "-> int8kit.Conv")
-                changed = True
-            else:
-                self.report.skip(node, reason)
-        if changed:
-            ensure_domain(model)
-        return ir.passes.PassResult(model, modified=changed)
+    def fuse_node(self, node: ir.Node) -> bool:
+        if not is_onnx_op(node, "Conv"):
+            return False
+        reason = convert_conv(node)
+        if reason is not None:
+            self.report.skip(node, reason)
+            return False
+        self.report.fuse(node, "-> int8kit.Conv")
+        return True

@@ -14,10 +14,9 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.ir._fusion import (
-    FusionReport,
+    FusionPass,
     const_array,
     drop_if_unused,
-    ensure_domain,
     is_onnx_op,
     new_initializer,
     set_input,
@@ -92,29 +91,22 @@ def convert_matmul(node: ir.Node) -> str | None:
     return None
 
 
-class FuseGemmPass(ir.passes.InPlacePass):
+class FuseGemmPass(FusionPass):
     """Gemm and MatMul with constant weights become int8kit.Dense (MatMul + constant Add gets B)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.report = FusionReport("fuse_gemm")
+    report_name = "fuse_gemm"
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        changed = False
-        for node in list(model.graph):
-            if is_onnx_op(node, "Gemm"):
-                reason = convert_gemm(node)
-            elif is_onnx_op(node, "MatMul"):
-                reason = convert_matmul(node)
-                if reason is None:
-                    fold_following_bias(node, self.report)
-            else:
-                continue
+    def fuse_node(self, node: ir.Node) -> bool:
+        if is_onnx_op(node, "Gemm"):
+            reason = convert_gemm(node)
+        elif is_onnx_op(node, "MatMul"):
+            reason = convert_matmul(node)
             if reason is None:
-                self.report.fuse(node, "-> int8kit.Dense")
-                changed = True
-            else:
-                self.report.skip(node, reason)
-        if changed:
-            ensure_domain(model)
-        return ir.passes.PassResult(model, modified=changed)
+                fold_following_bias(node, self.report)
+        else:
+            return False
+        if reason is not None:
+            self.report.skip(node, reason)
+            return False
+        self.report.fuse(node, "-> int8kit.Dense")
+        return True

@@ -12,6 +12,7 @@ import logging
 import onnx_ir as ir
 
 from int8kit.ir._fusion import (
+    FusionPass,
     FusionReport,
     absorb,
     fmt_shape,
@@ -97,17 +98,15 @@ def _fuse(add: ir.Node, producer: ir.Node, skip: ir.Value) -> None:
     absorb(producer, add)
 
 
-class FuseResidualAddPass(ir.passes.InPlacePass):
+class FuseResidualAddPass(FusionPass):
     """Folds same-shape Adds of an int8kit Conv/Dense output and another tensor into a sum post-op."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.report = FusionReport("fuse_residual_add")
+    report_name = "fuse_residual_add"
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        changed = False
-        order = {node: i for i, node in enumerate(model.graph)}
-        for node in list(model.graph):
-            if is_onnx_op(node, "Add") and any(v is not None and is_fused_op(v.producer()) for v in node.inputs):
-                changed |= fuse_residual(node, order, self.report)
-        return ir.passes.PassResult(model, modified=changed)
+    def prepare(self, model: ir.Model) -> None:
+        self.order = {node: i for i, node in enumerate(model.graph)}
+
+    def fuse_node(self, node: ir.Node) -> bool:
+        if not (is_onnx_op(node, "Add") and any(v is not None and is_fused_op(v.producer()) for v in node.inputs)):
+            return False
+        return fuse_residual(node, self.order, self.report)
