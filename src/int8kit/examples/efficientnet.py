@@ -24,7 +24,7 @@ import numpy as np
 
 from int8kit.data.images import ImageSpec, load_float
 from int8kit.errors import ConfigError, DataError
-from int8kit.examples.train import INPUT_NAME, OPSET, OUTPUT_NAME, legacy_exporter, require_torch
+from int8kit.examples.train import export_onnx, require_torch
 
 logger = logging.getLogger(__name__)
 
@@ -132,22 +132,7 @@ def exportable(model: Any) -> Any:
 
 def export_efficientnet_lite0(path: str | Path) -> Path:
     """Write EfficientNet-Lite0 as ONNX opset 17: "input" [N,3,224,224] ((x-127)/128 RGB) -> "logits" [N,1000]."""
-    torch = require_torch()
-    model = exportable(build_efficientnet_lite0())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), legacy_exporter():
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE),),
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            opset_version=OPSET,
-            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    path = export_onnx(exportable(build_efficientnet_lite0()), path, size=IMAGE_SIZE, channels=3)
     logger.info("exported %s to %s", MODEL_NAME, path)
     return path
 

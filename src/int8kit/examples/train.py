@@ -244,15 +244,15 @@ def legacy_exporter() -> Iterator[None]:
         yield
 
 
-def export_onnx(model: Any, path: str | Path, size: int = 28) -> Path:
-    """Export a model in eval mode to ONNX opset 17: input "input" [N,1,size,size], output "logits"."""
+def export_onnx(model: Any, path: str | Path, size: int = 28, channels: int = 1) -> Path:
+    """Export a model in eval mode to ONNX opset 17: input "input" [N,channels,size,size], output "logits"."""
     torch = require_torch()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
-    dummy = torch.zeros(1, 1, size, size)
+    dummy = torch.zeros(1, channels, size, size)
     # The TorchScript exporter (dynamo=False) needs no onnxscript and writes one self-contained file.
-    with legacy_exporter():
+    with torch.no_grad(), legacy_exporter():
         torch.onnx.export(
             model,
             (dummy,),
