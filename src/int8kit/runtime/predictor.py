@@ -56,7 +56,11 @@ def _expose_outputs(model: ir.Model, names: Sequence[str]) -> None:
 
 
 class Predictor:
-    """Runs an ONNX image classifier (FP32, or INT8 converted by int8kit) on the CPU with oneDNN."""
+    """Runs an ONNX image classifier (FP32, or INT8 converted by int8kit) on the CPU with oneDNN.
+
+    A Predictor owns one arena of intermediate buffers per input shape, so it is not thread-safe:
+    use one Predictor per Python thread (they can share nothing but the model file).
+    """
 
     def __init__(self, model: ModelLike, num_threads: int | None = None, extra_outputs: Sequence[str] = ()):
         self.model = prepare_model(model, extra_outputs)
