@@ -196,3 +196,10 @@ class FusionPass(ir.passes.InPlacePass):
     def fuse_node(self, node: ir.Node) -> bool:
         """Fuse around `node` if it is a candidate; True when the graph changed."""
         raise NotImplementedError
+
+    def absorb_followers(self, node: ir.Node, step) -> bool:
+        """Apply `step(node, report)` to a fused Conv/Dense until it absorbs nothing more."""
+        changed = False
+        while is_fused_op(node) and node.graph is not None and step(node, self.report):
+            changed = True
+        return changed

@@ -18,7 +18,6 @@ from int8kit.ir._fusion import (
     absorb,
     const_array,
     drop_if_unused,
-    is_fused_op,
     post_ops,
     set_post_ops,
     sole_consumer,
@@ -109,7 +108,4 @@ class FuseActivationPass(FusionPass):
     report_name = "fuse_activation"
 
     def fuse_node(self, node: ir.Node) -> bool:
-        changed = False
-        while is_fused_op(node) and node.graph is not None and fuse_following_activation(node, self.report):
-            changed = True
-        return changed
+        return self.absorb_followers(node, fuse_following_activation)

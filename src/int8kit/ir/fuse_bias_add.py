@@ -17,7 +17,6 @@ from int8kit.ir._fusion import (
     absorb,
     const_array,
     drop_if_unused,
-    is_fused_op,
     is_onnx_op,
     new_initializer,
     post_ops,
@@ -95,7 +94,4 @@ class FuseBiasAddPass(FusionPass):
     report_name = "fuse_bias_add"
 
     def fuse_node(self, node: ir.Node) -> bool:
-        changed = False
-        while is_fused_op(node) and node.graph is not None and fold_following_bias(node, self.report):
-            changed = True
-        return changed
+        return self.absorb_followers(node, fold_following_bias)
