@@ -13,7 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.ir._graph import const_array  # noqa: F401  (re-exported for the fusion passes)
+from int8kit.ir._graph import add_initializer, const_array, taken_names  # noqa: F401  (const_array re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -116,17 +116,8 @@ def absorb(node: ir.Node, follower: ir.Node) -> None:
 
 
 def new_initializer(graph: ir.Graph, base: str, array: np.ndarray) -> ir.Value:
-    """A new float initializer named after `base`, never clashing with an existing value name."""
-    taken = set(graph.initializers) | {v.name for v in graph.inputs}
-    taken |= {o.name for n in graph for o in n.outputs}
-    name, i = base, 0
-    while name in taken:
-        i += 1
-        name = f"{base}_{i}"
-    tensor = ir.tensor(np.ascontiguousarray(array), name=name)
-    value = ir.Value(name=name, shape=ir.Shape(tensor.shape), type=ir.TensorType(tensor.dtype), const_value=tensor)
-    graph.register_initializer(value)
-    return value
+    """A new initializer named after `base`, never clashing with an existing value name."""
+    return add_initializer(graph, base, array, taken_names(graph))
 
 
 def drop_if_unused(graph: ir.Graph, *values: ir.Value | None) -> None:
