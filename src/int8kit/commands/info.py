@@ -16,5 +16,13 @@ def run(args: argparse.Namespace) -> int:
     lib = dnnl.library()
     print(f"oneDNN {lib.version_string} from {lib.path}")
     print(f"CPU: {dnnl.cpu_model()}")
-    print(f"ISA flags: {', '.join(dnnl.cpu_int8_features()) or 'none'}")
+    features = dnnl.cpu_int8_features()
+    print(f"ISA flags: {', '.join(features) or 'none'}")
+    print(f"oneDNN dispatches up to: {dnnl.effective_isa()}")
+    if "amx_int8" in features:
+        print("INT8 kernels: AMX tiles (the fastest int8 path)")
+    elif {"avx512_vnni", "avx_vnni"} & set(features):
+        print("INT8 kernels: VNNI dot products (no AMX: about 4x FP32 at best on compute-bound convolutions)")
+    else:
+        print("INT8 kernels: no VNNI or AMX: expect little INT8 speed-up over FP32")
     return 0
