@@ -35,7 +35,7 @@ def test_demo_reports_fp32_and_int8_accuracy(tmp_path, capsys):
     ]
     assert main(argv) == 0
     assert "$ int8kit convert" in capsys.readouterr().out  # each step is shown as the command a user types
-    rows = list(csv.DictReader(open(tmp_path / "report.csv")))
+    rows = list(csv.DictReader((tmp_path / "report.csv").read_text().splitlines()))
     assert len(rows) == 1 and (tmp_path / "report.png").stat().st_size > 0
     data = open_dataset(tmp_path / "test.bin")
     x, y = data.batch(0, len(data)), np.asarray(data.labels)
