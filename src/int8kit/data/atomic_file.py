@@ -33,3 +33,14 @@ class AtomicFile:
         if not self.file.closed:
             self.file.close()
         self.tmp_path.unlink(missing_ok=True)
+
+
+def write_all(writer, images, labels) -> Path:
+    """Append every (image, label) to a data-file writer, then close it; abort (no file left) on any error."""
+    try:
+        for image, label in zip(images, labels, strict=True):
+            writer.append(image, int(label))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from int8kit.data.atomic_file import AtomicFile
+from int8kit.data.atomic_file import AtomicFile, write_all
 from int8kit.data.images import normalize
 from int8kit.errors import DataError
 
@@ -127,13 +127,7 @@ def write_compact(
 ) -> Path:
     """Write a whole uint8 (N, C, H, W) array and its labels in the compact layout."""
     writer = CompactWriter(path, pixels.shape[1:], mean, std)
-    try:
-        for image, label in zip(pixels, np.asarray(labels), strict=True):
-            writer.append(image, int(label))
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    return write_all(writer, pixels, np.asarray(labels))
 
 
 class CompactReader:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from int8kit.data.atomic_file import AtomicFile
+from int8kit.data.atomic_file import AtomicFile, write_all
 from int8kit.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -55,13 +55,7 @@ def write_seed(path: str | Path, images: np.ndarray, labels: np.ndarray) -> Path
     """Write a whole (N, C, D, D) array and its labels in the seed layout."""
     images = np.asarray(images, dtype=np.float32)
     writer = SeedWriter(path, images.shape[1:])
-    try:
-        for image, label in zip(images, np.asarray(labels), strict=True):
-            writer.append(image, int(label))
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    return write_all(writer, images, np.asarray(labels))
 
 
 def _derive_shape(path: Path, n: int, size: int, channels: int | None, dim: int | None) -> tuple[int, int]:
