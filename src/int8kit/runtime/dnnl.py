@@ -59,7 +59,9 @@ FORWARD_INFERENCE = 96
 # dnnl_alg_kind_t
 CONVOLUTION_DIRECT = 1
 ELTWISE_RELU, ELTWISE_TANH, ELTWISE_LINEAR, ELTWISE_HARDSIGMOID = 32, 33, 38, 40
-ELTWISE_LOGISTIC, ELTWISE_CLIP_V2, ELTWISE_HARDSWISH = 41, 47, 52
+ELTWISE_LOGISTIC, ELTWISE_EXP, ELTWISE_GELU_TANH, ELTWISE_SWISH = 41, 42, 43, 44
+ELTWISE_ELU, ELTWISE_ABS, ELTWISE_SQRT, ELTWISE_SOFT_RELU = 34, 36, 37, 39
+ELTWISE_LOG, ELTWISE_CLIP_V2, ELTWISE_GELU_ERF, ELTWISE_MISH, ELTWISE_HARDSWISH = 45, 47, 49, 51, 52
 POOLING_MAX, POOLING_AVG_INCLUDE_PADDING, POOLING_AVG_EXCLUDE_PADDING = 511, 767, 1023
 BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
     131056,
@@ -69,6 +71,7 @@ BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
     131060,
     131061,
 )
+REDUCTION_MAX, REDUCTION_MIN, REDUCTION_SUM, REDUCTION_MUL, REDUCTION_MEAN = 0x2FFF2, 0x2FFF3, 0x2FFF4, 0x2FFF5, 0x2FFF6
 SOFTMAX_ACCURATE = 196608
 
 # dnnl_query_t
@@ -82,6 +85,8 @@ SCRATCHPAD_MODE_USER = 1
 ARG_SRC, ARG_SRC_1, ARG_DST, ARG_WEIGHTS, ARG_BIAS = 1, 2, 17, 33, 41
 ARG_SCRATCHPAD = 80
 ARG_ATTR_SCALES = 4096
+ARG_ATTR_ZERO_POINTS = 8192
+ARG_ATTR_MULTIPLE_POST_OP_BASE = 32768
 ARG_MULTIPLE_SRC = 1024
 
 # dnnl_cpu_isa_t (bit sets)
@@ -145,11 +150,14 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "dnnl_primitive_attr_destroy": (c_int, [_P]),
     "dnnl_primitive_attr_set_scales_mask": (c_int, [_P, c_int, c_int]),
     "dnnl_primitive_attr_set_post_ops": (c_int, [_P, _P]),
+    "dnnl_primitive_attr_set_zero_points_mask": (c_int, [_P, c_int, c_int]),
     "dnnl_primitive_attr_set_scratchpad_mode": (c_int, [_P, c_int]),
     "dnnl_post_ops_create": (c_int, [_PP]),
     "dnnl_post_ops_destroy": (c_int, [_P]),
     "dnnl_post_ops_append_sum": (c_int, [_P, c_float, c_int32, c_int]),
     "dnnl_post_ops_append_eltwise": (c_int, [_P, c_int, c_float, c_float]),
+    "dnnl_post_ops_append_binary": (c_int, [_P, c_int, _P]),
+    "dnnl_reduction_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, c_float, c_float, _P]),
     "dnnl_convolution_forward_primitive_desc_create": (
         c_int,
         [_PP, _P, c_int, c_int, _P, _P, _P, _P, Dims, Dims, Dims, Dims, _P],
@@ -432,19 +440,35 @@ class PostOps(_Handle):
     def append_eltwise(self, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:
         check(_lib().dnnl_post_ops_append_eltwise(self.handle, alg, alpha, beta), "append eltwise post-op")
 
+    def append_binary(self, alg: int, src1: MemoryDesc) -> None:
+        """A binary post-op; its operand is passed as ARG_ATTR_MULTIPLE_POST_OP(index) | ARG_SRC_1."""
+        check(_lib().dnnl_post_ops_append_binary(self.handle, alg, src1.handle), "append binary post-op")
+
+
+def post_op_arg(index: int) -> int:
+    """The execution argument id of the operand of binary post-op number `index` (its chain position)."""
+    return ARG_ATTR_MULTIPLE_POST_OP_BASE * (index + 1) | ARG_SRC_1
+
 
 class Attr(_Handle):
     """Primitive attributes: user-managed scratchpad, runtime scales and post-ops."""
 
     _destroy = "dnnl_primitive_attr_destroy"
 
-    def __init__(self, scales: dict[int, int] | None = None, post_ops: PostOps | None = None):
+    def __init__(
+        self,
+        scales: dict[int, int] | None = None,
+        post_ops: PostOps | None = None,
+        zero_points: dict[int, int] | None = None,
+    ):
         h = c_void_p()
         check(_lib().dnnl_primitive_attr_create(ctypes.byref(h)), "attr create")
         super().__init__(h)
         check(_lib().dnnl_primitive_attr_set_scratchpad_mode(h, SCRATCHPAD_MODE_USER), "scratchpad mode")
         for arg, mask in (scales or {}).items():
             check(_lib().dnnl_primitive_attr_set_scales_mask(h, arg, mask), f"scales mask for arg {arg}")
+        for arg, mask in (zero_points or {}).items():
+            check(_lib().dnnl_primitive_attr_set_zero_points_mask(h, arg, mask), f"zero points mask for arg {arg}")
         if post_ops is not None:
             check(_lib().dnnl_primitive_attr_set_post_ops(h, post_ops.handle), "set post-ops")
 
@@ -551,6 +575,20 @@ def binary_pd(alg: int, src0, src1, dst, attr: Attr) -> PrimitiveDesc:
         src0.handle,
         src1.handle,
         dst.handle,
+        attr.handle,
+    )
+
+
+def reduction_pd(alg: int, src, dst, attr: Attr) -> PrimitiveDesc:
+    return PrimitiveDesc(
+        "dnnl_reduction_primitive_desc_create",
+        "reduction",
+        engine().handle,
+        alg,
+        src.handle,
+        dst.handle,
+        0.0,
+        0.0,
         attr.handle,
     )
 
