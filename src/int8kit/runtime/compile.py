@@ -16,7 +16,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime import dnnl, memory_plan
+from int8kit.runtime import dnnl, host_eval, memory_plan
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def supported_ops() -> set[str]:
 
 
 def _load_lowerings() -> None:
-    from int8kit.runtime import lowering_compute, lowering_layout, lowering_pointwise  # noqa: F401
+    from int8kit.runtime import lowering_compute, lowering_layout, lowering_pointwise, lowering_shape  # noqa: F401
 
 
 class WeightCache:
@@ -158,9 +158,13 @@ class WeightCache:
 class Builder:
     """State shared by the lowerings while one graph is compiled."""
 
-    def __init__(self, graph: ir.Graph, input_shapes: dict[str, tuple[int, ...]], weights: WeightCache):
+    def __init__(
+        self, graph: ir.Graph, input_shapes: dict[str, tuple[int, ...]], weights: WeightCache, opset: int = 17
+    ):
         _load_lowerings()
         self.graph = graph
+        self.opset = graph.opset_imports.get("", opset)
+        self.host: dict[str, np.ndarray] = {}  # values known at compile time (shape arithmetic)
         self.weights = weights
         self.steps: list[Step] = []
         self.values: dict[str, Tensor] = {}
@@ -193,6 +197,8 @@ class Builder:
     def compile(self) -> Program:
         for index, node in enumerate(self.graph):
             self.node_index = index
+            if self._fold_on_host(node):
+                continue
             fn = LOWERINGS.get((node.domain or "", node.op_type))
             if fn is None:
                 raise UnsupportedOpError(
@@ -205,7 +211,7 @@ class Builder:
                 raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): {exc}") from exc
         outputs = {}
         for value in self.graph.outputs:
-            src = self.values[value.name]
+            src = self.values.get(value.name) or self._host_tensor(value.name)
             out = self._external_tensor(dnnl.MemoryDesc.plain(src.dims, src.dtype))
             self.reorder(src, out, label=f"output {value.name}")
             outputs[value.name] = out
@@ -252,6 +258,43 @@ class Builder:
             keep_alive=[self.steps, scratch_buf, scratch_mem, self.keep_alive],
         )
 
+    def _fold_on_host(self, node: ir.Node) -> bool:
+        """Evaluate `node` now when every input is known at compile time (see host_eval)."""
+        if not host_eval.is_standard(node) or not node.outputs:
+            return False
+        arrays = []
+        for i in range(len(node.inputs)):
+            if node.inputs[i] is None:
+                arrays.append(None)
+                continue
+            known = self.constant_array(node, i)
+            if known is None:
+                return False
+            arrays.append(known)
+        if not arrays and node.op_type not in host_eval.HOST_ONLY_OPS:
+            return False
+        try:
+            results = host_eval.evaluate(node, arrays, self.opset)
+        except Exception as exc:  # the reference evaluator raises many types; name the node
+            raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): cannot evaluate: {exc}") from exc
+        for value, result in zip(node.outputs, results, strict=False):
+            if value is not None:
+                self.host[value.name] = result
+        return True
+
+    def _host_tensor(self, name: str) -> Tensor:
+        """A compile-time value as a (constant) tensor, for a lowering or a graph output that needs one."""
+        array = self.host.get(name)
+        if array is None:
+            raise UnsupportedOpError(f"value {name!r} is not computed by any node")
+        if array.dtype not in NUMPY_TO_DNNL:
+            if not np.issubdtype(array.dtype, np.number):
+                raise UnsupportedOpError(f"value {name!r}: {array.dtype} data is not supported by the engine")
+            array = array.astype(np.float32)
+        const = self.const(array)
+        self.keep_alive.append(const)
+        return Tensor(const.memory.md, Storage(const.memory.md.size, external=True), memory=const.memory)
+
     # ---- helpers for lowerings ---------------------------------------------------------------
     def _external_tensor(self, md: dnnl.MemoryDesc) -> Tensor:
         t = Tensor(md, Storage(md.size, external=True))
@@ -260,6 +303,8 @@ class Builder:
 
     def input(self, node: ir.Node, i: int) -> Tensor:
         value = node.inputs[i]
+        if value is not None and value.name not in self.values and value.name in self.host:
+            self.values[value.name] = self._host_tensor(value.name)
         if value is None or value.name not in self.values:
             raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): input {i} is not a computed tensor")
         return self.values[value.name]
@@ -323,11 +368,16 @@ class Builder:
     def as_plain(self, tensor: Tensor, label: str) -> Tensor:
         return self.as_md(tensor, dnnl.MemoryDesc.plain(tensor.dims, tensor.dtype), label)
 
-    def const(self, array: np.ndarray, dims: tuple[int, ...] | None = None) -> Const:
-        """A plain constant memory over a private copy of `array`."""
+    def const(self, array: np.ndarray, dims: tuple[int, ...] | None = None, md: dnnl.MemoryDesc | None = None) -> Const:
+        """A constant memory over a private copy of `array` (plain, or in layout `md`)."""
         buf = np.ascontiguousarray(array, dtype=array.dtype).copy()
-        md = dnnl.MemoryDesc.plain(dims or buf.shape or (1,), NUMPY_TO_DNNL[buf.dtype])
-        return Const(dnnl.Memory(md, buf.ctypes.data), buf)
+        plain = dnnl.MemoryDesc.plain(dims or buf.shape or (1,), NUMPY_TO_DNNL[buf.dtype])
+        if md is None or md == plain:
+            return Const(dnnl.Memory(plain, buf.ctypes.data), buf)
+        out = _aligned_empty(md.size)
+        dst = Const(dnnl.Memory(md, out.ctypes.data), out)
+        self._reorder_now(Const(dnnl.Memory(plain, buf.ctypes.data), buf), dst)
+        return dst
 
     def scales(self, values) -> Const:
         return self.const(np.asarray(values, dtype=np.float32).reshape(-1))
@@ -340,6 +390,13 @@ class Builder:
         src = self.const(array, dims)
         buf = _aligned_empty(md.size)
         dst = Const(dnnl.Memory(md, buf.ctypes.data), buf)
+        self._reorder_now(src, dst)
+        self.weights.put(key, md, dst)
+        return dst
+
+    def _reorder_now(self, src: Const, dst: Const) -> None:
+        """Reorder a constant into another layout at compile time."""
+        md = dst.memory.md
         prim = dnnl.Primitive(dnnl.reorder_pd(src.memory.md, md, dnnl.Attr()))
         scratch = _aligned_empty(max(prim.pd.scratchpad_size(), 1))
         scratch_mem = dnnl.Memory(dnnl.MemoryDesc.plain((scratch.size,), dnnl.DT_U8), scratch.ctypes.data)
@@ -351,14 +408,57 @@ class Builder:
             ),
         )
         self._compile_stream.wait()
-        self.weights.put(key, md, dst)
-        return dst
 
     def constant_array(self, node: ir.Node, i: int) -> np.ndarray | None:
         value = node.inputs[i] if i < len(node.inputs) else None
-        if value is None or value.const_value is None:
+        if value is None:
             return None
-        return value.const_value.numpy()
+        if value.const_value is not None:
+            return value.const_value.numpy()
+        return self.host.get(value.name)
+
+    def first_fast(self, label: str, candidates: list[Callable[[], dnnl.PrimitiveDesc]]) -> dnnl.PrimitiveDesc:
+        """The first candidate primitive oneDNN implements with an optimised kernel.
+
+        Candidates differ in the layouts they ask for; oneDNN only has a reference kernel for some
+        layout combinations (grouped convolutions in nChw16c, eltwise on padded blocks, broadcasts
+        across blocked/plain), and those run 10-1000x slower. The lowering then reorders its inputs into
+        the layouts of the primitive chosen here. When every candidate is a reference kernel, the first is
+        used and a warning names the node.
+        """
+        first, error = None, None
+        for make in candidates:
+            try:
+                pd = make()
+            except dnnl.DnnlError as exc:
+                error = error or exc
+                continue
+            if not pd.impl_info().startswith("ref"):
+                return pd
+            first = first or pd
+        if first is None:
+            raise error or UnsupportedOpError(f"{label}: no primitive")
+        logger.warning("%s: only oneDNN's reference kernel (%s) implements it", label, first.impl_info())
+        return first
+
+
+def layout_variants(md: dnnl.MemoryDesc) -> list[dnnl.MemoryDesc]:
+    """`md` itself, then the channels-last and plain layouts of the same dims (the ones every kernel has)."""
+    variants = [md]
+    tags = [dnnl.TAG_ACDB, dnnl.PLAIN_TAG[4]] if md.ndims == 4 else [dnnl.PLAIN_TAG.get(md.ndims)]
+    for tag in tags:
+        if tag is None:
+            continue
+        other = dnnl.MemoryDesc.with_tag(md.dims, md.dtype, tag)
+        if all(other != v for v in variants):
+            variants.append(other)
+    return variants
+
+
+def with_layout_of(dims: tuple[int, ...], dtype: int, like: dnnl.MemoryDesc) -> dnnl.MemoryDesc:
+    """A descriptor of `dims` in `like`'s layout when it is a known tag of the same rank, else plain."""
+    tag = like.tag() if like.ndims == len(dims) else None
+    return dnnl.MemoryDesc.with_tag(dims, dtype, tag if tag is not None else dnnl.PLAIN_TAG[len(dims)])
 
 
 def _aligned_empty(nbytes: int, alignment: int = 64) -> np.ndarray:

@@ -137,6 +137,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "dnnl_memory_desc_create_with_tag": (c_int, [_PP, c_int, Dims, c_int, c_int]),
     "dnnl_memory_desc_create_with_strides": (c_int, [_PP, c_int, Dims, c_int, Dims]),
     "dnnl_memory_desc_reshape": (c_int, [_PP, _P, c_int, Dims]),
+    "dnnl_memory_desc_create_submemory": (c_int, [_PP, _P, Dims, Dims]),
     "dnnl_memory_desc_permute_axes": (c_int, [_PP, _P, POINTER(c_int)]),
     "dnnl_memory_desc_clone": (c_int, [_PP, _P]),
     "dnnl_memory_desc_destroy": (c_int, [_P]),
@@ -356,6 +357,15 @@ class MemoryDesc(_Handle):
         check(
             _lib().dnnl_memory_desc_reshape(ctypes.byref(h), self.handle, len(dims), _dims(dims)),
             f"reshape to {tuple(dims)}",
+        )
+        return MemoryDesc(h)
+
+    def submemory(self, dims, offsets) -> MemoryDesc:
+        """A window of this descriptor (same bytes): `dims` starting at `offsets`."""
+        h = c_void_p()
+        check(
+            _lib().dnnl_memory_desc_create_submemory(ctypes.byref(h), self.handle, _dims(dims), _dims(offsets)),
+            f"submemory {tuple(dims)} at {tuple(offsets)}",
         )
         return MemoryDesc(h)
 

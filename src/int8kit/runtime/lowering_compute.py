@@ -159,16 +159,22 @@ def _finish(b: Builder, node, pd, src, weights_const, bias, residual, q, scale_a
     b.set_output(node, dst)
 
 
-def _act_md(dims: tuple[int, ...], dtype: int) -> dnnl.MemoryDesc:
-    """The layout asked for a convolution's activations.
+def _act_layouts(src_dims: tuple[int, ...], dst_dims: tuple[int, ...], dtype: int) -> list[tuple[int, int]]:
+    """(src, dst) layout tags to ask for a convolution's activations, in order of preference.
 
-    FP32 with channels in multiples of 16 uses oneDNN's blocked nChw16c: with `any`, oneDNN 3.2 picks
-    nhwc brgconv kernels, which measured 20% slower on MobileNetV2 and 6% on ResNet-50 here than the
-    blocked jit_1x1/jit_dw ones. INT8 keeps `any` (oneDNN's nhwc int8 kernels are its fast ones).
+    FP32 with channels in multiples of 16 first tries oneDNN's blocked nChw16c: with `any`, oneDNN 3.2
+    picks nhwc brgconv kernels, which measured 20% slower on MobileNetV2 and 6% on ResNet-50 here than
+    the blocked jit_1x1/jit_dw ones. INT8 starts from `any` (its nhwc int8 kernels are the fast ones).
+    Where a choice has only a reference kernel (grouped convolutions in nChw16c), the next is used.
     """
-    if dtype == dnnl.DT_F32 and dims[1] % 16 == 0:
-        return dnnl.MemoryDesc.with_tag(dims, dtype, dnnl.TAG_ABCD16B)
-    return dnnl.MemoryDesc.any(dims, dtype)
+    tags = [(dnnl.TAG_ANY, dnnl.TAG_ANY), (dnnl.TAG_ACDB, dnnl.TAG_ACDB), (dnnl.TAG_ABCD, dnnl.TAG_ABCD)]
+    if dtype == dnnl.DT_F32 and (src_dims[1] % 16 == 0 or dst_dims[1] % 16 == 0):
+        tags.insert(0, tuple(dnnl.TAG_ABCD16B if d[1] % 16 == 0 else dnnl.TAG_ANY for d in (src_dims, dst_dims)))
+    return tags
+
+
+def _md(dims: tuple[int, ...], dtype: int, tag: int) -> dnnl.MemoryDesc:
+    return dnnl.MemoryDesc.with_tag(dims, dtype, tag)
 
 
 @lowering("Conv", domain=ops.DOMAIN)
@@ -203,16 +209,23 @@ def conv(b: Builder, node: ir.Node) -> None:
     post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q)
     masks, scale_args = _scale_args(b, q, 0b11 if group > 1 else 0b1)
     bias = _bias(b, node, oc)
-    pd = dnnl.convolution_pd(
-        _act_md(src.dims, src_dt),
-        dnnl.MemoryDesc.any(w_dims, w_dt),
-        bias.memory.md if bias else None,
-        _act_md(dst_dims, dst_dt),
-        strides,
-        [d - 1 for d in dil],
-        pads[:2],
-        pads[2:],
-        dnnl.Attr(masks, post_ops),
+    attr = dnnl.Attr(masks, post_ops)
+    pd = b.first_fast(
+        node.name,
+        [
+            lambda st=st, dt=dt: dnnl.convolution_pd(
+                _md(src.dims, src_dt, st),
+                dnnl.MemoryDesc.any(w_dims, w_dt),
+                bias.memory.md if bias else None,
+                _md(dst_dims, dst_dt, dt),
+                strides,
+                [d - 1 for d in dil],
+                pads[:2],
+                pads[2:],
+                attr,
+            )
+            for st, dt in _act_layouts(src.dims, dst_dims, src_dt)
+        ],
     )
     w_const = b.reordered_const(node.inputs[1].name, w, w_dims, pd.md(dnnl.QUERY_WEIGHTS_MD))
     _finish(b, node, pd, src, w_const, bias, residual, q, scale_args, pd.md(dnnl.QUERY_DST_MD))

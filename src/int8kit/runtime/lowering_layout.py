@@ -13,7 +13,7 @@ import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl
-from int8kit.runtime.compile import Builder, attr_int, attr_ints, lowering
+from int8kit.runtime.compile import Builder, attr_int, attr_ints, lowering, with_layout_of
 
 
 def _reshaped(b: Builder, node: ir.Node, dims: tuple[int, ...]) -> None:
@@ -110,3 +110,68 @@ def concat(b: Builder, node: ir.Node) -> None:
     args = [(dnnl.ARG_MULTIPLE_SRC + i, s) for i, s in enumerate(srcs)] + [(dnnl.ARG_DST, dst)]
     b.add_step(pd, args, node.name)
     b.set_output(node, dst)
+
+
+def _window(b: Builder, node: ir.Node, src, dims: tuple[int, ...], offsets: tuple[int, ...], out: int) -> None:
+    """Output `out` of `node`: the window `dims` at `offsets` of `src`, copied into a dense tensor."""
+    if tuple(dims) == tuple(src.dims):
+        b.set_output(node, src, out)
+        return
+    try:
+        window = b.view(src, src.md.submemory(dims, offsets))
+    except dnnl.DnnlError:  # a window cutting through a layout block: take it from the plain layout
+        plain = b.as_plain(src, node.name)
+        window = b.view(plain, plain.md.submemory(dims, offsets))
+    dst = b.new_tensor(with_layout_of(dims, src.dtype, src.md))
+    b.reorder(window, dst, node.name)
+    b.set_output(node, dst, out)
+
+
+@lowering("Split")
+def split(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    rank = len(src.dims)
+    axis = attr_int(node, "axis", 0) % rank
+    sizes = b.constant_array(node, 1)
+    if sizes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
+        raise UnsupportedOpError(f"node {node.name!r}: Split needs constant split sizes")
+    parts = [int(s) for s in sizes.reshape(-1)] if sizes is not None else attr_ints(node, "split")
+    n_out = len(node.outputs)
+    if not parts:
+        whole = src.dims[axis]
+        step = -(-whole // n_out)
+        parts = [min(step, whole - i * step) for i in range(n_out)]
+    if sum(parts) != src.dims[axis] or len(parts) != n_out:
+        raise UnsupportedOpError(f"node {node.name!r}: split sizes {parts} do not cover axis {axis} of {src.dims}")
+    start = 0
+    for i, part in enumerate(parts):
+        dims = list(src.dims)
+        dims[axis] = part
+        offsets = [0] * rank
+        offsets[axis] = start
+        _window(b, node, src, tuple(dims), tuple(offsets), i)
+        start += part
+
+
+@lowering("Slice")
+def slice_(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    rank = len(src.dims)
+    values = [b.constant_array(node, i) for i in range(1, 5)]
+    if (
+        values[0] is None
+        or values[1] is None
+        or any(v is None and i + 1 < len(node.inputs) and node.inputs[i + 1] is not None for i, v in enumerate(values))
+    ):
+        raise UnsupportedOpError(f"node {node.name!r}: Slice needs constant starts, ends, axes and steps")
+    starts, ends = (v.reshape(-1).tolist() for v in values[:2])
+    axes = values[2].reshape(-1).tolist() if values[2] is not None else list(range(len(starts)))
+    steps = values[3].reshape(-1).tolist() if values[3] is not None else [1] * len(starts)
+    dims, offsets = list(src.dims), [0] * rank
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis %= rank
+        if step != 1:
+            raise UnsupportedOpError(f"node {node.name!r}: Slice with step {step} is not supported")
+        lo, hi, _ = slice(int(start), int(end)).indices(src.dims[axis])
+        dims[axis], offsets[axis] = max(hi - lo, 0), lo
+    _window(b, node, src, tuple(dims), tuple(offsets), 0)

@@ -17,18 +17,29 @@ from int8kit.runtime import dnnl
 from int8kit.runtime.compile import (
     ONNX_TO_DNNL,
     Builder,
+    Const,
+    Tensor,
     attr_float,
     attr_int,
     attr_ints,
     attr_str,
+    layout_variants,
     lowering,
+    with_layout_of,
 )
 
 
 def _eltwise(b: Builder, node: ir.Node, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:
     src = b.input(node, 0)
-    pd = dnnl.eltwise_pd(alg, src.md, src.md, alpha, beta, dnnl.Attr())
-    dst = b.view(src, src.md) if b.is_last_use(node, 0) and not src.storage.external else b.new_tensor(src.md)
+    pd = b.first_fast(
+        node.name,
+        [lambda md=md: dnnl.eltwise_pd(alg, md, md, alpha, beta, dnnl.Attr()) for md in layout_variants(src.md)],
+    )
+    md = pd.md(dnnl.QUERY_SRC_MD)
+    moved = md != src.md
+    src = b.as_md(src, md, node.name)
+    in_place = (moved or b.is_last_use(node, 0)) and not src.storage.external
+    dst = b.view(src, src.md) if in_place else b.new_tensor(src.md)
     b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
     b.set_output(node, dst)
 
@@ -96,12 +107,14 @@ def binary(b: Builder, node: ir.Node) -> None:
     shapes = [o.shape if isinstance(o, np.ndarray) else o.dims for o in operands]
     out_shape = tuple(np.broadcast_shapes(*shapes))
     a, c = operands
+    operands_a = a
     if tuple(shapes[0]) != out_shape or isinstance(a, np.ndarray):
         if node.op_type not in ("Add", "Mul", "Max", "Min") or tuple(shapes[1]) != out_shape:
             raise UnsupportedOpError(
                 f"node {node.name!r}: {node.op_type} broadcasts its first input {shapes[0]} to {out_shape}"
             )
         a, c = c, a
+        operands_a = a
     if isinstance(c, np.ndarray):
         full = c.astype(np.float32).reshape((1,) * (len(out_shape) - c.ndim) + c.shape)
         src1 = b.const(full)
@@ -114,12 +127,31 @@ def binary(b: Builder, node: ir.Node) -> None:
             )
         elif c.dims == a.dims:
             src1 = b.as_md(c, a.md, node.name)
-    src1_md = src1.memory.md if not hasattr(src1, "storage") else src1.md
-    pd = dnnl.binary_pd(_BINARY[node.op_type], a.md, src1_md, a.md, dnnl.Attr())
-    in_place = b.is_last_use(node, 0 if operands[0] is a else 1) and not a.storage.external
+    alg = _BINARY[node.op_type]
+    pd = b.first_fast(
+        node.name, [lambda p=p: dnnl.binary_pd(alg, p[0], p[1], p[0], dnnl.Attr()) for p in _binary_layouts(a, src1)]
+    )
+    a_md, src1_md = pd.md(dnnl.QUERY_SRC_MD, 0), pd.md(dnnl.QUERY_SRC_MD, 1)
+    moved = a_md != a.md
+    a = b.as_md(a, a_md, node.name)
+    if isinstance(src1, Const):
+        if src1.memory.md != src1_md:
+            src1 = b.const(src1.buffer, src1.buffer.shape, src1_md)
+    else:
+        src1 = b.as_md(src1, src1_md, node.name)
+    in_place = (moved or b.is_last_use(node, 0 if operands[0] is operands_a else 1)) and not a.storage.external
     dst = b.view(a, a.md) if in_place else b.new_tensor(a.md)
     b.add_step(pd, [(dnnl.ARG_SRC, a), (dnnl.ARG_SRC_1, src1), (dnnl.ARG_DST, dst)], node.name)
     b.set_output(node, dst)
+
+
+def _binary_layouts(a: Tensor, src1: Tensor | Const) -> list[tuple[dnnl.MemoryDesc, dnnl.MemoryDesc]]:
+    """(src0, src1) layout pairs to try: as they are, then src1 in src0's layout, then channels-last/plain."""
+    s1 = src1.memory.md if isinstance(src1, Const) else src1.md
+    pairs = [(a.md, s1), (a.md, with_layout_of(s1.dims, s1.dtype, a.md))]
+    for md in layout_variants(a.md)[1:]:
+        pairs.append((md, with_layout_of(s1.dims, s1.dtype, md)))
+    return pairs
 
 
 @lowering("Softmax")
@@ -187,8 +219,14 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None) -> None
                 "overhangs the padding is not supported"
             )
     dst_dims = (*src.dims[:2], *out)
-    pd = dnnl.pooling_pd(
-        alg, src.md, dnnl.MemoryDesc.any(dst_dims, src.dtype), strides, kernel, dil, pad_l, pad_r, dnnl.Attr()
+    pd = b.first_fast(
+        node.name,
+        [
+            lambda md=md: dnnl.pooling_pd(
+                alg, md, with_layout_of(dst_dims, src.dtype, md), strides, kernel, dil, pad_l, pad_r, dnnl.Attr()
+            )
+            for md in layout_variants(src.md)
+        ],
     )
     src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
@@ -268,4 +306,43 @@ def requantize(b: Builder, node: ir.Node) -> None:
         src_scale=attr_float(node, "x_scale", 1.0),
         dst_scale=attr_float(node, "y_scale", 1.0),
     )
+    b.set_output(node, dst)
+
+
+_REDUCTIONS = {
+    "ReduceMean": dnnl.REDUCTION_MEAN,
+    "ReduceMax": dnnl.REDUCTION_MAX,
+    "ReduceMin": dnnl.REDUCTION_MIN,
+    "ReduceSum": dnnl.REDUCTION_SUM,
+}
+
+
+@lowering(*_REDUCTIONS)
+def reduce(b: Builder, node: ir.Node) -> None:
+    """ReduceMean/Max/Min/Sum over constant axes; ReduceMean over H, W is a global average pool."""
+    src = b.input(node, 0)
+    rank = len(src.dims)
+    axes_input = b.constant_array(node, 1)
+    if axes_input is None and len(node.inputs) > 1 and node.inputs[1] is not None:
+        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} needs constant axes")
+    raw = [int(a) for a in axes_input.reshape(-1)] if axes_input is not None else attr_ints(node, "axes")
+    if not raw and attr_int(node, "noop_with_empty_axes", 0):
+        b.set_output(node, src)
+        return
+    axes = sorted({a % rank for a in raw}) if raw else list(range(rank))
+    kept = tuple(1 if i in axes else d for i, d in enumerate(src.dims))
+    alg = _REDUCTIONS[node.op_type]
+    pd = b.first_fast(
+        node.name,
+        [
+            lambda md=md: dnnl.reduction_pd(alg, md, with_layout_of(kept, src.dtype, md), dnnl.Attr())
+            for md in layout_variants(src.md)
+        ],
+    )
+    src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
+    if not attr_int(node, "keepdims", 1):
+        squeezed = tuple(d for i, d in enumerate(src.dims) if i not in axes)
+        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(squeezed or (1,), src.dtype))
     b.set_output(node, dst)

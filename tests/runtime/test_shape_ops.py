@@ -1,0 +1,184 @@
+"""Shape arithmetic folded at compile time, Split/Slice windows and reductions, against onnxruntime.
+
+Exporters write `x.view(x.size(0), -1)` and channel shuffles as Shape -> Gather -> Unsqueeze -> Concat
+-> Reshape over a symbolic batch: the engine must fold that per compiled shape, at every batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from int8kit.errors import UnsupportedOpError
+from int8kit.runtime.predictor import Predictor
+
+from ._util import assert_close, init, make_model, run_ort, vinfo
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _run_both(model, x):
+    got = Predictor(model, num_threads=1).run(x)
+    assert_close(got, run_ort(model, {"x": x}))
+    return got
+
+
+def _conv(name, x, cin, cout, group=1, seed=0):
+    w = rand(cout, cin // group, 3, 3, seed=seed) * 0.3
+    return helper.make_node("Conv", [x, f"{name}.w"], [name], pads=[1, 1, 1, 1], group=group), init(f"{name}.w", w)
+
+
+def channel_shuffle_model(groups=2, channels=8):
+    """Conv -> the channel shuffle torch exports (Shape/Gather/Div/Cast/Unsqueeze/Concat/Reshape/Transpose)."""
+    conv, w = _conv("c", "x", 4, channels)
+    nodes = [conv, helper.make_node("Shape", ["c"], ["shape"])]
+    inits = [w]
+    for i in range(4):
+        inits.append(init(f"i{i}", np.array(i, np.int64)))
+        nodes.append(helper.make_node("Gather", ["shape", f"i{i}"], [f"d{i}"], axis=0))
+    inits += [
+        init("g", np.array(groups, np.int64)),
+        init("ax0", np.array([0], np.int64)),
+        init("m1", np.array([-1], np.int64)),
+    ]
+    nodes += [
+        helper.make_node("Div", ["d1", "g"], ["cpg"]),
+        helper.make_node("Cast", ["cpg"], ["cpg_i"], to=TensorProto.INT64),
+    ]
+    parts = []
+    for name in ("d0", "g", "cpg_i", "d2", "d3"):
+        nodes.append(helper.make_node("Unsqueeze", [name, "ax0"], [f"u_{name}"]))
+        parts.append(f"u_{name}")
+    nodes += [
+        helper.make_node("Concat", parts, ["shape5"], axis=0),
+        helper.make_node("Reshape", ["c", "shape5"], ["r5"]),
+        helper.make_node("Transpose", ["r5"], ["t5"], perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Concat", ["u_d0", "m1", "u_d2", "u_d3"], ["shape4"], axis=0),
+        helper.make_node("Reshape", ["t5", "shape4"], ["y"]),
+    ]
+    return make_model(nodes, [vinfo("x", ["N", 4, 6, 6])], [vinfo("y", None)], inits)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_channel_shuffle_shape_subgraph_folds_per_batch(batch):
+    model = channel_shuffle_model()
+    predictor = Predictor(model, num_threads=1)
+    x = rand(batch, 4, 6, 6, seed=batch)
+    assert_close(predictor.run(x), run_ort(model, {"x": x}))
+    # The same Predictor at another batch recompiles, and the folded shape follows the batch.
+    x2 = rand(batch + 1, 4, 6, 6, seed=7)
+    assert_close(predictor.run(x2), run_ort(model, {"x": x2}))
+
+
+def test_flatten_head_written_as_shape_gather_reshape():
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+        helper.make_node("Shape", ["p"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "m1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["p", "shape"], ["y"]),
+    ]
+    inits = [
+        init("zero", np.array(0, np.int64)),
+        init("ax0", np.array([0], np.int64)),
+        init("m1", np.array([-1], np.int64)),
+    ]
+    model = make_model(nodes, [vinfo("x", ["N", 16, 5, 5])], [vinfo("y", None)], inits)
+    got = _run_both(model, rand(2, 16, 5, 5))
+    assert got.shape == (2, 16)
+
+
+def test_gather_on_runtime_data_is_refused_naming_the_node():
+    nodes = [helper.make_node("Gather", ["x", "idx"], ["y"], axis=1, name="pick")]
+    model = make_model(nodes, [vinfo("x", [1, 4, 3, 3])], [vinfo("y", None)], [init("idx", np.array(1, np.int64))])
+    with pytest.raises(UnsupportedOpError, match="pick.*Gather"):
+        Predictor(model, num_threads=1).run(rand(1, 4, 3, 3))
+
+
+@pytest.mark.parametrize("channels_first", [4, 12])
+def test_split_channels_then_concat(channels_first):
+    """ShuffleNetV2's chunk(2): a Split over channels (also where the cut is not on a layout block)."""
+    total = 32
+    conv, w = _conv("c", "x", 3, total)
+    nodes = [
+        conv,
+        helper.make_node("Split", ["c", "sizes"], ["a", "b"], axis=1),
+        helper.make_node("Relu", ["b"], ["rb"]),
+        helper.make_node("Concat", ["a", "rb"], ["y"], axis=1),
+    ]
+    inits = [w, init("sizes", np.array([channels_first, total - channels_first], np.int64))]
+    model = make_model(nodes, [vinfo("x", ["N", 3, 7, 7])], [vinfo("y", None)], inits)
+    _run_both(model, rand(2, 3, 7, 7))
+
+
+def test_split_equal_parts_without_sizes():
+    nodes = [helper.make_node("Split", ["x"], ["a", "b"], axis=1), helper.make_node("Sub", ["a", "b"], ["y"])]
+    model = make_model(nodes, [vinfo("x", ["N", 8, 4, 4])], [vinfo("y", None)])
+    _run_both(model, rand(2, 8, 4, 4))
+
+
+def test_slice_on_data():
+    nodes = [helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"])]
+    inits = [
+        init("starts", np.array([1, 2], np.int64)),
+        init("ends", np.array([5, 100], np.int64)),
+        init("axes", np.array([1, 3], np.int64)),
+    ]
+    model = make_model(nodes, [vinfo("x", ["N", 6, 4, 7])], [vinfo("y", None)], inits)
+    got = _run_both(model, rand(2, 6, 4, 7))
+    assert got.shape == (2, 4, 4, 5)
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"])
+@pytest.mark.parametrize(("axes", "keepdims"), [([2, 3], 0), ([2, 3], 1), ([1], 1), ([-1], 0)])
+def test_reductions(op, axes, keepdims):
+    if op == "ReduceSum":  # axes became an input in opset 13 for ReduceSum only
+        nodes = [helper.make_node(op, ["x", "axes"], ["y"], keepdims=keepdims)]
+        inits = [init("axes", np.array(axes, np.int64))]
+    else:
+        nodes, inits = [helper.make_node(op, ["x"], ["y"], axes=axes, keepdims=keepdims)], []
+    model = make_model(nodes, [vinfo("x", ["N", 16, 5, 6])], [vinfo("y", None)], inits, opset=17)
+    _run_both(model, rand(2, 16, 5, 6))
+
+
+def test_reduce_mean_axes_as_input_opset18():
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=0)]
+    model = make_model(
+        nodes, [vinfo("x", ["N", 16, 5, 6])], [vinfo("y", None)], [init("axes", np.array([2, 3], np.int64))], opset=18
+    )
+    _run_both(model, rand(2, 16, 5, 6))
+
+
+@pytest.mark.parametrize("group", [32, 6])
+def test_grouped_convolution_runs_an_optimised_kernel(group):
+    """Grouped convolutions whose groups are not whole layout blocks (ResNeXt, RegNet) avoid `ref:`."""
+    channels = 128 if group == 32 else 48
+    conv, w = _conv("y", "x", channels, channels, group=group)
+    model = make_model([conv], [vinfo("x", ["N", channels, 14, 14])], [vinfo("y", None)], [w])
+    predictor = Predictor(model, num_threads=1)
+    x = rand(2, channels, 14, 14)
+    assert_close(predictor.run(x), run_ort(model, {"x": x}))
+    impls = [impl for _, impl in predictor.kernels(x.shape)]
+    assert not any(i.startswith("ref") for i in impls), impls
+
+
+def test_broadcast_multiply_on_blocked_layout_avoids_reference_kernels():
+    """A per-channel Mul/Add after a blocked conv (a standalone BatchNorm, DenseNet) runs a jit kernel."""
+    conv, w = _conv("c", "x", 16, 32)
+    nodes = [
+        conv,
+        helper.make_node("Mul", ["c", "scale"], ["m"]),
+        helper.make_node("Add", ["m", "shift"], ["a"]),
+        helper.make_node("Sigmoid", ["a"], ["y"]),
+    ]
+    inits = [w, init("scale", rand(1, 32, 1, 1, seed=3)), init("shift", rand(32, 1, 1, seed=4))]
+    model = make_model(nodes, [vinfo("x", ["N", 16, 8, 8])], [vinfo("y", None)], inits)
+    predictor = Predictor(model, num_threads=1)
+    x = rand(2, 16, 8, 8)
+    assert_close(predictor.run(x), run_ort(model, {"x": x}))
+    refs = [(label, impl) for label, impl in predictor.kernels(x.shape) if impl.startswith("ref")]
+    assert not refs, refs
