@@ -26,6 +26,7 @@ from int8kit.convert.quantize_weights import QuantizeWeightsPass
 from int8kit.convert.remove_qdq import RemoveQDQPass
 from int8kit.convert.squash_requantize import SquashRequantizePass
 from int8kit.convert.summary import ConversionSummary, summarize
+from int8kit.convert.validate_qdq import ValidateQDQPass
 from int8kit.ir.fold_batchnorm import FoldBatchNormPass
 from int8kit.ir.infer_shapes import InferShapesPass
 from int8kit.ir.load import as_ir_model
@@ -78,6 +79,7 @@ class FinalizePass(ir.passes.InPlacePass):
 
 def conversion_passes(config: ConvertConfig) -> list[tuple[str, ir.passes.PassBase]]:
     return [
+        ("validate_qdq", ValidateQDQPass()),
         ("intake", IntakePass()),
         ("gather_scales", GatherScalesPass()),
         ("remove_qdq", RemoveQDQPass()),
