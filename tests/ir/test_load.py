@@ -134,3 +134,108 @@ def test_as_ir_model_accepts_all_forms(tmp_path):
         np.testing.assert_array_equal(run_ort(model, _feeds())["y"], want)
     with pytest.raises(TypeError):
         as_ir_model(42)
+
+
+# -- cycles and external data outside the model's folder (issue 9) --------------------------------
+def _cyclic_model() -> onnx.ModelProto:
+    """x -> add_in -> relu_a -> relu_b -> relu_c -> relu_a (a -> b -> c -> a) and c -> y."""
+    nodes = [
+        helper.make_node("Add", ["x", "c"], ["s"], name="add_in"),
+        helper.make_node("Relu", ["s"], ["a"], name="relu_a"),
+        helper.make_node("Relu", ["a"], ["b"], name="relu_b"),
+        helper.make_node("Relu", ["b"], ["c"], name="relu_c"),
+        helper.make_node("Identity", ["c"], ["y"], name="out"),
+    ]
+    return make_model(nodes, [vinfo("x", [1, 4])], [vinfo("y", [1, 4])], [])
+
+
+def _cli_one_line(capsys, argv: list[str]) -> str:
+    from int8kit.cli import main
+
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+def test_graph_cycle_names_a_node_on_the_cycle(tmp_path):
+    path = tmp_path / "cycle.onnx"
+    onnx.save(_cyclic_model(), path)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    msg = str(info.value)
+    assert str(path) in msg and "cycle" in msg
+    on_cycle = {"add_in", "relu_a", "relu_b", "relu_c"}
+    named = {n for n in on_cycle if repr(n) in msg}
+    assert named == on_cycle  # the whole loop is shown, and nothing off it ('out')
+    assert "'out'" not in msg
+
+
+def test_cli_graph_cycle_is_one_line(tmp_path, capsys):
+    path = tmp_path / "cycle.onnx"
+    onnx.save(_cyclic_model(), path)
+    line = _cli_one_line(capsys, ["convert", "--quant-model-path", str(path), "--int8-model-save-path", "o.onnx"])
+    assert "cycle" in line and "'relu_b'" in line
+
+
+def _model_with_location(model_dir, location: str):
+    proto = _conv_model()
+    convert_model_to_external_data(proto, all_tensors_to_one_file=True, location="w.data", size_threshold=0)
+    for t in proto.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                entry.value = location
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / "model.onnx"
+    path.write_bytes(proto.SerializeToString())  # onnx.save itself refuses such locations (onnx >= 1.17)
+    (model_dir / "w.data").write_bytes(b"\0" * 4096)
+    return path
+
+
+@pytest.mark.parametrize("style", ["relative", "absolute"])
+def test_external_data_outside_the_model_folder_is_refused_without_stat(tmp_path, monkeypatch, style):
+    secret = tmp_path / "elsewhere" / "secret.bin"
+    secret.parent.mkdir()
+    secret.write_bytes(b"\0" * 4096)  # big enough for the weights: only the location is wrong
+    location = "../../elsewhere/secret.bin" if style == "relative" else str(secret)
+    path = _model_with_location(tmp_path / "models" / "m", location)
+    import os
+
+    touched: list[str] = []
+    real_stat, real_lstat = os.stat, os.lstat
+
+    def spy(real):
+        def call(p, *a, **kw):
+            touched.append(os.fspath(p) if not isinstance(p, int) else "")
+            return real(p, *a, **kw)
+
+        return call
+
+    monkeypatch.setattr(os, "stat", spy(real_stat))
+    monkeypatch.setattr(os, "lstat", spy(real_lstat))
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    monkeypatch.undo()
+    msg = str(info.value)
+    assert str(path) in msg and location in msg and "outside the model's folder" in msg and "'w'" in msg
+    assert not [p for p in touched if "secret" in p or "elsewhere" in p], touched
+
+
+def test_cli_external_data_outside_is_one_line(tmp_path, capsys):
+    path = _model_with_location(tmp_path / "m", "../../../../etc/passwd")
+    line = _cli_one_line(capsys, ["convert", "--quant-model-path", str(path), "--int8-model-save-path", "o.onnx"])
+    assert "../../../../etc/passwd" in line and "outside the model's folder" in line
+
+
+def test_external_data_in_a_subfolder_still_loads(tmp_path):
+    reference = _conv_model()
+    weights = onnx.numpy_helper.to_array(reference.graph.initializer[0]).tobytes()
+    weights += onnx.numpy_helper.to_array(reference.graph.initializer[1]).tobytes()
+    path = _model_with_location(tmp_path / "m", "weights/w.data")
+    (tmp_path / "m" / "weights").mkdir()
+    (tmp_path / "m" / "weights" / "w.data").write_bytes(weights)
+    model = load_model(path)
+    np.testing.assert_array_equal(
+        model.graph.initializers["w"].const_value.numpy(), onnx.numpy_helper.to_array(reference.graph.initializer[0])
+    )

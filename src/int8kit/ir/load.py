@@ -94,6 +94,41 @@ def validate_proto(proto: onnx.ModelProto, where: str) -> None:
     for out in graph.output:
         if out.name not in defined:
             raise ModelError(f"{where}: graph output {out.name!r} is not produced by any node")
+    cycle = find_cycle(graph)
+    if cycle:
+        loop = " -> ".join(repr(n) for n in [*cycle, cycle[0]])
+        raise ModelError(f"{where}: the graph has a cycle: {loop} (an ONNX graph must be acyclic)")
+
+
+def find_cycle(graph: onnx.GraphProto) -> list[str]:
+    """Labels of the nodes on one cycle of the graph's data flow, in flow order; [] if it is acyclic.
+
+    Kahn's algorithm removes every node not on or behind a cycle; walking producers from what remains
+    must come back to a node already seen, and the walk from there is a cycle.
+    """
+    producer = {name: i for i, node in enumerate(graph.node) for name in node.output if name}
+    preds = [sorted({producer[n] for n in node.input if n in producer}) for node in graph.node]
+    users: list[list[int]] = [[] for _ in graph.node]
+    for i, ps in enumerate(preds):
+        for j in ps:
+            users[j].append(i)
+    waiting = [len(ps) for ps in preds]
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    while ready:
+        for j in users[ready.pop()]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                ready.append(j)
+    left = {i for i, w in enumerate(waiting) if w > 0}
+    if not left:
+        return []
+    walk, seen, i = [], {}, min(left)
+    while i not in seen:
+        seen[i] = len(walk)
+        walk.append(i)
+        i = next(j for j in preds[i] if j in left)  # a node still waiting has a predecessor left
+    loop = walk[seen[i] :][::-1]  # the walk went against the flow
+    return [graph.node[k].name or f"#{k}" for k in loop]
 
 
 def _all_tensors(proto: onnx.ModelProto):
@@ -109,6 +144,7 @@ def _check_external_data(proto: onnx.ModelProto, path: Path) -> None:
         if not uses_external_data(tensor):
             continue
         info = ExternalDataInfo(tensor)
+        _check_inside(path, info.location, tensor.name)
         data_path = path.parent / info.location
         if not info.location or not data_path.is_file():
             raise ModelError(f"{path}: external data file {str(data_path)!r} for tensor {tensor.name!r} is missing")
@@ -119,3 +155,26 @@ def _check_external_data(proto: onnx.ModelProto, path: Path) -> None:
                 f"{path}: external data file {str(data_path)!r} is too short for tensor "
                 f"{tensor.name!r} (needs {offset + info.length} bytes, has {size})"
             )
+
+
+def _check_inside(path: Path, location: str, tensor: str) -> None:
+    """Refuse an external data location that leaves the model's folder, from the string alone.
+
+    Nothing outside is touched (not even stat()ed): an absolute location or one whose `..` parts climb
+    above the folder is refused as written, and a symlink inside the folder that points out is caught
+    by resolving the (inside) path.
+    """
+    folder = path.parent
+    refuse = ModelError(
+        f"{path}: external data location {location!r} for tensor {tensor!r} is outside the model's folder "
+        f"{str(folder)!r}; refused"
+    )
+    if not location:
+        return  # reported as a missing file by the caller
+    if os.path.isabs(location) or Path(location).drive:
+        raise refuse
+    normal = os.path.normpath(location)
+    if normal == os.pardir or normal.startswith(os.pardir + os.sep):
+        raise refuse
+    if not (folder / normal).resolve().is_relative_to(folder.resolve()):
+        raise refuse
