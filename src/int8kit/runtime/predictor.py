@@ -1,28 +1,54 @@
 """`Predictor`: load an ONNX model once, run it on numpy arrays with oneDNN.
 
 FP32 models are optimised at load (intake + fusions); models int8kit already optimised or converted
-(metadata `int8kit.optimized`) run as they are. A program is compiled per input shape and cached,
-so any batch size works without reconverting.
+(metadata `int8kit.optimized`) run as they are. A program is compiled per input shape and kept in a
+bounded least-recently-used cache, so any batch size works without reconverting and memory stays bounded.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.errors import InputError
-from int8kit.runtime import dnnl
+from int8kit.errors import ConfigError, InputError
+from int8kit.runtime import dnnl, fork_guard
 from int8kit.runtime.compile import Builder, Program, WeightCache, supported_ops
+from int8kit.runtime.streams import StreamConfig, StreamPool
 
 logger = logging.getLogger(__name__)
 
 ModelLike = str | os.PathLike | onnx.ModelProto | ir.Model
+Inputs = np.ndarray | dict[str, np.ndarray]
+
+# Input shapes whose compiled programs a Predictor keeps (least recently used dropped first). Each program
+# holds an arena of intermediate buffers (MBs for a 224x224 CNN at batch 50); the reordered weights are
+# shared by all programs and not counted.
+DEFAULT_PROGRAM_CACHE_SIZE = 8
+MAX_TENSOR_BYTES_ENV = "INT8KIT_MAX_TENSOR_BYTES"
+
+
+def default_max_tensor_bytes() -> int:
+    """$INT8KIT_MAX_TENSOR_BYTES, else half the machine's physical memory (no single tensor may be larger)."""
+    env = os.environ.get(MAX_TENSOR_BYTES_ENV)
+    if env:
+        try:
+            return int(float(env))
+        except ValueError:
+            raise ConfigError(f"{MAX_TENSOR_BYTES_ENV}={env!r} is not a number of bytes") from None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
 
 
 def prepare_model(model: ModelLike, extra_outputs: Sequence[str] = ()) -> ir.Model:
@@ -55,50 +81,222 @@ def _expose_outputs(model: ir.Model, names: Sequence[str]) -> None:
             present.add(name)
 
 
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 class Predictor:
     """Runs an ONNX image classifier (FP32, or INT8 converted by int8kit) on the CPU with oneDNN.
 
-    A Predictor owns one arena of intermediate buffers per input shape, so it is not thread-safe:
-    use one Predictor per Python thread (they can share nothing but the model file).
+    Thread-safe by per-run programs, not a lock: a compiled `Program` owns mutable state (its arena of
+    intermediate buffers, the input/output pointers of its oneDNN memories), so each run checks one out of a
+    per-shape pool and returns it after; a thread that finds the pool empty gets a new program compiled
+    against the shared `WeightCache`, so the reordered weights exist once however many threads run. A lock
+    would serialise the threads and waste the cores the ctypes calls (which release the GIL) could use;
+    the pool costs one arena per concurrent run. Only compilation is serialised (it fills the WeightCache).
+
+    `streams` > 1 adds throughput mode: `submit` / `map` / `run_many` run batches concurrently on that many
+    threads of `num_threads` OpenMP threads each, pinned to disjoint cores (see `int8kit.runtime.streams`).
+    `program_cache_size` bounds how many input shapes keep their programs (LRU, default
+    DEFAULT_PROGRAM_CACHE_SIZE); `max_tensor_bytes` refuses shapes whose tensors would not fit in memory
+    before anything is allocated (default: `default_max_tensor_bytes()`).
+    In a child forked after a multi-threaded run, the work runs on a fresh thread (see `fork_guard`).
     """
 
-    def __init__(self, model: ModelLike, num_threads: int | None = None, extra_outputs: Sequence[str] = ()):
+    def __init__(
+        self,
+        model: ModelLike,
+        num_threads: int | None = None,
+        extra_outputs: Sequence[str] = (),
+        *,
+        streams: int = 1,
+        program_cache_size: int = DEFAULT_PROGRAM_CACHE_SIZE,
+        max_tensor_bytes: int | None = None,
+        pin_streams: bool = True,
+    ):
+        if program_cache_size < 1:
+            raise ConfigError(f"program cache size must be at least 1, got {program_cache_size}")
         self.model = prepare_model(model, extra_outputs)
         self.num_threads = num_threads or dnnl.get_num_threads()
+        self.stream_config = StreamConfig(streams, self.num_threads, pin_streams)
+        self.program_cache_size = program_cache_size
+        self.max_tensor_bytes = max_tensor_bytes if max_tensor_bytes is not None else default_max_tensor_bytes()
         graph = self.model.graph
         self._inputs = [v for v in graph.inputs if v.const_value is None]
         self.input_names = [v.name for v in self._inputs]
         self.output_names = [v.name for v in graph.outputs]
         self._weights = WeightCache()
-        self._programs: dict[tuple, Program] = {}
+        self._programs: OrderedDict[tuple, list[Program]] = OrderedDict()  # shape key -> idle programs
+        self._lock = threading.Lock()
+        self._compile_lock = threading.Lock()
+        self._pool: StreamPool | None = None
+        self.compiles = 0  # programs compiled so far (each thread running one shape concurrently needs one)
+        fork_guard.on_fork_in_child(self)
 
+    @property
+    def streams(self) -> int:
+        return self.stream_config.streams
+
+    @property
+    def cached_shapes(self) -> list[tuple]:
+        """Input-shape keys with compiled programs, least recently used first."""
+        with self._lock:
+            return list(self._programs)
+
+    # ---- running ---------------------------------------------------------------------------------
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run a single-input model; return its first output."""
-        if len(self.input_names) != 1:
-            raise InputError(f"the model has {len(self.input_names)} inputs {self.input_names}: use run_dict")
-        return self.run_dict({self.input_names[0]: x})[self.output_names[0]]
+        return self.run_dict(self._as_feeds(x))[self.output_names[0]]
 
     def run_dict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the model on named inputs; safe to call from several threads at once."""
         feeds = self._check_inputs(inputs)
-        dnnl.set_num_threads(self.num_threads)
-        return self.program({k: v.shape for k, v in feeds.items()}).run(feeds)
+        return fork_guard.call(self._run_feeds, feeds)
 
+    def submit(self, inputs: Inputs) -> Future:
+        """Run one batch on a stream; the Future holds what `run` (array) or `run_dict` (dict) returns."""
+        if isinstance(inputs, dict):
+            return self._stream_pool().submit(self.run_dict, inputs)
+        feeds = self._as_feeds(inputs)
+        name = self.output_names[0]
+        return self._stream_pool().submit(lambda: self.run_dict(feeds)[name])
+
+    def map(self, batches: Iterable[Inputs], window: int | None = None) -> Iterator:
+        """Results of `batches` in order, `streams` of them running at once, at most `window` in flight."""
+        window = window or 2 * self.streams
+        pending: deque[Future] = deque()
+        try:
+            for batch in batches:
+                pending.append(self.submit(batch))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def run_many(self, batches: Iterable[Inputs]) -> list:
+        """`list(self.map(batches))`: every batch run concurrently on the streams, results in order."""
+        return list(self.map(batches))
+
+    def close(self) -> None:
+        """Stop the stream threads (they are also stopped when the Predictor is collected)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _stream_pool(self) -> StreamPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = StreamPool(self.stream_config)
+            return self._pool
+
+    def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        dnnl.set_num_threads(self.num_threads)
+        shapes = {k: v.shape for k, v in feeds.items()}
+        key = self._key(shapes)
+        prog = self._checkout(key, shapes)
+        try:
+            return prog.run(feeds)
+        finally:
+            self._release(key, prog)
+
+    # ---- programs --------------------------------------------------------------------------------
     def program(self, shapes: dict[str, tuple[int, ...]]) -> Program:
-        """The compiled program for these input shapes (compiled on first use)."""
-        key = tuple(tuple(shapes[n]) for n in self.input_names)
-        prog = self._programs.get(key)
-        if prog is None:
-            dnnl.set_num_threads(self.num_threads)
-            prog = Builder(self.model.graph, dict(shapes), self._weights).compile()
-            self._programs[key] = prog
-            logger.info("compiled %d primitives for input shapes %s", len(prog.steps), key)
+        """A compiled program for these input shapes, for inspection (run through `run`/`run_dict`)."""
+        key = self._key(shapes)
+        prog = fork_guard.call(self._checkout, key, shapes)
+        self._release(key, prog)
         return prog
 
     def kernels(self, x_shape: tuple[int, ...] | None = None) -> list[tuple[str, str]]:
         """(node, oneDNN implementation) for every primitive of the program for one input shape."""
-        shape = x_shape or next(iter(self._programs))[0]
+        shape = x_shape or self.cached_shapes[-1][0]
         prog = self.program({self.input_names[0]: tuple(shape)})
         return list(zip(prog.labels, prog.impls, strict=True))
+
+    def _key(self, shapes: dict[str, tuple[int, ...]]) -> tuple:
+        return tuple(tuple(int(d) for d in shapes[n]) for n in self.input_names)
+
+    def _checkout(self, key: tuple, shapes: dict[str, tuple[int, ...]]) -> Program:
+        with self._lock:
+            idle = self._programs.get(key)
+            if idle is not None:
+                self._programs.move_to_end(key)
+                if idle:
+                    return idle.pop()
+        self._check_sizes(shapes)
+        with self._compile_lock:
+            dnnl.set_num_threads(self.num_threads)
+            prog = Builder(self.model.graph, dict(shapes), self._weights).compile()
+            self.compiles += 1
+        logger.info("compiled %d primitives for input shapes %s", len(prog.steps), key)
+        with self._lock:
+            self._programs.setdefault(key, [])
+            self._programs.move_to_end(key)
+            while len(self._programs) > self.program_cache_size:
+                evicted, _ = self._programs.popitem(last=False)
+                logger.debug("program cache full (%d shapes): dropped %s", self.program_cache_size, evicted)
+        return prog
+
+    def _release(self, key: tuple, prog: Program) -> None:
+        with self._lock:
+            idle = self._programs.get(key)
+            if idle is not None:  # else its shape was evicted meanwhile: let the program go
+                idle.append(prog)
+
+    def _check_sizes(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Refuse shapes whose largest tensor would exceed `max_tensor_bytes`, before allocating anything."""
+        name, dims, nbytes = self._largest_tensor(shapes)
+        if nbytes <= self.max_tensor_bytes:
+            return
+        axis = int(np.argmax(dims))
+        shape = "x".join(str(d) for d in dims)
+        raise InputError(
+            f"input shapes {self._key(shapes)}: tensor {name!r} of shape {shape} would take {_gib(nbytes)} "
+            f"({nbytes} bytes; dimension {axis} is {dims[axis]}), over the limit of {_gib(self.max_tensor_bytes)}"
+            f" (Predictor(max_tensor_bytes=...) or ${MAX_TENSOR_BYTES_ENV})"
+        )
+
+    def _largest_tensor(self, shapes: dict[str, tuple[int, ...]]) -> tuple[str, tuple[int, ...], int]:
+        """(name, dims, bytes) of the largest input or intermediate whose size the graph's shapes determine."""
+        best = ("", (), 0)
+        batch = next((int(s[0]) for s in shapes.values() if len(s)), 1)
+        for value in self._inputs:
+            dims = tuple(int(d) for d in shapes[value.name])
+            best = max(best, (value.name, dims, math.prod(dims) * 4), key=lambda t: t[2])
+        for node in self.model.graph:
+            for value in node.outputs:
+                if value is None or value.shape is None or value.dtype is None:
+                    continue
+                dims = list(value.shape)
+                if dims and not isinstance(dims[0], int):
+                    dims[0] = batch  # the batch dim is always free (see _check_inputs)
+                if not all(isinstance(d, int) and d >= 0 for d in dims):
+                    continue
+                nbytes = math.prod(dims) * int(value.dtype.itemsize)
+                if nbytes > best[2]:
+                    best = (value.name, tuple(dims), nbytes)
+        return best
+
+    def _after_fork_in_child(self) -> None:
+        """A parent thread may have held these locks; the parent's stream threads do not exist here."""
+        self._lock = threading.Lock()
+        self._compile_lock = threading.Lock()
+        self._pool = None
+
+    # ---- inputs ----------------------------------------------------------------------------------
+    def _as_feeds(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        if len(self.input_names) != 1:
+            raise InputError(f"the model has {len(self.input_names)} inputs {self.input_names}: use run_dict")
+        return {self.input_names[0]: x}
 
     def _check_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         unknown = set(inputs) - set(self.input_names)
