@@ -93,8 +93,8 @@ def test_accuracy_counts_every_image_once(dataset, batch_size):
     scores = direct_scores(model, images)
     assert result.images == 23
     assert result.iterations == -(-23 // batch_size)
-    assert result.top1 == reference_topk(scores, labels, 1) / 23
-    assert result.top5 == reference_topk(scores, labels, 5) / 23
+    assert result.top1 == pytest.approx(reference_topk(scores, labels, 1) * 100 / 23)
+    assert result.top5 == pytest.approx(reference_topk(scores, labels, 5) * 100 / 23)
 
 
 def test_iterations_limit_and_timing_fields(dataset):
@@ -103,7 +103,7 @@ def test_iterations_limit_and_timing_fields(dataset):
     result = run_test(TestConfig(model, data, batch_size=4, iterations=3, backend="onnxruntime"))
     scores = direct_scores(model, images[:12])
     assert result.images == 12 and result.iterations == 3
-    assert result.top1 == reference_topk(scores, labels[:12], 1) / 12
+    assert result.top1 == pytest.approx(reference_topk(scores, labels[:12], 1) * 100 / 12)
     assert result.batch_latency_ms == pytest.approx(result.total_time_s * 1000 / 3)
     assert result.sample_latency_ms == pytest.approx(result.batch_latency_ms / 4)
     assert result.fps == pytest.approx(1000 / result.sample_latency_ms)
@@ -123,8 +123,8 @@ def test_compact_file_gives_same_accuracy(tmp_path):
     floats = (pixels / 255.0 - np.reshape(mean, (3, 1, 1))) / np.reshape(std, (3, 1, 1))
     scores = direct_scores(model, floats)
     assert result.images == 17
-    assert result.top1 == reference_topk(scores, labels, 1) / 17
-    assert result.top5 == reference_topk(scores, labels, 5) / 17
+    assert result.top1 == pytest.approx(reference_topk(scores, labels, 1) * 100 / 17)
+    assert result.top5 == pytest.approx(reference_topk(scores, labels, 5) * 100 / 17)
 
 
 def test_fixed_batch_model_pads_last_batch(dataset):
@@ -132,7 +132,7 @@ def test_fixed_batch_model_pads_last_batch(dataset):
     model = tiny_model(folder / "m.onnx", batch=5, dim=6)
     result = run_test(TestConfig(model, data, batch_size=5, backend="onnxruntime"))
     scores = direct_scores(tiny_model(folder / "dyn.onnx"), images)
-    assert result.images == 23 and result.top1 == reference_topk(scores, labels, 1) / 23
+    assert result.images == 23 and result.top1 == pytest.approx(reference_topk(scores, labels, 1) * 100 / 23)
     with pytest.raises(ConfigError, match="fixed batch size of 5"):
         run_test(TestConfig(model, data, batch_size=4, backend="onnxruntime"))
 
@@ -145,8 +145,8 @@ def test_with_accuracy_layer(dataset):
     )
     scores = direct_scores(tiny_model(folder / "m.onnx"), images)  # same weights without the accuracy outputs
     assert result.images == 23
-    assert result.top1 == reference_topk(scores, labels, 1) / 23
-    assert result.top5 == reference_topk(scores, labels, 5) / 23
+    assert result.top1 == pytest.approx(reference_topk(scores, labels, 1) * 100 / 23)
+    assert result.top5 == pytest.approx(reference_topk(scores, labels, 5) * 100 / 23)
     with pytest.raises(InputError, match="expected 2"):
         run_test(TestConfig(tiny_model(folder / "m.onnx"), data, backend="onnxruntime", with_accuracy_layer=True))
 
@@ -178,8 +178,8 @@ def test_int8kit_backend_matches(dataset):
     result = run_test(TestConfig(model, data, batch_size=5, backend="int8kit"))
     scores = direct_scores(model, images)
     assert result.images == 23
-    assert result.top1 == reference_topk(scores, labels, 1) / 23
-    assert result.top5 == reference_topk(scores, labels, 5) / 23
+    assert result.top1 == pytest.approx(reference_topk(scores, labels, 1) * 100 / 23)
+    assert result.top5 == pytest.approx(reference_topk(scores, labels, 5) * 100 / 23)
 
 
 def test_npy_images_without_labels(tmp_path):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-from int8kit.errors import ConfigError
+from int8kit.commands._options import add_model, add_output, int8_output_path, model_file, write_json
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -22,28 +23,58 @@ def _ids(text: str) -> tuple[int, ...]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from int8kit.convert.config import OP_KINDS
 
-    p = sub.add_parser("convert", help="turn a QDQ (fake-quant) ONNX model into an int8kit INT8 model")
-    p.add_argument("--quant-model-path", type=Path, required=True, help="QDQ ONNX model (int8kit, onnxruntime...)")
-    p.add_argument("--int8-model-save-path", type=Path, required=True, help="where to write the INT8 .onnx")
+    p = sub.add_parser(
+        "convert",
+        help="turn a QDQ (fake-quant) ONNX model into an int8kit INT8 model",
+        description="PaddleSlim's save_quant_model.py for ONNX: read the scales of the Q/DQ pairs, remove "
+        "them, fuse, place INT8 ops and write a real INT8 model for `int8kit test`. Refuses (exit 2) models "
+        "without Q/DQ, already converted models and bad scales.",
+    )
+    add_model(p, "QDQ ONNX model (int8kit quantize/qat, onnxruntime, NNCF...)", "--quant-model-path")
+    add_output(
+        p,
+        "the INT8 .onnx to write, or a directory (or any name without .onnx) to write <model>_int8.onnx into, "
+        "<model> being the QDQ file's name without .onnx and a trailing _qdq (as the reference's "
+        "--int8_model_save_path takes a directory)",
+        "--int8-model-save-path",
+    )
     p.add_argument(
         "--ops-to-quantize",
         type=_csv,
         default=(),
-        help=f"comma-separated op kinds to run in INT8 (default: all): {', '.join(OP_KINDS)}",
+        help="comma-separated int8kit op kinds (after fusion) to run in INT8, others stay FP32 "
+        f"(default: all): {', '.join(OP_KINDS)}. Not the same names as quantize's --ops-to-quantize, "
+        "which takes ONNX op types and decides where Q/DQ go",
     )
     p.add_argument(
         "--op-ids-to-skip",
         type=_ids,
         default=(),
-        help="comma-separated op ids to keep in FP32 (ids as drawn by --debug)",
+        help="comma-separated op ids to keep in FP32, ids as --debug draws them (default: none)",
     )
     p.add_argument(
         "--debug",
         type=Path,
         metavar="DIR",
-        help="write a Graphviz .dot of the graph after every pass into DIR",
+        help="write a Graphviz .dot of the graph after every pass into DIR (default: none)",
     )
+    p.add_argument("--json", type=Path, help="also write the conversion summary here (default: none)")
     p.set_defaults(func=run)
+
+
+def summary_record(summary, source: Path, output: Path) -> dict:
+    """The conversion summary as JSON: ops per type in INT8/FP32, why each FP32 op is FP32, warnings."""
+    return {
+        "quant_model": str(source),
+        "int8_model": str(output),
+        "ops": [{"op_type": op, "int8": i, "fp32": f} for op, i, f in summary.rows()],
+        "int8_compute_ops": summary.int8_compute_ops,
+        "conversions": dict(sorted(summary.conversions.items())),
+        "fp32_ops": [dataclasses.asdict(op) for op in summary.fp32_reasons],
+        "isolated_int8_ops": list(summary.isolated),
+        "fusions": {r.pass_name: len(r.fused) for r in summary.fusions},
+        "notes": summary.notes(),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,17 +84,17 @@ def run(args: argparse.Namespace) -> int:
     from int8kit.convert.config import ConvertConfig
     from int8kit.convert.pipeline import convert, save
 
-    if args.int8_model_save_path.suffix != ".onnx":
-        raise ConfigError(f"--int8-model-save-path {args.int8_model_save_path}: expected a .onnx file name")
+    source = model_file(args.model)
+    output = int8_output_path(args.output, source)
     config = ConvertConfig(args.ops_to_quantize, args.op_ids_to_skip, args.debug)
     if args.debug:
         args.debug.mkdir(parents=True, exist_ok=True)
-    result = convert(args.quant_model_path, config)
-    args.int8_model_save_path.parent.mkdir(parents=True, exist_ok=True)
-    save(result.model, args.int8_model_save_path)
+    result = convert(source, config)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save(result.model, output)
     s = result.summary
     console = Console(highlight=False)
-    table = Table(title=f"{args.quant_model_path.name} -> {args.int8_model_save_path}")
+    table = Table(title=f"{source.name} -> {output}")
     table.add_column("op type")
     table.add_column("INT8", justify="right")
     table.add_column("FP32", justify="right")
@@ -74,4 +105,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(line, style="yellow" if line.startswith("warning") else None)
     if args.debug:
         console.print(f"debug graphs: {args.debug}/*.dot (render with `dot -Tsvg`)")
+    console.print(f"wrote {output}")
+    if args.json:
+        console.print(f"wrote {write_json(summary_record(s, source, output), args.json)}")
     return 0

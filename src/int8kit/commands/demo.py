@@ -13,20 +13,41 @@ from pathlib import Path
 
 from int8kit.errors import DataError
 
-DEFAULT_MODELS_DIR = Path("examples/models")
+# The shipped models live in the source tree (src/int8kit/commands/demo.py -> repository root).
+REPO_MODELS_DIR = Path(__file__).resolve().parents[3] / "examples" / "models"
 DEFAULT_MODELS = ("fashion_mnist_resnet", "fashion_mnist_mobilenetv2")
+DEFAULT_OUTPUT = Path("int8kit-demo")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run preprocess -> quantize -> convert -> test -> report on Fashion-MNIST")
-    p.add_argument("--workdir", type=Path, default=Path("demo"), help="where everything is written (demo/)")
-    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="FP32 models (examples/models)")
+    p = sub.add_parser(
+        "demo",
+        help="run preprocess -> quantize -> convert -> test -> report on Fashion-MNIST",
+        description="The whole seed workflow on the shipped Fashion-MNIST models, each step printed as the "
+        "command a user would type. Runs from any directory; needs the Debian package dataset-fashion-mnist.",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        "--output-dir",
+        "--workdir",
+        dest="output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="folder everything is written to (relative to the current directory; .gitignore covers it)",
+    )
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help=f"folder of the FP32 models (default: the repository's examples/models, {REPO_MODELS_DIR})",
+    )
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
-    p.add_argument("--limit", type=int, default=0, help="test images to use (default: all 10,000)")
+    p.add_argument("--limit", type=int, default=0, help="test images to use (default: 0 = all 10,000)")
     p.add_argument("--calib-images", type=int, default=300, help="training images written for calibration")
-    p.add_argument("--method", default="minmax", help="calibration method (default minmax)")
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--num-threads", type=int, default=2)
+    p.add_argument("--method", default="minmax", help="calibration method")
+    p.add_argument("--batch-size", type=int, default=50, help="images per batch for the report")
+    p.add_argument("--num-threads", type=int, default=2, help="CPU threads for the report")
     p.set_defaults(func=run)
 
 
@@ -61,11 +82,12 @@ def write_image_folder(split: str, folder: Path, limit: int | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     from int8kit.examples.fashion_mnist import MEAN, STD
 
-    work = args.workdir
+    work = args.output
+    models_dir = args.models_dir or REPO_MODELS_DIR
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    missing = [n for n in names if not (args.models_dir / f"{n}.onnx").exists()]
+    missing = [n for n in names if not (models_dir / f"{n}.onnx").exists()]
     if missing:
-        raise DataError(f"{args.models_dir}: no model file for {', '.join(missing)} (run from the repository root)")
+        raise DataError(f"{models_dir}: no model file for {', '.join(missing)} (give the folder with --models-dir)")
     print("writing Fashion-MNIST as image folders with val_list.txt ...", flush=True)
     test_dir = write_image_folder("test", work / "fmnist_test", limit=args.limit or None)
     calib_dir = write_image_folder("train", work / "fmnist_calib", limit=args.calib_images)
@@ -78,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
                 "--data-dir",
                 str(folder),
                 "--label-list",
-                str(folder / "val_list.txt"),
-                "--output-file",
+                "val_list.txt",
+                "--output",
                 str(out),
                 "--format",
                 "compact",
@@ -88,13 +110,13 @@ def run(args: argparse.Namespace) -> int:
         )
     pairs = []
     for name in names:
-        fp32 = args.models_dir / f"{name}.onnx"
+        fp32 = models_dir / f"{name}.onnx"
         qdq, int8 = work / f"{name}_qdq.onnx", work / f"{name}_int8.onnx"
         _step(
             [
                 "quantize",
                 str(fp32),
-                "--calib-data",
+                "--data",
                 str(work / "calib.bin"),
                 "--output",
                 str(qdq),
@@ -104,13 +126,13 @@ def run(args: argparse.Namespace) -> int:
                 str(args.calib_images),
             ]
         )
-        _step(["convert", "--quant-model-path", str(qdq), "--int8-model-save-path", str(int8)])
+        _step(["convert", str(qdq), "--output", str(int8)])
         pairs += ["--pair", name, str(fp32), str(int8)]
     _step(
         [
             "report",
             *pairs,
-            "--infer-data",
+            "--data",
             str(work / "test.bin"),
             "--batch-size",
             str(args.batch_size),

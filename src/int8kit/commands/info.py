@@ -3,26 +3,50 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from int8kit.commands._options import write_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="show the oneDNN library, its version and the CPU's int8 features")
+    p = sub.add_parser(
+        "info",
+        help="show the oneDNN library, its version and the CPU's int8 features",
+        description="Which oneDNN int8kit loaded, the CPU, its int8 ISA flags (VNNI, AMX) and the ISA oneDNN "
+        "dispatches to: what INT8 speed-ups to expect here.",
+    )
+    p.add_argument("--json", type=Path, help="also write the same facts here (default: none)")
     p.set_defaults(func=run)
 
 
+def kernels_note(features: list[str]) -> str:
+    if "amx_int8" in features:
+        return "AMX tiles (the fastest int8 path)"
+    if {"avx512_vnni", "avx_vnni"} & set(features):
+        return "VNNI dot products (no AMX: about 4x FP32 at best on compute-bound convolutions)"
+    return "no VNNI or AMX: expect little INT8 speed-up over FP32"
+
+
 def run(args: argparse.Namespace) -> int:
+    from int8kit import __version__
     from int8kit.runtime import dnnl
 
     lib = dnnl.library()
-    print(f"oneDNN {lib.version_string} from {lib.path}")
-    print(f"CPU: {dnnl.cpu_model()}")
     features = dnnl.cpu_int8_features()
+    facts = {
+        "int8kit": __version__,
+        "onednn_version": lib.version_string,
+        "onednn_library": str(lib.path),
+        "cpu": dnnl.cpu_model(),
+        "isa_flags": features,
+        "onednn_isa": dnnl.effective_isa(),
+        "int8_kernels": kernels_note(features),
+    }
+    print(f"oneDNN {lib.version_string} from {lib.path}")
+    print(f"CPU: {facts['cpu']}")
     print(f"ISA flags: {', '.join(features) or 'none'}")
-    print(f"oneDNN dispatches up to: {dnnl.effective_isa()}")
-    if "amx_int8" in features:
-        print("INT8 kernels: AMX tiles (the fastest int8 path)")
-    elif {"avx512_vnni", "avx_vnni"} & set(features):
-        print("INT8 kernels: VNNI dot products (no AMX: about 4x FP32 at best on compute-bound convolutions)")
-    else:
-        print("INT8 kernels: no VNNI or AMX: expect little INT8 speed-up over FP32")
+    print(f"oneDNN dispatches up to: {facts['onednn_isa']}")
+    print(f"INT8 kernels: {facts['int8_kernels']}")
+    if args.json:
+        print(f"wrote {write_json(facts, args.json)}")
     return 0

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from int8kit.commands._options import add_output
+from int8kit.commands._progress import progress
 from int8kit.data.images import IMAGENET_MEAN, IMAGENET_STD, ImageSpec
 from int8kit.data.preprocess import PreprocessConfig, preprocess
 
@@ -19,28 +21,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--local", action="store_true", help="accepted for the seed's scripts: images are always local")
     p.add_argument("--data-dir", type=Path, required=True, help="folder the label list's paths are relative to")
-    p.add_argument("--label-list", type=Path, help="'relative/path.jpg label' lines (default DATA_DIR/val_list.txt)")
-    p.add_argument("--output-file", type=Path, required=True, help="data file to write")
-    p.add_argument("--data-dim", type=int, default=224, help="crop size D (default 224)")
-    p.add_argument("--resize-size", type=int, default=256, help="short side after resizing (default 256)")
+    p.add_argument(
+        "--label-list",
+        type=Path,
+        help="'relative/path.jpg label' lines; a relative path not found as given is looked up in DATA_DIR, "
+        "as the reference joins it to --data_dir (default: DATA_DIR/val_list.txt)",
+    )
+    add_output(p, "data file to write", "--output-file")
+    p.add_argument("--data-dim", type=int, default=224, help="crop size D")
+    p.add_argument("--resize-size", type=int, default=256, help="short side after resizing")
     p.add_argument("--grayscale", action="store_true", help="one channel (L) instead of RGB, e.g. 28x28 models")
-    p.add_argument("--mean", type=float, nargs="+", help="per-channel mean (default ImageNet's; 0 for grayscale)")
-    p.add_argument("--std", type=float, nargs="+", help="per-channel std (default ImageNet's; 1 for grayscale)")
+    p.add_argument("--mean", type=float, nargs="+", help="per-channel mean (default: ImageNet's; 0 for grayscale)")
+    p.add_argument("--std", type=float, nargs="+", help="per-channel std (default: ImageNet's; 1 for grayscale)")
     p.add_argument(
         "--format",
         choices=("seed", "compact"),
         default="seed",
-        help="seed: the seed's float32 layout; compact: uint8 pixels + header, 4x smaller (default seed)",
+        help="seed: the seed's float32 layout; compact: uint8 pixels + header, 4x smaller",
     )
     p.add_argument("--skip-bad", action="store_true", help="leave out missing/corrupt images instead of failing")
     p.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+def label_list_path(data_dir: Path, label_list: Path | None) -> Path:
+    """The label list as given if it exists, else joined to the data folder (the reference's convention)."""
+    if label_list is None:
+        return data_dir / "val_list.txt"
+    if label_list.exists() or label_list.is_absolute():
+        return label_list
+    inside = data_dir / label_list
+    return inside if inside.exists() else label_list  # neither: the error names the path as the user gave it
 
+
+def run(args: argparse.Namespace) -> int:
     channels = 1 if args.grayscale else 3
     mean = tuple(args.mean) if args.mean else ((0.0,) if args.grayscale else IMAGENET_MEAN)
     std = tuple(args.std) if args.std else ((1.0,) if args.grayscale else IMAGENET_STD)
@@ -51,24 +66,15 @@ def run(args: argparse.Namespace) -> int:
     spec = ImageSpec(data_dim=args.data_dim, resize_size=args.resize_size, grayscale=args.grayscale, mean=mean, std=std)
     config = PreprocessConfig(
         data_dir=args.data_dir,
-        label_list=args.label_list or args.data_dir / "val_list.txt",
-        output_file=args.output_file,
+        label_list=label_list_path(args.data_dir, args.label_list),
+        output_file=args.output,
         spec=spec,
         format=args.format,
         skip_bad=args.skip_bad,
         workers=args.workers,
     )
-    console = Console(stderr=True)
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("decoding", total=None)
-        result = preprocess(config, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with progress("decoding", unit="images", enabled=not args.no_progress) as update:
+        result = preprocess(config, progress=update)
     size = result.output_file.stat().st_size
     c, h, w = spec.shape
     print(

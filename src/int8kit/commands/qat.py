@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from int8kit.commands._options import add_data, add_model, add_output
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,29 +17,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "activations at the tensors PTQ quantizes, scales learned from min/max calibration) and write a QDQ "
         "model that `int8kit convert` turns into INT8. Needs PyTorch.",
     )
-    p.add_argument("model", type=Path, help="FP32 ONNX model (BatchNorm is folded as for PTQ)")
-    p.add_argument(
-        "--data",
-        required=True,
-        type=Path,
-        help="labelled training images: a Fashion-MNIST idx folder (train split) or a labelled data file",
-    )
+    add_model(p, "FP32 ONNX model (BatchNorm is folded as for PTQ)")
+    add_data(p, "labelled training images: a Fashion-MNIST idx folder (train split) or a labelled data file")
     p.add_argument(
         "--eval-data",
         type=Path,
         default=None,
         help="labelled images for before/after top-1 (default: the test split of an idx --data folder)",
     )
-    p.add_argument("--output", "-o", required=True, type=Path, help="where to write the QDQ model")
-    p.add_argument("--steps", type=int, default=300, help="training steps (300)")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step (128)")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of the weights (1e-4)")
-    p.add_argument("--scale-lr", type=float, default=1e-3, help="Adam learning rate of the log-scales (1e-3)")
+    add_output(p, "where to write the QDQ model")
+    p.add_argument("--steps", type=int, default=300, help="training steps")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of the weights")
+    p.add_argument("--scale-lr", type=float, default=1e-3, help="Adam learning rate of the log-scales")
     p.add_argument("--fixed-scales", action="store_true", help="keep the calibrated activation scales")
-    p.add_argument("--calib-samples", type=int, default=512, help="images for the initial min/max ranges (512)")
-    p.add_argument("--eval-samples", type=int, default=None, help="evaluate on the first N images only")
-    p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample and batches (0)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (2)")
+    p.add_argument("--calib-samples", type=int, default=512, help="images for the initial min/max ranges")
+    p.add_argument("--eval-samples", type=int, default=None, help="evaluate on the first N images only (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample and batches")
+    p.add_argument("--num-threads", "--threads", dest="num_threads", type=int, default=2, help="torch threads")
     p.set_defaults(func=run)
 
 
@@ -55,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         learn_scales=not args.fixed_scales,
         calib_samples=args.calib_samples,
         seed=args.seed,
-        threads=args.threads,
+        threads=args.num_threads,
     )
     images, labels = load_labelled(args.data, "train")
     eval_source = args.eval_data or (args.data if args.data.is_dir() else None)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
+from int8kit.commands._options import add_data, add_model, add_output, write_json
+from int8kit.commands._progress import duration, progress
 from int8kit.quantize.calibrate import BACKENDS
 from int8kit.quantize.observers import METHODS
 from int8kit.quantize.plan import SUPPORTED_OPS
@@ -19,50 +23,53 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "quantize",
         help="calibrate an FP32 ONNX model on sample data and write a QDQ model (int8 weights)",
         description="Post-training quantization: symmetric s8 per-channel weights, u8 activations after "
-        "ReLU-like ops and s8 elsewhere, written as an ONNX QDQ model onnxruntime runs as is.",
+        "ReLU-like ops and s8 elsewhere, written as an ONNX QDQ model onnxruntime runs as is. With "
+        "--max-accuracy-drop the exit status is 1 when the budget is not met (the model with the most layers "
+        "kept FP32 is still written).",
     )
-    p.add_argument("model", type=Path, help="FP32 ONNX model")
-    p.add_argument(
-        "--calib-data",
-        required=True,
-        type=Path,
-        help="calibration images: .npy (N, C, H, W float32, normalised) or a preprocess data file",
-    )
-    p.add_argument("--output", "-o", required=True, type=Path, help="where to write the QDQ model")
-    p.add_argument("--method", choices=METHODS, default="minmax", help="range calibration (default: minmax)")
-    p.add_argument("--num-samples", type=int, default=300, help="images sampled for calibration (300)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per calibration batch (8)")
-    p.add_argument("--percentile", type=float, default=99.99, help="for --method percentile (99.99)")
+    add_model(p, "FP32 ONNX model")
+    add_data(p, "calibration images: .npy (N, C, H, W float32, normalised) or a preprocess data file", "--calib-data")
+    add_output(p, "where to write the QDQ model")
+    p.add_argument("--method", choices=METHODS, default="minmax", help="range calibration")
+    p.add_argument("--num-samples", type=int, default=300, help="images sampled for calibration")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    p.add_argument("--batch-size", type=int, default=8, help="images per calibration batch")
+    p.add_argument("--percentile", type=float, default=99.99, help="for --method percentile")
     p.add_argument(
         "--ops-to-quantize",
         type=_names,
         default=(),
-        help=f"comma-separated op types to quantize (default: all of {','.join(SUPPORTED_OPS)})",
+        help="comma-separated ONNX op types to put Q/DQ around (default: all of "
+        f"{','.join(SUPPORTED_OPS)}). Not the same names as convert's --ops-to-quantize, which takes "
+        "int8kit op kinds after fusion and decides which ops run INT8",
     )
-    p.add_argument("--exclude-nodes", type=_names, default=(), help="comma-separated node names to keep FP32")
+    p.add_argument(
+        "--exclude-nodes", type=_names, default=(), help="comma-separated node names to keep FP32 (default: none)"
+    )
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor, not per channel")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="engine for FP32 activations")
-    p.add_argument("--num-threads", type=int, default=None, help="threads for the calibration runs")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--num-threads", type=int, default=None, help="threads for the calibration runs (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.add_argument(
         "--max-accuracy-drop",
         type=float,
         default=None,
         metavar="POINTS",
         help="keep the worst layers FP32 until INT8 top-1 is within this many points of FP32 "
-        "(needs labelled --eval-data)",
+        "(needs labelled --eval-data; default: no budget)",
     )
     p.add_argument(
-        "--eval-data", type=Path, default=None, help="labelled data for --max-accuracy-drop (default: --calib-data)"
+        "--eval-data", type=Path, default=None, help="labelled data for --max-accuracy-drop (default: --data)"
     )
-    p.add_argument("--eval-samples", type=int, default=2000, help="images for --max-accuracy-drop (2000)")
+    p.add_argument("--eval-samples", type=int, default=2000, help="images for --max-accuracy-drop")
+    p.add_argument(
+        "--json", type=Path, help="also write the calibration table (and budget rounds) here (default: none)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from int8kit.quantize import QuantizeConfig, quantize, save_model
-    from int8kit.quantize.calibrate import rich_progress
 
     config = QuantizeConfig(
         method=args.method,
@@ -76,28 +83,54 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         num_threads=args.num_threads,
     )
-    progress, close = (None, lambda: None) if args.no_progress else rich_progress()
-    try:
-        result = quantize(args.model, args.calib_data, config, progress=progress)
-    finally:
-        close()
+    with progress("calibrating", unit="images", enabled=not args.no_progress) as update:
+        result = quantize(args.model, args.data, config, progress=update)
     qdq = result.model
     _print_summary(result, args.output)
+    budget = None
     if args.max_accuracy_drop is not None:
-        qdq = _fit_budget(args, qdq)
+        budget = _fit_budget(args, qdq, len(result.plan.quantized_nodes))
+        qdq = budget.model
     save_model(qdq, args.output)
+    if args.json:
+        print(f"wrote {write_json(_record(args, result, budget), args.json)}")
+    if budget is not None and not budget.met:
+        print(
+            f"int8kit quantize: error: top-1 drop {budget.rounds[-1].drop:.2f} points is over the budget of "
+            f"{args.max_accuracy_drop}; {args.output} keeps {len(budget.rounds[-1].kept_fp32)} layer(s) FP32 "
+            "and is written anyway",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
-def _fit_budget(args: argparse.Namespace, qdq):
+MAX_ROUNDS = 32  # fit_accuracy_budget's default max_rounds
+
+
+def _fit_budget(args: argparse.Namespace, qdq, quantized_layers: int):
+    """The accuracy-budget loop, one line per round: the layer it added, top-1, drop and an ETA."""
     from int8kit.data.open_data import open_dataset
     from int8kit.quantize.accuracy_budget import fit_accuracy_budget
 
-    def show(r) -> None:
-        kept = ", ".join(r.kept_fp32) or "none"
-        print(f"FP32 layers: {kept:40s} INT8 top-1 {r.int8_top1:6.2f}%  drop {r.drop:+.2f}")
+    start = time.perf_counter()
+    seen: list = []
 
-    data = open_dataset(args.eval_data or args.calib_data)
+    def show(r) -> None:
+        seen.append(r)
+        elapsed = time.perf_counter() - start
+        added = f"+{r.kept_fp32[-1]}" if r.kept_fp32 else "none yet"
+        line = (
+            f"round {len(seen)}: {len(r.kept_fp32)} layer(s) FP32 ({added}), INT8 top-1 {r.int8_top1:.2f}%, "
+            f"drop {r.drop:+.2f} points (budget {args.max_accuracy_drop})"
+        )
+        if r.drop > args.max_accuracy_drop:
+            left = max(0, min(MAX_ROUNDS, quantized_layers + 1) - len(seen))
+            per_round = elapsed / len(seen)
+            line += f"; {duration(per_round)}/round, at most {left} more (ETA <= {duration(left * per_round)})"
+        print(line, flush=True)
+
+    data = open_dataset(args.eval_data or args.data)
     result = fit_accuracy_budget(
         args.model,
         qdq,
@@ -105,15 +138,44 @@ def _fit_budget(args: argparse.Namespace, qdq):
         args.max_accuracy_drop,
         eval_samples=args.eval_samples,
         num_threads=args.num_threads,
+        max_rounds=MAX_ROUNDS,
         on_round=show,
     )
     last = result.rounds[-1]
     verdict = "within" if result.met else "NOT within"
+    kept = ", ".join(last.kept_fp32) or "none"
     print(
         f"FP32 top-1 {result.fp32_top1:.2f}%, INT8 top-1 {last.int8_top1:.2f}%: {verdict} the budget of "
-        f"{args.max_accuracy_drop} points with {len(last.kept_fp32)} layer(s) kept FP32"
+        f"{args.max_accuracy_drop} points with {len(last.kept_fp32)} layer(s) kept FP32: {kept}"
     )
-    return result.model
+    return result
+
+
+def _record(args: argparse.Namespace, result, budget) -> dict:
+    """The calibration table (and the budget's rounds) as JSON."""
+    record = {
+        "model": str(args.model),
+        "output": str(args.output),
+        "method": result.config.method,
+        "num_samples": result.num_samples,
+        "tensors": [
+            {"name": t.name, "dtype": t.qparams.dtype, "min": t.lo, "max": t.hi, "scale": t.qparams.scale}
+            for t in result.tensors
+        ],
+        "int8_weights": len({spec.name for _, _, spec in result.plan.weight_uses}),
+        "quantized_nodes": list(result.plan.quantized_nodes),
+        "excluded_nodes": list(result.plan.excluded_nodes),
+    }
+    if budget is not None:
+        record["accuracy_budget"] = {
+            "max_drop": args.max_accuracy_drop,
+            "met": budget.met,
+            "fp32_top1": budget.fp32_top1,
+            "rounds": [
+                {"kept_fp32": list(r.kept_fp32), "int8_top1": r.int8_top1, "drop": r.drop} for r in budget.rounds
+            ],
+        }
+    return record
 
 
 def _print_summary(result, output: Path) -> None:

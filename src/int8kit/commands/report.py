@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from int8kit.commands.test import add_test_options, config_from_args, make_console, write_json
+from int8kit.commands._options import add_data, write_json
+from int8kit.commands.test import DATA_HELP, add_test_options, config_from_args, make_console, run_with_progress
+from int8kit.errors import ModelError
 from int8kit.evaluate.report import COLUMNS, Comparison, plot, require_matplotlib, write_csv
-from int8kit.evaluate.tester import run_test
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="compare FP32 and INT8 models: accuracy, img/s and speed-up table")
+    p = sub.add_parser(
+        "report",
+        help="compare FP32 and INT8 models: accuracy, img/s and speed-up table",
+        description="Run `int8kit test` on the FP32 and the INT8 model of each network and print PaddleSlim's "
+        "comparison table (top-1/top-5 in percent, diffs in points, images/s, INT8/FP32), optionally as CSV "
+        "(rounded), JSON (every result) and a PNG plot.",
+    )
     p.add_argument(
         "--pair",
         nargs=3,
@@ -20,13 +27,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar=("NAME", "FP32_MODEL", "INT8_MODEL"),
         help="a network's name and its two models (repeat for more networks)",
     )
-    p.add_argument("--infer-data", type=Path, required=True, help="seed, compact or .npy data file")
+    add_data(p, DATA_HELP, "--infer-data")
     add_test_options(p)
-    p.add_argument("--fp32-backend", choices=("int8kit", "onnxruntime"), help="engine for FP32 (default --backend)")
-    p.add_argument("--int8-backend", choices=("int8kit", "onnxruntime"), help="engine for INT8 (default --backend)")
-    p.add_argument("--csv", type=Path, help="write the table here")
-    p.add_argument("--plot", type=Path, help="write a PNG bar chart here (needs matplotlib)")
-    p.add_argument("--json", type=Path, help="write every test result here")
+    backends = ("int8kit", "onnxruntime")
+    p.add_argument("--fp32-backend", choices=backends, help="engine for FP32 (default: --backend)")
+    p.add_argument("--int8-backend", choices=backends, help="engine for INT8 (default: --backend)")
+    p.add_argument("--csv", type=Path, help="write the table here (default: none)")
+    p.add_argument("--plot", type=Path, help="write a PNG bar chart here, needs matplotlib (default: none)")
+    p.add_argument("--json", type=Path, help="write every test result here (default: none)")
     p.set_defaults(func=run)
 
 
@@ -36,18 +44,24 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     if args.plot:  # fail before the long runs, not after them
         require_matplotlib()
-    comparisons = []
-    for name, fp32_model, int8_model in args.pair:
-        results = []
-        for kind, model, backend in (
-            ("FP32", fp32_model, args.fp32_backend),
-            ("INT8", int8_model, args.int8_backend),
-        ):
-            console.print(f"testing {name} {kind}: {model}")
-            results.append(run_test(config_from_args(args, Path(model), backend)))
-        comparisons.append(Comparison(name, *results))
+    jobs = [
+        (name, kind, config_from_args(args, Path(model), backend))
+        for name, fp32_model, int8_model in args.pair
+        for kind, model, backend in (("FP32", fp32_model, args.fp32_backend), ("INT8", int8_model, args.int8_backend))
+    ]
+    for _, _, config in jobs:  # every model is checked before the first long run, not after it
+        if not config.model.is_file():
+            raise ModelError(f"{config.model}: model file not found")
+    results = []
+    for step, (name, kind, config) in enumerate(jobs, 1):
+        console.print(f"[{step}/{len(jobs)}] testing {name} {kind}: {config.model}")
+        results.append(run_with_progress(config, f"{name} {kind}", enabled=not args.no_progress))
+    comparisons = [
+        Comparison(name, fp32, int8)
+        for (name, _, _), fp32, int8 in zip(jobs[::2], results[::2], results[1::2], strict=True)
+    ]
 
-    table = Table(title=f"FP32 vs INT8 on {args.infer_data}")
+    table = Table(title=f"FP32 vs INT8 on {args.data}")
     for i, column in enumerate(COLUMNS):
         table.add_column(column, justify="left" if i == 0 else "right")
     for c in comparisons:
@@ -59,6 +73,5 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"wrote {plot(comparisons, args.plot)}")
     if args.json:
         records = [{"name": c.name, "fp32": c.fp32.to_dict(), "int8": c.int8.to_dict()} for c in comparisons]
-        write_json(records, args.json)
-        console.print(f"wrote {args.json}")
+        console.print(f"wrote {write_json(records, args.json)}")
     return 0

@@ -3,36 +3,46 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from int8kit.commands._options import add_bool_flag, add_data, add_model, model_file, write_json
+from int8kit.commands._progress import progress
 from int8kit.evaluate.tester import TestConfig, TestResult, run_test
+
+DATA_HELP = "seed, compact or .npy data file (int8kit preprocess writes the first two)"
 
 
 def add_test_options(p: argparse.ArgumentParser) -> None:
     """The tester options shared by `test` and `report` (the seed's names, in kebab-case)."""
-    p.add_argument("--batch-size", type=int, default=50, help="images per batch (default 50)")
-    p.add_argument("--iterations", type=int, default=0, help="timed batches; 0 = the whole file (default)")
-    p.add_argument("--num-threads", type=int, default=1, help="CPU threads for the model (default 1)")
-    p.add_argument("--warmup-iter", type=int, default=2, help="untimed batches first (default 2)")
-    p.add_argument(
+    p.add_argument("--batch-size", type=int, default=50, help="images per batch")
+    p.add_argument("--iterations", type=int, default=0, help="timed batches; 0 = the whole file")
+    p.add_argument("--num-threads", type=int, default=1, help="CPU threads for the model")
+    p.add_argument("--warmup-iter", type=int, default=2, help="untimed batches first")
+    add_bool_flag(
+        p,
         "--with-accuracy-layer",
-        action="store_true",
-        help="the model takes (image, label) and outputs (scores, top-1, top-5) itself",
+        help="the model takes (image, label) and outputs (scores, top-1, top-5) itself (default: false)",
+    )
+    add_bool_flag(
+        p,
+        "--optimize-fp32-model",
+        help="let the backend fuse the FP32 graph (onnxruntime: all graph optimisations, else basic; "
+        "int8kit always fuses) (default: false)",
     )
     p.add_argument(
-        "--optimize-fp32-model",
-        action="store_true",
-        help="let the backend fuse the FP32 graph (onnxruntime: all graph optimisations, else basic)",
+        "--backend",
+        choices=("int8kit", "onnxruntime"),
+        default="int8kit",
+        help="engine (onnxruntime also runs QDQ models as they are)",
     )
-    p.add_argument("--backend", choices=("int8kit", "onnxruntime"), default="int8kit", help="engine (default int8kit)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
 
 
 def config_from_args(args: argparse.Namespace, model: Path, backend: str | None = None) -> TestConfig:
     return TestConfig(
-        model=model,
-        data=args.infer_data,
+        model=model_file(model),
+        data=args.data,
         batch_size=args.batch_size,
         iterations=args.iterations,
         num_threads=args.num_threads,
@@ -50,11 +60,19 @@ def make_console():
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("test", help="time a model on a data file and report its top-1/top-5 accuracy")
-    p.add_argument("--infer-model", type=Path, required=True, help="ONNX model (FP32 or int8kit INT8)")
-    p.add_argument("--infer-data", type=Path, required=True, help="seed, compact or .npy data file")
+    p = sub.add_parser(
+        "test",
+        help="time a model on a data file and report its top-1/top-5 accuracy",
+        description="The seed's sample_tester: warm-up batches, then timed batches; prints batch and sample "
+        "latency, images/s (from the images actually run), p50/p90/p99 batch latency and top-1/top-5 in percent. "
+        "A directory as MODEL means the one .onnx file in it.",
+    )
+    add_model(p, "ONNX model (FP32 or int8kit INT8) or a directory holding one", "--infer-model")
+    add_data(p, DATA_HELP, "--infer-data")
     add_test_options(p)
-    p.add_argument("--json", type=Path, help="also write the results, settings and environment here")
+    p.add_argument(
+        "--json", type=Path, help="also write the results, settings, model hash and environment here (default: none)"
+    )
     p.set_defaults(func=run)
 
 
@@ -78,21 +96,24 @@ def print_result(result: TestResult) -> None:
         ("p50 batch latency (ms)", f"{result.p50_ms:.4f}"),
         ("p90 batch latency (ms)", f"{result.p90_ms:.4f}"),
         ("p99 batch latency (ms)", f"{result.p99_ms:.4f}"),
-        ("top1 acc", "n/a" if result.top1 is None else f"{result.top1:.4f}"),
-        ("top5 acc", "n/a" if result.top5 is None else f"{result.top5:.4f}"),
+        ("top-1 accuracy (%)", "n/a" if result.top1 is None else f"{result.top1:.2f}"),
+        ("top-5 accuracy (%)", "n/a" if result.top5 is None else f"{result.top5:.2f}"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    if result.nonfinite_images:
+        console.print(f"warning: {result.nonfinite_images} image(s) hold NaN or inf values", style="yellow")
 
 
-def write_json(records: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=2) + "\n")
+def run_with_progress(config: TestConfig, label: str, enabled: bool = True) -> TestResult:
+    with progress(f"testing {label}", enabled=enabled) as update:
+        return run_test(config, progress=update)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_test(config_from_args(args, args.infer_model))
+    config = config_from_args(args, args.model)
+    result = run_with_progress(config, config.model.name, enabled=not args.no_progress)
     print_result(result)
     if args.json:
         write_json(result.to_dict(), args.json)

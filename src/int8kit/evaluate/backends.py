@@ -31,13 +31,34 @@ class Backend(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
-def _onnx_inputs(path: Path) -> list[InputInfo]:
+def _load_graph(path: Path):
     import onnx
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError... for a bad file
         raise ModelError(f"{path}: cannot read ONNX model: {exc}") from None
+
+
+def is_fake_quant(model) -> bool:
+    """A QDQ (fake-quant) model: Q/DQ nodes around float ops, not yet turned into INT8 by int8kit convert."""
+    from int8kit import ops
+
+    if any(p.key == ops.OPTIMIZED_KEY and p.value == "int8" for p in model.metadata_props):
+        return False
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def refuse_fake_quant(path: Path, model) -> None:
+    if is_fake_quant(model):
+        raise ModelError(
+            f"{path}: this is a fake-quant (QDQ) model: convert it with int8kit convert "
+            f"(`int8kit convert {path} -o DIR`), or run it with --backend onnxruntime"
+        )
+
+
+def _onnx_inputs(path: Path, model=None) -> list[InputInfo]:
+    model = model if model is not None else _load_graph(path)
     initializers = {i.name for i in model.graph.initializer}
     out = []
     for value in model.graph.input:
@@ -84,7 +105,9 @@ class Int8kitBackend:
 
         if optimize:
             logger.info("--optimize-fp32-model: the int8kit runtime always runs its own fusions")
-        self.inputs = _onnx_inputs(model)
+        graph = _load_graph(model)
+        refuse_fake_quant(model, graph)
+        self.inputs = _onnx_inputs(model, graph)
         self._predictor = Predictor(model, num_threads=num_threads)
         self._outputs = list(self._predictor.output_names)
 

@@ -31,14 +31,27 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def onednn() -> dict[str, str]:
+    """The oneDNN build and the instruction set it dispatches to here (what the INT8 speed depends on)."""
+    try:
+        from int8kit.runtime import dnnl
+
+        return {"onednn_version": dnnl.library().version_string, "onednn_isa": dnnl.effective_isa()}
+    except Exception as exc:  # noqa: BLE001 - a missing/broken oneDNN must not stop an onnxruntime test
+        return {"onednn_version": "unavailable", "onednn_isa": f"unavailable ({exc})"}
+
+
 def environment() -> dict[str, object]:
     """A JSON-ready record of the machine and software a result was measured on."""
+    versions = library_versions()
     return {
+        "int8kit": versions["int8kit"],
+        **onednn(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": library_versions(),
+        "versions": versions,
         "env": {
             k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "ONEDNN_MAX_CPU_ISA") if k in os.environ
         },

@@ -1,17 +1,21 @@
 """`int8kit test`'s engine: stream batches from a data file, time the model, count top-1/top-5.
 
 Follows the seed's sample_tester: `warmup_iter` untimed batches first, then `iterations` timed batches
-(0 = the whole file); batch latency = total time / iterations, sample latency = batch latency / batch size,
-fps = 1000 / sample latency (ms). Only the model call is timed; the batch is read from the memmap first.
-Every image counts once for accuracy, the partial last batch too (padded if the model's batch is fixed).
+(0 = the whole file); batch latency = total time / iterations. Unlike the seed, sample latency and
+images/s come from the images actually run (a partial last batch, or a batch larger than the file, counts
+its real images, not the batch size). Only the model call is timed; the batch is read from the memmap
+first. Every image counts once for accuracy (in percent), the partial last batch too (padded if the
+model's batch is fixed). Images holding NaN or inf are counted and warned about.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,7 +55,11 @@ class TestConfig:
 
 @dataclass(frozen=True)
 class TestResult:
-    """What the seed prints, plus latency percentiles and the environment, JSON-ready via `to_dict`."""
+    """What the seed prints, plus latency percentiles and the environment, JSON-ready via `to_dict`.
+
+    top1/top5 are percent (None without labels); `images` counts every image scored, `timed_images` those
+    the timings (sample latency, fps) are divided by.
+    """
 
     __test__ = False
 
@@ -68,6 +76,9 @@ class TestResult:
     p90_ms: float
     p99_ms: float
     environment: dict[str, Any]
+    timed_images: int = 0
+    nonfinite_images: int = 0
+    model_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -107,8 +118,30 @@ def _batch_at(data: Dataset, start: int, count: int, fixed: int | None) -> np.nd
     return images
 
 
-def run_test(config: TestConfig, backend: Backend | None = None) -> TestResult:
-    """Run the seed tester's loop on `config`; `backend` overrides the one the config names (for tests)."""
+def sha256(path: Path) -> str:
+    """The model file's SHA-256, so a result names exactly which model it measured."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _nonfinite_rows(images: np.ndarray, count: int) -> np.ndarray:
+    """Indices (within the batch) of the real images that hold a NaN or inf."""
+    real = images[:count].reshape(count, -1)
+    return np.flatnonzero(~np.isfinite(real).all(axis=1))
+
+
+def run_test(
+    config: TestConfig,
+    backend: Backend | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TestResult:
+    """Run the seed tester's loop on `config`; `backend` overrides the one the config names (for tests).
+
+    `progress(done, total)` is called after every timed batch.
+    """
     data = open_dataset(config.data)
     labels = data.labels
     if config.with_accuracy_layer and labels is None:
@@ -155,10 +188,13 @@ def run_test(config: TestConfig, backend: Backend | None = None) -> TestResult:
 
     accuracy = Accuracy()
     times = []
+    timed_images = 0
+    nonfinite: list[int] = []
     for i in range(iterations):
         start = i * size
         count = min(size, n - start)
         batch = feeds(start, count)
+        nonfinite += (start + _nonfinite_rows(batch[backend.inputs[0].name], count)).tolist()
         t0 = time.perf_counter()
         outputs = backend.run(batch)
         times.append(time.perf_counter() - t0)
@@ -173,19 +209,29 @@ def run_test(config: TestConfig, backend: Backend | None = None) -> TestResult:
                 accuracy.update(scores, labels[start : start + count])
             except ValueError as exc:
                 raise DataError(f"{config.data}: images {start}..{start + count - 1}: {exc}") from None
+        timed_images += count
         logger.debug("batch %d: %.3f ms", i, times[-1] * 1000)
+        if progress is not None:
+            progress(i + 1, iterations)
 
+    if nonfinite:
+        logger.warning(
+            "%s: %d image(s) hold NaN or inf values (first: image %d); their scores mean nothing",
+            config.data,
+            len(nonfinite),
+            nonfinite[0],
+        )
     total = float(sum(times))
     batch_ms = total * 1000 / iterations
-    sample_ms = batch_ms / size
+    sample_ms = total * 1000 / timed_images
     p50, p90, p99 = (float(v) * 1000 for v in np.percentile(times, [50, 90, 99]))
     has_acc = labels is not None
     return TestResult(
         config=config,
-        images=accuracy.count if has_acc else min(n, iterations * size),
+        images=accuracy.count if has_acc else timed_images,
         iterations=iterations,
-        top1=accuracy.rate(1) if has_acc else None,
-        top5=accuracy.rate(5) if has_acc else None,
+        top1=100 * accuracy.rate(1) if has_acc else None,
+        top5=100 * accuracy.rate(5) if has_acc else None,
         total_time_s=total,
         batch_latency_ms=batch_ms,
         sample_latency_ms=sample_ms,
@@ -194,4 +240,7 @@ def run_test(config: TestConfig, backend: Backend | None = None) -> TestResult:
         p90_ms=p90,
         p99_ms=p99,
         environment=environment(),
+        timed_images=timed_images,
+        nonfinite_images=len(nonfinite),
+        model_sha256=sha256(config.model) if Path(config.model).is_file() else "",
     )
