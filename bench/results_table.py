@@ -183,10 +183,10 @@ def markdown(rows: list[Row], eff: Agreement | str, threads: int, env: dict) -> 
     fp32 = {r.model: r.result for r in rows if r.variant == "FP32"}
     for r in rows:
         base = fp32[r.model]
-        drop = "" if r.variant == "FP32" else f"{100 * (base.top1 - r.result.top1):+.2f}"
+        drop = "" if r.variant == "FP32" else f"{base.top1 - r.result.top1:+.2f}"
         speed = "" if r.variant == "FP32" else f"{r.result.fps / base.fps:.2f}x"
         lines.append(
-            f"| {r.model} | {r.variant} | {100 * r.result.top1:.2f} | {100 * r.result.top5:.2f} | {drop} | "
+            f"| {r.model} | {r.variant} | {r.result.top1:.2f} | {r.result.top5:.2f} | {drop} | "
             f"{r.result.fps:.0f} | {speed} |"
         )
     lines += ["", "## EfficientNet-Lite0 (ImageNet-pretrained), real photos", ""]
