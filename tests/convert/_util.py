@@ -37,7 +37,7 @@ def eval_inputs(size: int = SIZE, n: int = N_EVAL, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
 
 
-def ort_qdq(model: onnx.ModelProto, calib: np.ndarray, variant: str) -> onnx.ModelProto:
+def ort_qdq(model: onnx.ModelProto, calib: np.ndarray, variant: str, exclude: tuple[str, ...] = ()) -> onnx.ModelProto:
     """onnxruntime's quantize_static (QDQ format, int8 weights) after its quant_pre_process."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -65,6 +65,7 @@ def ort_qdq(model: onnx.ModelProto, calib: np.ndarray, variant: str) -> onnx.Mod
             per_channel=per_channel,
             activation_type=getattr(QuantType, act_type),
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude),
             extra_options=extra,
         )
         return onnx.load(str(q))
@@ -82,7 +83,7 @@ def ort_session(model: onnx.ModelProto | str | Path, optimize: bool = True) -> o
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.intra_op_num_threads = 2
-    options.log_severity_level = 3  # widened_qdq leaves the replaced scales unused
+    options.log_severity_level = 3
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
@@ -240,40 +241,3 @@ def value(model: ir.Model, name: str) -> ir.Value:
         if v.name == name:
             return v
     raise KeyError(name)
-
-
-def widened_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The QDQ model with every asymmetric activation Q/DQ pair replaced by the symmetric int8 one of
-    zero point 0 covering the same real range: what an INT8 model without zero points can represent.
-
-    The range of a pair is [(qmin - zp) * s, (qmax - zp) * s]; its symmetric cover is s8 with scale
-    max(|lo|, hi) / 127 (and a uint8 pair with zero point 0 is already exact)."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    inits = {t.name: t for t in model.graph.initializer}
-    weights = {i.name for i in model.graph.initializer}
-    renamed: dict[tuple[str, str], tuple[str, str]] = {}
-    for node in model.graph.node:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or node.input[0] in weights:
-            continue
-        if len(node.input) < 3:
-            continue
-        key = (node.input[1], node.input[2])
-        if key not in renamed:
-            s = float(numpy_helper.to_array(inits[key[0]]).reshape(-1)[0])
-            zp = numpy_helper.to_array(inits[key[1]]).reshape(-1)[0]
-            info = np.iinfo(zp.dtype)
-            lo, hi = (info.min - int(zp)) * s, (info.max - int(zp)) * s
-            if int(zp) == 0:
-                renamed[key] = key
-                continue
-            t = max(-lo, hi)
-            names = (f"{key[0]}_widened", f"{key[1]}_widened")
-            model.graph.initializer.extend(
-                [
-                    numpy_helper.from_array(np.array(t / 127.0, np.float32), names[0]),
-                    numpy_helper.from_array(np.array(0, np.int8), names[1]),
-                ]
-            )
-            renamed[key] = names
-        node.input[1], node.input[2] = renamed[key]
-    return model

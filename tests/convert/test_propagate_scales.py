@@ -1,60 +1,48 @@
-"""propagate_scales: ranges flow through scale-preserving ops, a Concat shares the widest range, and
-ReLU-like post-ops make a range unsigned."""
+"""propagate_scales: encodings flow unchanged through value-preserving ops; a Concat without its own
+encoding gets one covering its inputs; a non-negative int8 tensor is relabelled uint8 (same bits)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from int8kit.convert.scales import is_unsigned, threshold
+from int8kit import ops
+from int8kit.convert.scales import Encoding, covering, encoding
 
 from ._util import QDQGraph, run_until, value
 
 
-def test_range_flows_through_maxpool_and_flatten():
+def test_encoding_flows_through_maxpool_and_flatten():
     g = QDQGraph()
     x = g.qdq("input", 0.02, 0, np.int8)
     c = g.conv(x, 3, 4, relu=True, output="r")
-    c = g.qdq(c, 0.01, 0, np.uint8)
+    c = g.qdq(c, 0.01, 3, np.uint8)
     p = g.node("MaxPool", [c], "pool", kernel_shape=[2, 2], strides=[2, 2])
     f = g.node("Flatten", [p], "flat")
     w, _, _ = g.weight(g.rng.standard_normal((5, 64)).astype(np.float32))
     y = g.node("Gemm", [f, w], "y", transB=1)
     before = run_until(g.build([y]), "fuse")
-    assert threshold(value(before, "pool")) is None and threshold(value(before, "flat")) is None
+    assert encoding(value(before, "pool")) is None and encoding(value(before, "flat")) is None
     m = run_until(g.build([y]), "propagate_scales")
     for name in ("pool", "flat"):
-        assert threshold(value(m, name)) == pytest.approx(255 * 0.01)
-        assert is_unsigned(value(m, name))
+        enc = encoding(value(m, name))
+        assert (enc.dtype, enc.zero_point) == (ops.UINT8, 3) and enc.scale == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("second", [(0.05, np.uint8), (0.03, np.int8)])
-def test_concat_shares_the_widest_input_range(second):
-    scale, dtype = second
+def test_concat_without_its_own_encoding_covers_its_inputs():
     g = QDQGraph()
     x = g.qdq("input", 0.02, 0, np.int8)
     a = g.qdq(g.conv(x, 3, 4, relu=True, output="a"), 0.01, 0, np.uint8)
-    b = g.qdq(g.conv(x, 3, 4, relu=dtype == np.uint8, output="b"), scale, 0, dtype)
+    b = g.qdq(g.conv(x, 3, 4, output="b"), 0.03, 0, np.int8)
     cat = g.node("Concat", [a, b], "cat", axis=1)
-    y = g.conv(g.qdq(cat, 0.02, 0, np.uint8), 8, 2, output="y")
+    y = g.node("MaxPool", [cat], "y", kernel_shape=[2, 2])
     m = run_until(g.build([y]), "propagate_scales")
-    # The Concat output holds exactly its inputs' values: the widest input range covers it.
-    widest = max(255 * 0.01, (255 if dtype == np.uint8 else 127) * scale)
-    unsigned = dtype == np.uint8
-    for name in ("a", "b", "cat"):
-        assert threshold(value(m, name)) == pytest.approx(widest), name
-        assert is_unsigned(value(m, name)) == unsigned, name
+    enc = encoding(value(m, "cat"))
+    lo, hi = enc.real_range()
+    assert lo <= -128 * 0.03 + 1e-6 and hi >= 255 * 0.01 - 1e-6  # every input value is representable
+    assert encoding(value(m, "a")).scale == pytest.approx(0.01)  # inputs keep their own encodings
 
 
-def test_signed_range_after_a_relu_post_op_becomes_unsigned():
-    # onnxruntime's ActivationSymmetric quantizes ReLU outputs as s8; the fused ReLU makes them >= 0.
-    g = QDQGraph()
-    x = g.qdq("input", 0.02, 0, np.int8)
-    r = g.qdq(g.conv(x, 3, 4, relu=True, output="r"), 0.04, 0, np.int8)
-    n = g.qdq(g.conv(r, 4, 4, output="n"), 0.04, 0, np.int8)
-    y = g.conv(n, 4, 2, output="y")
-    fused = run_until(g.build([y]), "fuse")
-    assert not is_unsigned(value(fused, "r"))
-    m = run_until(g.build([y]), "propagate_scales")
-    assert is_unsigned(value(m, "r")) and threshold(value(m, "r")) == pytest.approx(127 * 0.04)
-    assert not is_unsigned(value(m, "n"))  # no ReLU: stays signed
+def test_covering_of_equal_encodings_is_that_encoding():
+    e = Encoding(ops.UINT8, 0.1, 7)
+    assert covering([e, e]) == e

@@ -17,6 +17,7 @@ from int8kit.convert.squash_requantize import SquashRequantizePass
 from ._util import OPSET, run_ort
 
 X_SCALE, Y_SCALE = 0.02, 0.01
+CLIP = ops.PostOp("clip", (0.0, 255 * float(np.float32(Y_SCALE)))).encode()
 
 
 def _int8_conv_model(post_ops: list[str], after: str, y_type: int = ops.UINT8, seed: int = 0) -> ir.Model:
@@ -103,10 +104,11 @@ X = np.random.default_rng(9).standard_normal((4, 3, 8, 8)).astype(np.float32)
 @pytest.mark.parametrize(
     ("chain", "expected"),
     [
-        ([], ["relu"]),  # uint8 clipped the negatives: a ReLU keeps that
-        (["hardswish"], ["hardswish", "relu"]),  # hardswish can be negative too
-        (["relu"], ["relu"]),  # already non-negative: nothing added
-        (["clip:0.0:6.0"], ["clip:0.0:6.0"]),
+        # uint8 with zero point 0 clipped the output to [0, 255 * scale]: a clip post-op keeps exactly that
+        ([], [CLIP]),
+        (["hardswish"], ["hardswish", CLIP]),
+        (["relu"], ["relu", CLIP]),
+        (["clip:0.0:6.0"], ["clip:0.0:6.0", CLIP]),
     ],
 )
 def test_uint8_conv_then_dequantize_becomes_a_float_output_conv(chain, expected):
@@ -121,12 +123,8 @@ def test_uint8_conv_then_dequantize_becomes_a_float_output_conv(chain, expected)
     assert conv.outputs[0].dtype == ir.DataType.FLOAT
     after = _run(model, X)
     assert after.min() >= 0 and (_float_conv(X, w, w_scales).min() < 0 or chain)
-    # Only the output rounding went (and the saturation at the top of the uint8 range: the float output
-    # keeps values above it, by design only the lower clip is kept)
-    top = 255 * Y_SCALE
-    inside = before < top
-    np.testing.assert_allclose(after[inside], before[inside], rtol=0, atol=Y_SCALE / 2 + 1e-5)
-    assert np.all(after[~inside] >= top - Y_SCALE / 2)
+    # Only the output rounding went: the clip keeps the uint8 range's saturation at both ends
+    np.testing.assert_allclose(after, before, rtol=0, atol=Y_SCALE / 2 + 1e-5)
 
 
 def test_float_conv_then_quantize_writes_int8_directly():

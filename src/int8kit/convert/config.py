@@ -20,16 +20,22 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "concat": ("Concat",),
     "reshape": ("Reshape", "Flatten", "Squeeze", "Unsqueeze"),
     "transpose": ("Transpose",),
+    "split": ("Split", "Slice"),
 }
 
 
 @dataclass(frozen=True)
 class ConvertConfig:
-    """ops_to_quantize: OP_KINDS names (empty = all); op_ids_to_skip: node ids kept in FP32."""
+    """ops_to_quantize: OP_KINDS names (empty = all); op_ids_to_skip: node ids kept in FP32.
+
+    quantize_float_weights: also run INT8 the Conv/Gemm/MatMul ops whose weights the QDQ file leaves in
+    float (a QDQ tool's exclusion); off by default, since that overrides the file.
+    """
 
     ops_to_quantize: tuple[str, ...] = ()
     op_ids_to_skip: tuple[int, ...] = ()
     debug_dir: Path | None = None
+    quantize_float_weights: bool = False
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.ops_to_quantize if k not in OP_KINDS]

@@ -1,8 +1,10 @@
-"""Read each activation's calibrated range from its QuantizeLinear -> DequantizeLinear pair.
+"""Read each activation's INT8 encoding from the QuantizeLinear that quantizes it.
 
 Works for QDQ models from any tool: int8kit's quantizer, onnxruntime's quantize_static (symmetric or
-asymmetric u8/s8, per-tensor activations), NNCF, PyTorch. An asymmetric range is widened to the
-symmetric one oneDNN needs (zero point 0); a uint8 pair with zero point 0 marks a non-negative tensor.
+asymmetric u8/s8, per-tensor activations), NNCF, PyTorch. The encoding (type, scale, zero point) is
+recorded exactly as written; the runtime executes zero points. A pattern that cannot be honoured
+(per-axis activation scales, 16-bit or 4-bit activations, non-constant parameters) is an error naming
+the node, never a silent approximation.
 """
 
 from __future__ import annotations
@@ -12,50 +14,51 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
-from int8kit.convert.scales import set_range
+from int8kit import ops
+from int8kit.convert.scales import Encoding, set_encoding
+from int8kit.errors import UnsupportedOpError
 from int8kit.ir._graph import const_array
 
 logger = logging.getLogger(__name__)
 
-QRANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
-
-
-def qdq_range(scale: float, zero_point: int, dtype: np.dtype) -> tuple[float, bool] | None:
-    """(threshold, unsigned) of the real values a Q/DQ pair represents, or None for other types."""
-    if dtype not in QRANGE:
-        return None
-    qmin, qmax = QRANGE[dtype]
-    lo, hi = (qmin - zero_point) * scale, (qmax - zero_point) * scale
-    if lo >= 0:
-        return hi, True
-    if zero_point == 0:
-        return 127 * scale, False
-    return max(-lo, hi), False
+ONNX_TYPE = {np.dtype(np.uint8): ops.UINT8, np.dtype(np.int8): ops.INT8}
 
 
 def _is(node: ir.Node | None, op: str) -> bool:
     return node is not None and node.domain in ("", "ai.onnx") and node.op_type == op
 
 
+def activation_encoding(node: ir.Node) -> Encoding:
+    """The encoding a QuantizeLinear/DequantizeLinear on an activation describes (or an error naming it)."""
+    scale = const_array(node.inputs[1])
+    zp_value = node.inputs[2] if len(node.inputs) > 2 else None
+    zp = const_array(zp_value) if zp_value is not None else None
+    tensor = node.inputs[0].name
+    if scale is None or (zp_value is not None and zp is None):
+        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} of {tensor!r} has non-constant parameters")
+    if scale.size != 1 or (zp is not None and zp.size != 1):
+        raise UnsupportedOpError(
+            f"node {node.name!r}: per-axis quantization of activation {tensor!r} is not supported (only weights)"
+        )
+    dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
+    if "output_dtype" in node.attributes and zp is None:
+        raise UnsupportedOpError(f"node {node.name!r}: output_dtype without a zero point is not supported")
+    if dtype not in ONNX_TYPE:
+        raise UnsupportedOpError(
+            f"node {node.name!r}: {dtype} quantization of {tensor!r} is not supported (only uint8 and int8)"
+        )
+    return Encoding(ONNX_TYPE[dtype], float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) if zp is not None else 0)
+
+
 class GatherScalesPass(ir.passes.InPlacePass):
-    """Records each Q->DQ pair's range on the tensor the QuantizeLinear reads."""
+    """Records each QuantizeLinear's encoding on the activation tensor it reads."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         found = 0
         for node in model.graph:
             if not _is(node, "QuantizeLinear") or const_array(node.inputs[0]) is not None:
                 continue
-            scale = const_array(node.inputs[1])
-            zp = const_array(node.inputs[2]) if len(node.inputs) > 2 else None
-            dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
-            if scale is None or scale.size != 1 or (zp is not None and zp.size != 1):
-                logger.warning("%s: per-axis or non-constant activation scale ignored", node.name)
-                continue
-            rng = qdq_range(float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) if zp is not None else 0, dtype)
-            if rng is None:
-                logger.warning("%s: %s quantization is not int8; the tensor stays FP32", node.name, dtype)
-                continue
-            set_range(node.inputs[0], *rng)
+            set_encoding(node.inputs[0], activation_encoding(node))
             found += 1
-        logger.info("gathered %d activation ranges", found)
+        logger.info("gathered %d activation encodings", found)
         return ir.passes.PassResult(model, modified=found > 0)

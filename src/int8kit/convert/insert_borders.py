@@ -16,7 +16,7 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.convert.place_int8 import OUTPUT_INT8_KEY, is_compute, is_data_movement, is_int8
-from int8kit.convert.scales import FLOAT, Encoding, int8_encoding
+from int8kit.convert.scales import FLOAT, Encoding, covering, encoding
 from int8kit.ir._graph import add_initializer, taken_names
 
 logger = logging.getLogger(__name__)
@@ -50,23 +50,17 @@ class Borders:
         if not target.is_int8:
             node = ir.node(
                 "DequantizeLinear",
-                [value, self._scale(name, have.scale), self._zp(name, have.dtype)],
+                [value, self._scale(name, have.scale), self._zp(name, have)],
                 name=f"{name}/dequantize",
             )
         elif not have.is_int8:
             node = ir.node(
                 "QuantizeLinear",
-                [value, self._scale(name, target.scale), self._zp(name, target.dtype)],
+                [value, self._scale(name, target.scale), self._zp(name, target)],
                 name=f"{name}/quantize",
             )
         else:
-            node = ir.node(
-                "Requantize",
-                [value],
-                {"x_scale": have.scale, "y_scale": target.scale, "y_type": target.dtype},
-                domain=ops.DOMAIN,
-                name=f"{name}/requantize",
-            )
+            node = requantize_node(value, have, target, f"{name}/requantize")
         out = node.outputs[0]
         out.name = self._fresh(f"{name}_{'f32' if not target.is_int8 else 'u8' if target.dtype == ops.UINT8 else 's8'}")
         out.shape = value.shape
@@ -85,10 +79,20 @@ class Borders:
     def _scale(self, name: str, scale: float) -> ir.Value:
         return add_initializer(self.graph, f"{name}_scale", np.array(scale, dtype=np.float32), self.taken)
 
-    def _zp(self, name: str, dtype: int) -> ir.Value:
+    def _zp(self, name: str, enc: Encoding) -> ir.Value:
         return add_initializer(
-            self.graph, f"{name}_zero_point", np.array(0, dtype=NP_TYPE.get(dtype, np.uint8)), self.taken
+            self.graph, f"{name}_zero_point", np.array(enc.zero_point, dtype=NP_TYPE[enc.dtype]), self.taken
         )
+
+
+def requantize_node(value: ir.Value, have: Encoding, target: Encoding, name: str) -> ir.Node:
+    """An int8kit.Requantize from one INT8 encoding to another."""
+    attrs = {"x_scale": have.scale, "y_scale": target.scale, "y_type": target.dtype}
+    if have.zero_point:
+        attrs["x_zero_point"] = have.zero_point
+    if target.zero_point:
+        attrs["y_zero_point"] = target.zero_point
+    return ir.node("Requantize", [value], attrs, domain=ops.DOMAIN, name=name)
 
 
 def _set_float(node: ir.Node, name: str, value: float) -> None:
@@ -97,6 +101,14 @@ def _set_float(node: ir.Node, name: str, value: float) -> None:
 
 def _set_int(node: ir.Node, name: str, value: int) -> None:
     node.attributes[name] = ir.Attr(name, ir.AttributeType.INT, int(value))
+
+
+def _set_zero_point(node: ir.Node, name: str, enc: Encoding) -> None:
+    """Zero points are written only when non-zero (the op contract's default is 0)."""
+    if enc.zero_point:
+        _set_int(node, name, enc.zero_point)
+    else:
+        node.attributes.pop(name, None)
 
 
 class InsertBordersPass(ir.passes.InPlacePass):
@@ -119,19 +131,22 @@ class InsertBordersPass(ir.passes.InPlacePass):
 
     def _compute(self, b: Borders, node: ir.Node) -> None:
         x = node.inputs[0]
-        x_enc = b.encoding(x) if b.encoding(x).is_int8 else int8_encoding(x)
+        x_enc = b.encoding(x) if b.encoding(x).is_int8 else encoding(x)
         node.replace_input_with(0, b.convert(x, x_enc, node))
         _set_float(node, "x_scale", x_enc.scale)
+        _set_zero_point(node, "x_zero_point", x_enc)
         out = node.outputs[0]
-        y_enc = int8_encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
+        y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
         _set_int(node, "y_type", y_enc.dtype)
         if y_enc.is_int8:
             _set_float(node, "y_scale", y_enc.scale)
+            _set_zero_point(node, "y_zero_point", y_enc)
         if len(node.inputs) > 3 and node.inputs[3] is not None:
             res = node.inputs[3]
             if y_enc.is_int8:
-                res_enc = b.encoding(res) if b.encoding(res).is_int8 else (int8_encoding(res) or y_enc)
+                res_enc = b.encoding(res) if b.encoding(res).is_int8 else (encoding(res) or y_enc)
                 _set_float(node, "sum_scale", res_enc.scale)
+                _set_zero_point(node, "sum_zero_point", res_enc)
             else:
                 res_enc = FLOAT
             node.replace_input_with(3, b.convert(res, res_enc, node))
@@ -140,15 +155,19 @@ class InsertBordersPass(ir.passes.InPlacePass):
 
     def _data_movement(self, b: Borders, node: ir.Node) -> None:
         if node.op_type == "Concat":
-            target = int8_encoding(node.outputs[0])
+            target = encoding(node.outputs[0]) or covering([encoding(v) for v in node.inputs])
             for i, v in enumerate(node.inputs):
                 node.replace_input_with(i, b.convert(v, target, node))
         else:
             x = node.inputs[0]
-            target = b.encoding(x) if b.encoding(x).is_int8 else int8_encoding(x)
+            target = b.encoding(x) if b.encoding(x).is_int8 else encoding(x)
             node.replace_input_with(0, b.convert(x, target, node))
-        b.enc[id(node.outputs[0])] = target
-        node.outputs[0].type = ir.TensorType(IR_TYPE[target.dtype])
+        # Averaging pools write at their input's encoding (place_int8 keeps them FP32 when that is too coarse).
+        for out in node.outputs:
+            if out is None:
+                continue
+            b.enc[id(out)] = target
+            out.type = ir.TensorType(IR_TYPE[target.dtype])
 
     def _float_outputs(self, b: Borders, graph: ir.Graph) -> None:
         for i, out in enumerate(list(graph.outputs)):
@@ -157,7 +176,7 @@ class InsertBordersPass(ir.passes.InPlacePass):
             name = out.name
             dq = ir.node(
                 "DequantizeLinear",
-                [out, b._scale(name, b.encoding(out).scale), b._zp(name, b.encoding(out).dtype)],
+                [out, b._scale(name, b.encoding(out).scale), b._zp(name, b.encoding(out))],
                 name=f"{name}/dequantize",
             )
             graph.append(dq)

@@ -16,9 +16,10 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.convert.config import ConvertConfig
-from int8kit.convert.scales import threshold
+from int8kit.convert.scales import encoding
 from int8kit.errors import ConfigError
 from int8kit.ir.node_ids import node_id, nodes_by_id
+from int8kit.ir.weight_grid import GRID_REFUSED_KEY, grid_of
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ OUTPUT_INT8_KEY = "int8kit.output_int8"
 KEEP_FP32_KEY = "int8kit.keep_fp32"
 
 COMPUTE_OPS = ("Conv", "Dense")
-# An average pool runs INT8 at its input's scale; when averaging narrows the calibrated range by more
-# than this factor (2 bits), rounding the output to the input's scale costs more than an FP32 pool.
+# An average pool runs INT8 at its input's scale; when its output's scale is finer by more than this
+# factor (2 bits), rounding the average to the input's scale costs more than an FP32 pool.
 AVG_POOL_MAX_NARROWING = 4.0
 DATA_MOVEMENT_OPS = (
     "MaxPool",
@@ -42,6 +43,8 @@ DATA_MOVEMENT_OPS = (
     "Unsqueeze",
     "Transpose",
     "Concat",
+    "Split",
+    "Slice",
 )
 
 
@@ -87,11 +90,22 @@ def _produces_int8(value: ir.Value) -> bool:
 
 
 def _avg_pool_narrowing(node: ir.Node) -> float:
-    """How much narrower an average pool's calibrated output range is than its input's (1 if unknown)."""
+    """How much finer an average pool's output scale is than its input's (1 if unknown)."""
     if node.op_type not in ("AveragePool", "GlobalAveragePool"):
         return 1.0
-    t_in, t_out = threshold(node.inputs[0]), threshold(node.outputs[0])
-    return t_in / t_out if t_in and t_out else 1.0
+    e_in, e_out = encoding(node.inputs[0]), encoding(node.outputs[0])
+    return e_in.scale / e_out.scale if e_in and e_out and e_out.scale > 0 else 1.0
+
+
+def _weights_reason(node: ir.Node, config: ConvertConfig) -> str | None:
+    """Why a compute op's weights cannot run INT8 as the QDQ file says (None when they can)."""
+    w = node.inputs[1] if len(node.inputs) > 1 else None
+    if w is None or w.const_value is None or grid_of(w) is not None or config.quantize_float_weights:
+        return None
+    refused = w.meta.get(GRID_REFUSED_KEY)
+    if refused:
+        return refused
+    return "the QDQ model leaves its weights in float (set quantize_float_weights to quantize them anyway)"
 
 
 def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
@@ -107,13 +121,17 @@ def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
     inputs = [v for v in node.inputs[: 1 if is_compute(node) else None] if v is not None]
     if is_data_movement(node) and node.op_type != "Concat":
         inputs = inputs[:1]
-    missing = [v.name for v in inputs if threshold(v) is None]
+    if is_compute(node):
+        reason = _weights_reason(node, config)
+        if reason:
+            return reason
+    missing = [v.name for v in inputs if encoding(v) is None]
     if missing:
         return f"no calibrated range for input {', '.join(missing)}"
     narrowing = _avg_pool_narrowing(node)
     if narrowing > AVG_POOL_MAX_NARROWING:
         return (
-            f"averaging narrows the range {narrowing:.1f}x: INT8 at the input's scale would lose "
+            f"the output scale is {narrowing:.1f}x finer than the input's: INT8 at the input's scale would lose "
             f"{math.log2(narrowing):.1f} bits"
         )
     if is_data_movement(node) and not all(_produces_int8(v) for v in inputs):
@@ -145,9 +163,7 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
             for node in nodes:
                 if is_compute(node):
                     out = node.outputs[0]
-                    wants = threshold(out) is not None and any(
-                        self._reads_int8(u.node, u.idx, skip) for u in out.uses()
-                    )
+                    wants = encoding(out) is not None and any(self._reads_int8(u.node, u.idx, skip) for u in out.uses())
                     node.metadata_props[OUTPUT_INT8_KEY] = "1" if (is_int8(node) and wants) else "0"
         return ir.passes.PassResult(model, modified=True)
 

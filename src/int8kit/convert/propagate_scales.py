@@ -1,9 +1,11 @@
-"""Give ranges to tensors between quantized ops so data can stay INT8 across them.
+"""Give encodings to tensors between quantized ops so data can stay INT8 across them.
 
-Ops that do not change values' scale (pools, reshapes, transposes, ReLU) pass a range forward to
-their output, and pools/reshapes also backward to their input; a Concat shares one range among its
-output and inputs (the widest). Non-negativity is derived too: outputs of ReLU-like post-op chains,
-and anything computed only from non-negative tensors by these ops. Runs to a fixed point.
+Ops that move values without changing them (max pools, reshapes, transposes, splits, slices) pass an
+encoding forward to their output, and backward to an input only they read: the quantized values are
+the same numbers, so the encoding holds exactly. A Concat whose output has no encoding of its own gets
+one covering its inputs (equal encodings stay as they are; the border pass requantizes inputs that
+differ). Averaging pools pass their input's encoding forward only when their output has none. Runs to
+a fixed point.
 """
 
 from __future__ import annotations
@@ -12,15 +14,12 @@ import logging
 
 import onnx_ir as ir
 
-from int8kit import ops
-from int8kit.convert.scales import copy_range, is_unsigned, set_range, threshold
+from int8kit.convert.scales import copy_encoding, covering, encoding, set_encoding
 
 logger = logging.getLogger(__name__)
 
-SCALE_PRESERVING = (
+VALUE_PRESERVING = (
     "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
     "GlobalMaxPool",
     "Reshape",
     "Flatten",
@@ -28,71 +27,39 @@ SCALE_PRESERVING = (
     "Squeeze",
     "Unsqueeze",
     "Identity",
+    "Split",
+    "Slice",
 )
-NON_NEGATIVE_POST_OPS = ("relu", "sigmoid", "hardsigmoid")
-
-
-def ends_non_negative(chain: list[str]) -> bool:
-    """Whether a post-op chain's last step makes its output non-negative."""
-    if not chain:
-        return False
-    last = ops.PostOp.decode(chain[-1])
-    if last.kind in NON_NEGATIVE_POST_OPS:
-        return True
-    return last.kind == "clip" and bool(last.params) and last.params[0] >= 0.0
-
-
-def _post_ops(node: ir.Node) -> list[str]:
-    attr = node.attributes.get("post_ops")
-    return list(attr.as_strings()) if attr is not None else []
-
-
-def _mark_unsigned(value: ir.Value) -> bool:
-    t = threshold(value)
-    if t is None or is_unsigned(value):
-        return False
-    set_range(value, t, True)
-    return True
+AVERAGING = ("AveragePool", "GlobalAveragePool", "ReduceMean")
 
 
 def _step(node: ir.Node) -> bool:
-    """One node's propagation; True when it changed a range."""
-    changed = False
-    if node.domain == ops.DOMAIN and node.op_type in ("Conv", "Dense"):
-        return ends_non_negative(_post_ops(node)) and _mark_unsigned(node.outputs[0])
-    if node.domain not in ("", "ai.onnx"):
+    """One node's propagation; True when it changed an encoding."""
+    if node.domain not in ("", "ai.onnx") or not node.inputs or node.inputs[0] is None:
         return False
-    src, out = (node.inputs[0] if node.inputs else None), node.outputs[0]
-    if node.op_type == "Relu" and src is not None:
-        if threshold(out) is None and threshold(src) is not None:
-            set_range(out, threshold(src), True)
-            changed = True
+    src = node.inputs[0]
+    outs = [v for v in node.outputs if v is not None]
+    if node.op_type in VALUE_PRESERVING:
+        changed = False
+        for out in outs:
+            if encoding(out) is None:
+                changed |= copy_encoding(src, out)
+            elif encoding(src) is None and len(src.uses()) == 1 and len(outs) == 1:
+                changed |= copy_encoding(out, src)
         return changed
-    if node.op_type in SCALE_PRESERVING and src is not None:
-        if threshold(out) is None and threshold(src) is not None:
-            copy_range(src, out)
-            changed = True
-        elif threshold(src) is None and threshold(out) is not None and len(src.uses()) == 1:
-            copy_range(out, src)
-            changed = True
-        if is_unsigned(src) and threshold(out) is not None and not is_unsigned(out):
-            changed |= _mark_unsigned(out)
-        return changed
-    if node.op_type == "Concat":
-        ins = [v for v in node.inputs if v is not None]
-        if not all(threshold(v) is not None for v in ins):
-            return False  # an input without a range keeps the Concat in FP32
-        shared = max(threshold(v) for v in ins)
-        unsigned = all(is_unsigned(v) for v in ins)
-        for v in ins + [out]:
-            if threshold(v) != shared or is_unsigned(v) != unsigned:
-                set_range(v, shared, unsigned)
-                changed = True
-    return changed
+    if node.op_type in AVERAGING:
+        return encoding(outs[0]) is None and copy_encoding(src, outs[0])
+    if node.op_type == "Concat" and encoding(outs[0]) is None:
+        encs = [encoding(v) for v in node.inputs if v is not None]
+        if any(e is None for e in encs):
+            return False  # an input without an encoding keeps the Concat in FP32
+        set_encoding(outs[0], covering(encs))
+        return True
+    return False
 
 
 class PropagateScalesPass(ir.passes.InPlacePass):
-    """Fixed-point propagation of ranges through scale-preserving ops and Concat."""
+    """Fixed-point propagation of encodings through value-preserving ops and Concat."""
 
     MAX_ROUNDS = 32
 

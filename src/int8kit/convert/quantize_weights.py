@@ -1,8 +1,10 @@
-"""Store the weights of INT8 Conv/Dense ops as int8 with one symmetric scale per output channel.
+"""Store the weights of INT8 Conv/Dense ops as int8 with one scale per output channel.
 
-Scales are computed on the folded weights (after conv+bn), 127 / max|W[oc]|, so folding never
-stretches a range the fake-quant model calibrated. Biases stay float: oneDNN adds them after
-applying x_scale * w_scale.
+Weights that the QDQ file quantized come back onto the file's own int8 grid (int8kit.ir.weight_grid),
+scaled per channel by any BatchNorm folded into them since: the INT8 model multiplies by exactly the
+integers the fake-quant model does. Weights the file left in float are quantized here only when the
+user asked for it (ConvertConfig.quantize_float_weights), symmetric per channel, 127 / max|W[oc]|.
+Biases stay float: oneDNN adds them after applying x_scale * w_scale.
 """
 
 from __future__ import annotations
@@ -13,9 +15,27 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.convert.place_int8 import is_compute, is_int8
+from int8kit.errors import ModelError
 from int8kit.ir._graph import add_initializer, const_array, drop_unused_initializers, taken_names
+from int8kit.ir.weight_grid import WeightGrid, grid_of
 
 logger = logging.getLogger(__name__)
+
+
+def on_grid(w: np.ndarray, grid: WeightGrid, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 weights, per-output-channel scales) of `w` on its file's grid; an error if it is not on it."""
+    scales = grid.per_channel(w, 0)
+    flat = w.reshape(w.shape[0], -1).astype(np.float64)
+    safe = np.where(scales != 0, scales, 1.0)
+    q = flat / safe[:, None]
+    rounded = np.rint(q)
+    if np.abs(q - rounded).max(initial=0.0) > 1e-2 or rounded.min(initial=0) < -128 or rounded.max(initial=0) > 127:
+        raise ModelError(f"weights {name!r} left their QDQ int8 grid during conversion (internal error)")
+    negative = scales < 0  # a BatchNorm with negative gamma: flip the channel so scales stay positive
+    rounded[negative] = -rounded[negative]
+    if rounded.max(initial=0) > 127:
+        raise ModelError(f"weights {name!r}: a flipped channel holds -128, which int8 cannot negate")
+    return rounded.astype(np.int8).reshape(w.shape), np.abs(scales).astype(np.float32)
 
 
 def per_channel_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +61,8 @@ class QuantizeWeightsPass(ir.passes.InPlacePass):
             w = const_array(w_value)
             if w is None or w.dtype == np.int8:
                 continue
-            q, scales = per_channel_int8(w)
+            grid = grid_of(w_value)
+            q, scales = on_grid(w, grid, w_value.name) if grid is not None else per_channel_int8(w)
             node.replace_input_with(1, add_initializer(graph, f"{w_value.name}_int8", q, taken))
             node.attributes["w_scales"] = ir.Attr("w_scales", ir.AttributeType.FLOATS, scales.tolist())
             drop_unused_initializers(graph, [w_value])

@@ -14,6 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.ir._graph import add_initializer, const_array, drop_unused_initializers, taken_names
+from int8kit.ir.weight_grid import GRID_REFUSED_KEY, WeightGrid, set_grid
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class RemoveQDQPass(ir.passes.InPlacePass):
         value = dequantize(q, scale, zp, axis)
         base = node.inputs[0].name or node.name or "dequantized"
         new = add_initializer(graph, f"{base}_float", value, taken)
+        if q.dtype in (np.int8, np.uint8) and q.ndim >= 2:
+            self._keep_grid(new, q, scale, zp, axis, node)
         inputs = list(node.inputs) + (list(producer.inputs) if producer is not None else [])
         _replace_output(graph, node.outputs[0], new)
         graph.remove(node, safe=True)
@@ -98,6 +101,27 @@ class RemoveQDQPass(ir.passes.InPlacePass):
             graph.remove(producer, safe=True)
         drop_unused_initializers(graph, inputs)
         return 1
+
+    @staticmethod
+    def _keep_grid(new: ir.Value, q, scale, zp, axis: int, node: ir.Node) -> None:
+        """Record a quantized weight's grid (see int8kit.ir.weight_grid) when int8 can hold it exactly.
+
+        Symmetric int8 weights always fit. With zero points, q - zero_point must fit int8 (oneDNN has no
+        weight zero points); otherwise the weight gets no grid and its op stays FP32, saying why.
+        """
+        shifted = q.astype(np.int32)
+        if zp is not None and np.any(zp):
+            shape = [1] * q.ndim
+            if zp.size > 1:
+                shape[axis % q.ndim] = zp.size
+            shifted = shifted - zp.astype(np.int32).reshape(shape if zp.size > 1 else [])
+        if shifted.min() < -128 or shifted.max() > 127:
+            new.meta[GRID_REFUSED_KEY] = (
+                f"weights {node.inputs[0].name!r} are asymmetric beyond the int8 range (q - zero_point in "
+                f"[{shifted.min()}, {shifted.max()}]); oneDNN has no weight zero points"
+            )
+            return
+        set_grid(new, WeightGrid(scale.astype(np.float64).reshape(-1), axis % q.ndim if scale.size > 1 else 0))
 
     def _bypass_pair(self, graph: ir.Graph, quant: ir.Node) -> int:
         src = quant.inputs[0]

@@ -4,8 +4,9 @@
   the wanted encoding directly (its y_scale/y_type change; a float output drops y_scale).
 - QuantizeLinear right after a float-output INT8 Conv/Dense that feeds only it: the producer writes
   INT8 directly.
-- DequantizeLinear -> QuantizeLinear chains become one Requantize (or vanish when scales match).
-When a producer stops writing uint8, a ReLU post-op keeps the clipping uint8 implied.
+- DequantizeLinear -> QuantizeLinear chains become one Requantize (or vanish when encodings match).
+When a producer stops writing an encoding whose range clipped its values (a uint8 output that stood
+for a removed ReLU), a clip post-op to that range keeps the clipping the QDQ model implies.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import logging
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.convert.insert_borders import IR_TYPE
+from int8kit.convert.insert_borders import IR_TYPE, requantize_node
 from int8kit.convert.place_int8 import is_compute, is_int8
-from int8kit.convert.propagate_scales import ends_non_negative
+from int8kit.convert.scales import FLOAT, Encoding
 from int8kit.ir._graph import const_array, drop_unused_initializers
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,36 @@ def _scale_of(node: ir.Node) -> float:
 def _zp_type(node: ir.Node) -> int:
     zp = const_array(node.inputs[2]) if len(node.inputs) > 2 else None
     return ops.INT8 if zp is not None and zp.dtype.kind == "i" else ops.UINT8
+
+
+def _qdq_encoding(node: ir.Node) -> Encoding:
+    """The encoding a QuantizeLinear/DequantizeLinear the border pass wrote stands for."""
+    zp = const_array(node.inputs[2]) if len(node.inputs) > 2 else None
+    return Encoding(_zp_type(node), _scale_of(node), int(zp.reshape(-1)[0]) if zp is not None else 0)
+
+
+def _output_encoding(node: ir.Node) -> Encoding:
+    """What an INT8 Conv/Dense writes, from its attributes."""
+    y_type = _attr(node, "y_type", ops.FLOAT)
+    if y_type == ops.FLOAT:
+        return FLOAT
+    return Encoding(y_type, float(_attr(node, "y_scale")), int(_attr(node, "y_zero_point", 0)))
+
+
+def _requantize_target(node: ir.Node) -> Encoding:
+    """The encoding an int8kit.Requantize writes."""
+    return Encoding(_attr(node, "y_type"), float(_attr(node, "y_scale")), int(_attr(node, "y_zero_point", 0)))
+
+
+def _write(node: ir.Node, enc: Encoding) -> None:
+    """Make an INT8 Conv/Dense write `enc` directly."""
+    _set(node, "y_type", ir.AttributeType.INT, enc.dtype)
+    for key in ("y_scale", "y_zero_point"):
+        node.attributes.pop(key, None)
+    if enc.is_int8:
+        _set(node, "y_scale", ir.AttributeType.FLOAT, enc.scale)
+        if enc.zero_point:
+            _set(node, "y_zero_point", ir.AttributeType.INT, enc.zero_point)
 
 
 def _attr(node: ir.Node, name: str, default=None):
@@ -79,20 +110,18 @@ class SquashRequantizePass(ir.passes.InPlacePass):
             nxt = _sole_conversion(node)
             if nxt is None:
                 continue
-            y_type = _attr(node, "y_type", ops.FLOAT)
-            if y_type != ops.FLOAT and _is(nxt, "Requantize", ops.DOMAIN):
-                _set(node, "y_scale", ir.AttributeType.FLOAT, _attr(nxt, "y_scale"))
-                _set(node, "y_type", ir.AttributeType.INT, _attr(nxt, "y_type"))
-                self._keep_clipping(node, y_type, _attr(nxt, "y_type"))
-            elif y_type != ops.FLOAT and _is(nxt, "DequantizeLinear"):
-                _set(node, "y_type", ir.AttributeType.INT, ops.FLOAT)
-                node.attributes.pop("y_scale", None)
-                self._keep_clipping(node, y_type, ops.FLOAT)
-            elif y_type == ops.FLOAT and _is(nxt, "QuantizeLinear") and not _has_sum(node):
-                _set(node, "y_scale", ir.AttributeType.FLOAT, _scale_of(nxt))
-                _set(node, "y_type", ir.AttributeType.INT, _zp_type(nxt))
+            have = _output_encoding(node)
+            if have.is_int8 and _is(nxt, "Requantize", ops.DOMAIN):
+                target = _requantize_target(nxt)
+            elif have.is_int8 and _is(nxt, "DequantizeLinear"):
+                target = FLOAT
+            elif not have.is_int8 and _is(nxt, "QuantizeLinear") and not _has_sum(node):
+                target = _qdq_encoding(nxt)
             else:
                 continue
+            if have.is_int8:
+                self._keep_clipping(node, have, target)
+            _write(node, target)
             node.outputs[0].type = ir.TensorType(IR_TYPE[_attr(node, "y_type", ops.FLOAT)])
             _bypass(graph, node, nxt)
             squashed += 1
@@ -103,11 +132,14 @@ class SquashRequantizePass(ir.passes.InPlacePass):
         return ir.passes.PassResult(model, modified=squashed > 0)
 
     @staticmethod
-    def _keep_clipping(node: ir.Node, old: int, new: int) -> None:
-        """A uint8 output clipped negatives; keep that when the output becomes int8 or float."""
+    def _keep_clipping(node: ir.Node, old: Encoding, new: Encoding) -> None:
+        """The QDQ model clipped this output to `old`'s range; keep that when `new` would not."""
+        lo, hi = old.real_range()
+        new_lo, new_hi = new.real_range() if new.is_int8 else (float("-inf"), float("inf"))
+        if new_lo >= lo and new_hi <= hi:
+            return
         chain = list(_attr(node, "post_ops", []) or [])
-        if old == ops.UINT8 and new != ops.UINT8 and not ends_non_negative(chain):
-            _set(node, "post_ops", ir.AttributeType.STRINGS, [*chain, "relu"])
+        _set(node, "post_ops", ir.AttributeType.STRINGS, [*chain, ops.PostOp("clip", (lo, hi)).encode()])
 
     @staticmethod
     def _dq_q(graph: ir.Graph, quant: ir.Node) -> int:
@@ -115,18 +147,12 @@ class SquashRequantizePass(ir.passes.InPlacePass):
         if not _is(dq, "DequantizeLinear") or len(dq.outputs[0].uses()) != 1 or dq.outputs[0].is_graph_output():
             return 0
         src = dq.inputs[0]
-        x_scale, y_scale = _scale_of(dq), _scale_of(quant)
+        have, target = _qdq_encoding(dq), _qdq_encoding(quant)
         params = list(dq.inputs[1:]) + list(quant.inputs[1:])
-        if x_scale == y_scale and _zp_type(dq) == _zp_type(quant):
+        if have == target:
             replacement = src
         else:
-            req = ir.node(
-                "Requantize",
-                [src],
-                {"x_scale": x_scale, "y_scale": y_scale, "y_type": _zp_type(quant)},
-                domain=ops.DOMAIN,
-                name=f"{quant.name}/requantize",
-            )
+            req = requantize_node(src, have, target, f"{quant.name}/requantize")
             graph.insert_before(quant, req)
             replacement = req.outputs[0]
             replacement.type, replacement.shape = ir.TensorType(IR_TYPE[_zp_type(quant)]), src.shape

@@ -22,6 +22,7 @@ from int8kit.ir._graph import (
     fresh_name,
     taken_names,
 )
+from int8kit.ir.weight_grid import grid_of, scaled, set_grid
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,11 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
         base = conv.name or (w_value.name or "conv")
         if len(conv.inputs) < 3:
             conv.resize_inputs(3)
-        conv.replace_input_with(1, add_initializer(graph, f"{w_value.name}_bnfold", new_w, taken))
+        new_w_value = add_initializer(graph, f"{w_value.name}_bnfold", new_w, taken)
+        grid = grid_of(w_value)
+        if grid is not None:
+            set_grid(new_w_value, scaled(grid, w, scale))
+        conv.replace_input_with(1, new_w_value)
         conv.replace_input_with(2, add_initializer(graph, f"{base}_bias_bnfold", new_b, taken))
         drop_unused_initializers(graph, [w_value, b_value])
         drop_unused_constant_nodes(graph, [w_value, b_value])

@@ -23,6 +23,7 @@ from int8kit.ir._fusion import (
     set_post_ops,
 )
 from int8kit.ir.fuse_bias_add import channel_vector, fold_following_bias
+from int8kit.ir.weight_grid import grid_of, set_grid, transposed
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +33,17 @@ def _attr(node: ir.Node, name: str, default):
     return attr.value if attr is not None else default
 
 
-def _to_dense(node: ir.Node, weight: np.ndarray, bias: np.ndarray | None) -> None:
+def _to_dense(node: ir.Node, weight: np.ndarray, bias: np.ndarray | None, transposed_weight: bool) -> None:
     """Rewrite `node` in place as int8kit.Dense(X, W[M, K], B?); name, metadata and output stay."""
     graph = node.graph
     assert graph is not None
     old = list(node.inputs[1:])
     base = node.name or "dense"
-    set_input(node, 1, new_initializer(graph, f"{base}.weight", np.ascontiguousarray(weight, np.float32)))
+    grid = grid_of(node.inputs[1])
+    new_weight = new_initializer(graph, f"{base}.weight", np.ascontiguousarray(weight, np.float32))
+    if grid is not None:
+        set_grid(new_weight, transposed(grid) if transposed_weight else grid)
+    set_input(node, 1, new_weight)
     if bias is not None:
         set_input(node, 2, new_initializer(graph, f"{base}.bias", bias.astype(np.float32)))
     elif len(node.inputs) > 2:
@@ -61,7 +66,10 @@ def convert_gemm(node: ir.Node) -> str | None:
         return "B is not a constant 2-D initializer"
     if weight.dtype != np.float32:
         return f"B has dtype {weight.dtype}, not float32"
-    w = weight if int(_attr(node, "transB", 0)) else weight.T  # -> [M, K]
+    trans_b = bool(int(_attr(node, "transB", 0)))
+    w = weight if trans_b else weight.T  # -> [M, K]
+    if alpha != 1.0 and grid_of(node.inputs[1]) is not None:
+        return "alpha != 1 on int8 weights (the QDQ grid would no longer hold)"
     w = w * np.float32(alpha) if alpha != 1.0 else w
     bias = None
     if len(node.inputs) > 2 and node.inputs[2] is not None:
@@ -72,7 +80,7 @@ def convert_gemm(node: ir.Node) -> str | None:
         if isinstance(vec, str):
             return f"C: {vec}"
         bias = vec * np.float32(beta)
-    _to_dense(node, w, bias)
+    _to_dense(node, w, bias, transposed_weight=not trans_b)
     return None
 
 
@@ -87,7 +95,7 @@ def convert_matmul(node: ir.Node) -> str | None:
     if shape is None or len(shape) != 2:
         # Dense flattens X from axis 1, MatMul broadcasts over leading axes: only rank 2 agrees.
         return f"input rank is {'unknown' if shape is None else len(shape)}, not 2 (run shape inference)"
-    _to_dense(node, weight.T, None)
+    _to_dense(node, weight.T, None, transposed_weight=True)
     return None
 
 

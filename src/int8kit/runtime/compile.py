@@ -24,6 +24,7 @@ NUMPY_TO_DNNL = {
     np.dtype(np.float32): dnnl.DT_F32,
     np.dtype(np.uint8): dnnl.DT_U8,
     np.dtype(np.int8): dnnl.DT_S8,
+    np.dtype(np.int32): dnnl.DT_S32,
 }
 DNNL_TO_NUMPY = {v: k for k, v in NUMPY_TO_DNNL.items()}
 ONNX_TO_DNNL = {1: dnnl.DT_F32, 2: dnnl.DT_U8, 3: dnnl.DT_S8}
@@ -341,16 +342,19 @@ class Builder:
         label: str,
         src_scale: float | None = None,
         dst_scale: float | None = None,
+        src_zero_point: int = 0,
+        dst_zero_point: int = 0,
     ) -> None:
-        scales = {}
+        scales, zero_points = {}, {}
         args: list[tuple[int, Tensor | Const]] = [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)]
-        if src_scale is not None:
-            scales[dnnl.ARG_SRC] = 0
-            args.append((dnnl.ARG_ATTR_SCALES | dnnl.ARG_SRC, self.scales([src_scale])))
-        if dst_scale is not None:
-            scales[dnnl.ARG_DST] = 0
-            args.append((dnnl.ARG_ATTR_SCALES | dnnl.ARG_DST, self.scales([dst_scale])))
-        pd = dnnl.reorder_pd(src.md, dst.md, dnnl.Attr(scales))
+        for arg, scale, zp in ((dnnl.ARG_SRC, src_scale, src_zero_point), (dnnl.ARG_DST, dst_scale, dst_zero_point)):
+            if scale is not None:
+                scales[arg] = 0
+                args.append((dnnl.ARG_ATTR_SCALES | arg, self.scales([scale])))
+            if zp:
+                zero_points[arg] = 0
+                args.append((dnnl.ARG_ATTR_ZERO_POINTS | arg, self.zero_points([zp])))
+        pd = dnnl.reorder_pd(src.md, dst.md, dnnl.Attr(scales, None, zero_points))
         self.add_step(pd, args, label)
 
     def as_md(self, tensor: Tensor, md: dnnl.MemoryDesc, label: str) -> Tensor:
@@ -381,6 +385,9 @@ class Builder:
 
     def scales(self, values) -> Const:
         return self.const(np.asarray(values, dtype=np.float32).reshape(-1))
+
+    def zero_points(self, values) -> Const:
+        return self.const(np.asarray(values, dtype=np.int32).reshape(-1))
 
     def reordered_const(self, key: str, array: np.ndarray, dims: tuple[int, ...], md: dnnl.MemoryDesc) -> Const:
         """Weights reordered once into the layout a primitive chose (cached across input shapes)."""

@@ -444,8 +444,8 @@ class PostOps(_Handle):
         check(_lib().dnnl_post_ops_create(ctypes.byref(h)), "post-ops create")
         super().__init__(h)
 
-    def append_sum(self, scale: float = 1.0, dtype: int = DT_UNDEF) -> None:
-        check(_lib().dnnl_post_ops_append_sum(self.handle, scale, 0, dtype), "append sum post-op")
+    def append_sum(self, scale: float = 1.0, dtype: int = DT_UNDEF, zero_point: int = 0) -> None:
+        check(_lib().dnnl_post_ops_append_sum(self.handle, scale, zero_point, dtype), "append sum post-op")
 
     def append_eltwise(self, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:
         check(_lib().dnnl_post_ops_append_eltwise(self.handle, alg, alpha, beta), "append eltwise post-op")

@@ -54,6 +54,9 @@ class Quant:
     y_scale: float | None
     y_type: int
     sum_scale: float | None
+    x_zero_point: int = 0
+    y_zero_point: int = 0
+    sum_zero_point: int = 0
 
     @staticmethod
     def of(node: ir.Node, weights: np.ndarray) -> Quant | None:
@@ -73,6 +76,9 @@ class Quant:
             y_scale,
             y_type,
             attr_float(node, "sum_scale", None),
+            attr_int(node, "x_zero_point", 0),
+            attr_int(node, "y_zero_point", 0),
+            attr_int(node, "sum_zero_point", 0),
         )
 
 
@@ -104,7 +110,7 @@ def _post_ops_and_dst(
                 if q is None or q.sum_scale is None:
                     raise UnsupportedOpError(f"node {node.name!r}: int8 Sum input needs a sum_scale attribute")
                 sum_scale, sum_dtype = q.sum_scale, residual.dtype
-            post_ops.append_sum(sum_scale, sum_dtype)
+            post_ops.append_sum(sum_scale, sum_dtype, q.sum_zero_point if q is not None else 0)
         else:
             post_ops.append_eltwise(*eltwise_params(op.kind, op.params))
     return post_ops, residual, sum_scale, sum_dtype
@@ -126,9 +132,12 @@ def _dst_for_sum(b: Builder, node: ir.Node, residual: Tensor, dst_md: dnnl.Memor
     return dst
 
 
-def _scale_args(b: Builder, q: Quant | None, weights_mask: int) -> tuple[dict[int, int], list]:
+def _scale_args(
+    b: Builder, q: Quant | None, weights_mask: int, zero_points: bool = True
+) -> tuple[dict[int, int], dict[int, int], list]:
+    """Scale masks, zero-point masks and their runtime arguments (zero points only where asked)."""
     if q is None:
-        return {}, []
+        return {}, {}, []
     masks = {dnnl.ARG_SRC: 0, dnnl.ARG_WEIGHTS: weights_mask}
     args = [
         (dnnl.ARG_ATTR_SCALES | dnnl.ARG_SRC, b.scales([q.x_scale])),
@@ -137,7 +146,13 @@ def _scale_args(b: Builder, q: Quant | None, weights_mask: int) -> tuple[dict[in
     if q.y_type != ops.FLOAT:
         masks[dnnl.ARG_DST] = 0
         args.append((dnnl.ARG_ATTR_SCALES | dnnl.ARG_DST, b.scales([q.y_scale])))
-    return masks, args
+    zps = {}
+    if zero_points:
+        for arg, zp in ((dnnl.ARG_SRC, q.x_zero_point), (dnnl.ARG_DST, q.y_zero_point)):
+            if zp:
+                zps[arg] = 0
+                args.append((dnnl.ARG_ATTR_ZERO_POINTS | arg, b.zero_points([zp])))
+    return masks, zps, args
 
 
 def _bias(b: Builder, node: ir.Node, channels: int):
@@ -207,9 +222,9 @@ def conv(b: Builder, node: ir.Node) -> None:
         )
     dst_dt = ONNX_TO_DNNL[q.y_type] if q else dnnl.DT_F32
     post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q)
-    masks, scale_args = _scale_args(b, q, 0b11 if group > 1 else 0b1)
+    masks, zps, scale_args = _scale_args(b, q, 0b11 if group > 1 else 0b1)
     bias = _bias(b, node, oc)
-    attr = dnnl.Attr(masks, post_ops)
+    attr = dnnl.Attr(masks, post_ops, zps)
     pd = b.first_fast(
         node.name,
         [
@@ -245,10 +260,16 @@ def dense(b: Builder, node: ir.Node) -> None:
     if len(src.dims) != 2:
         src = b.view(b.as_plain(src, node.name), dnnl.MemoryDesc.plain((n, k), src.dtype))
     dst_dims = (n, m)
-    dst_dt = ONNX_TO_DNNL[q.y_type] if q else dnnl.DT_F32
-    post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q)
-    masks, scale_args = _scale_args(b, q, 0b1)
-    bias = _bias(b, node, m)
+    # oneDNN's inner product has no zero points: a source zero point is exact as a bias term
+    # (no padding), a destination one as a float result quantized by a reorder.
+    float_then_quantize = q is not None and q.y_type != ops.FLOAT and q.y_zero_point != 0
+    kernel_q = q
+    if float_then_quantize:
+        kernel_q = Quant(q.x_scale, q.w_scales, None, ops.FLOAT, q.sum_scale, q.x_zero_point, 0, q.sum_zero_point)
+    dst_dt = ONNX_TO_DNNL[kernel_q.y_type] if kernel_q else dnnl.DT_F32
+    post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, kernel_q)
+    masks, _, scale_args = _scale_args(b, kernel_q, 0b1, zero_points=False)
+    bias = _dense_bias(b, node, m, w, q)
     pd = dnnl.inner_product_pd(
         dnnl.MemoryDesc.any((n, k), src.dtype),
         dnnl.MemoryDesc.any((m, k), NUMPY_TO_DNNL[w.dtype]),
@@ -257,4 +278,20 @@ def dense(b: Builder, node: ir.Node) -> None:
         dnnl.Attr(masks, post_ops),
     )
     w_const = b.reordered_const(node.inputs[1].name, w, (m, k), pd.md(dnnl.QUERY_WEIGHTS_MD))
-    _finish(b, node, pd, src, w_const, bias, residual, q, scale_args, pd.md(dnnl.QUERY_DST_MD))
+    _finish(b, node, pd, src, w_const, bias, residual, kernel_q, scale_args, pd.md(dnnl.QUERY_DST_MD))
+    if float_then_quantize:
+        result = b.values[node.outputs[0].name]
+        out = b.new_tensor(result.md.like(ONNX_TO_DNNL[q.y_type]))
+        b.reorder(result, out, f"{node.name} output", dst_scale=q.y_scale, dst_zero_point=q.y_zero_point)
+        b.set_output(node, out)
+
+
+def _dense_bias(b: Builder, node: ir.Node, m: int, w: np.ndarray, q: Quant | None):
+    """The bias, with a source zero point folded in: acc(x - zp) = acc(x) - zp * sum_k W[m, k]."""
+    if q is None or not q.x_zero_point:
+        return _bias(b, node, m)
+    bias = b.constant_array(node, 2) if len(node.inputs) > 2 and node.inputs[2] is not None else None
+    base = np.zeros(m, np.float64) if bias is None else bias.astype(np.float64).reshape(m)
+    row_sums = w.astype(np.int64).reshape(m, -1).sum(axis=1)
+    folded = base - float(q.x_scale) * q.w_scales.astype(np.float64) * q.x_zero_point * row_sums
+    return b.const(folded.astype(np.float32))

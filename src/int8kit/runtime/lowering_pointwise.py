@@ -260,37 +260,37 @@ def global_max_pool(b: Builder, node: ir.Node) -> None:
     _pool(b, node, dnnl.POOLING_MAX, None)
 
 
-def _scalar_scale(b: Builder, node: ir.Node, what: str) -> float:
+def _scale_and_zero_point(b: Builder, node: ir.Node) -> tuple[float, int]:
     scale = b.constant_array(node, 1)
     if scale is None or scale.size != 1:
         raise UnsupportedOpError(
-            f"node {node.name!r}: {node.op_type} needs a constant scalar scale on {what} (per-axis activation "
+            f"node {node.name!r}: {node.op_type} needs a constant scalar scale (per-axis activation "
             "quantization is not supported)"
         )
     zp = b.constant_array(node, 2)
-    if zp is not None and np.any(zp != 0):
-        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} with a non-zero zero point (convert it)")
-    return float(scale.reshape(-1)[0])
+    if zp is not None and zp.size != 1:
+        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} needs a scalar zero point")
+    return float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) if zp is not None else 0
 
 
 @lowering("QuantizeLinear")
 def quantize_linear(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
-    scale = _scalar_scale(b, node, "its input")
+    scale, zero_point = _scale_and_zero_point(b, node)
     zp = b.constant_array(node, 2)
     dtype = dnnl.DT_S8 if zp is not None and zp.dtype == np.int8 else dnnl.DT_U8
     tag = dnnl.TAG_ACDB if len(src.dims) == 4 else dnnl.PLAIN_TAG[len(src.dims)]
     dst = b.new_tensor(dnnl.MemoryDesc.with_tag(src.dims, dtype, tag))
-    b.reorder(src, dst, node.name, dst_scale=scale)
+    b.reorder(src, dst, node.name, dst_scale=scale, dst_zero_point=zero_point)
     b.set_output(node, dst)
 
 
 @lowering("DequantizeLinear")
 def dequantize_linear(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
-    scale = _scalar_scale(b, node, "its input")
+    scale, zero_point = _scale_and_zero_point(b, node)
     dst = b.new_tensor(src.md.like(dnnl.DT_F32))
-    b.reorder(src, dst, node.name, src_scale=scale)
+    b.reorder(src, dst, node.name, src_scale=scale, src_zero_point=zero_point)
     b.set_output(node, dst)
 
 
@@ -305,6 +305,8 @@ def requantize(b: Builder, node: ir.Node) -> None:
         node.name,
         src_scale=attr_float(node, "x_scale", 1.0),
         dst_scale=attr_float(node, "y_scale", 1.0),
+        src_zero_point=attr_int(node, "x_zero_point", 0),
+        dst_zero_point=attr_int(node, "y_zero_point", 0),
     )
     b.set_output(node, dst)
 
