@@ -1,10 +1,12 @@
 """int8kit: FP32 ONNX image classifiers to fast, accurate INT8 on Intel CPUs, with oneDNN.
 
 import int8kit
-qdq = int8kit.quantize("model.onnx", "calib.bin", int8kit.QuantizeConfig(method="kl"))
-int8 = int8kit.convert_model(qdq, int8kit.ConvertConfig(op_ids_to_skip=(3,)))
+qdq = int8kit.quantize("model.onnx", "calib.npy", int8kit.QuantizeConfig(method="kl"))
+int8 = int8kit.convert_model(qdq, int8kit.ConvertConfig())
 int8kit.save_model(int8, "model_int8.onnx")
 logits = int8kit.Predictor("model_int8.onnx", num_threads=2).run(images)
+
+README.md's "Python API" has the runnable version (on the shipped example model).
 """
 
 import logging
