@@ -92,11 +92,3 @@ def read_separate(directory: Path, names: list[str]) -> dict[str, np.ndarray]:
         tensors[name] = read_tensor(cur, name)
     return tensors
 
-
-def write_tensor(array: np.ndarray) -> bytes:
-    """The serialized form of one tensor (used by tests to build parameter files by the spec)."""
-    codes = {np.dtype(v): k for k, v in DTYPES.items() if v != "bfloat16"}
-    desc = messages()["TensorDesc"](data_type=codes[array.dtype], dims=list(array.shape))
-    blob = desc.SerializeToString()
-    header = struct.pack("<IQIi", 0, 0, 0, len(blob))
-    return header + blob + np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
