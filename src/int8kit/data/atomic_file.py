@@ -40,7 +40,7 @@ def write_all(writer, images, labels) -> Path:
     try:
         for image, label in zip(images, labels, strict=True):
             writer.append(image, int(label))
+        return writer.close()
     except BaseException:
         writer.abort()
         raise
-    return writer.close()

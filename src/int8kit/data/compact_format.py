@@ -9,6 +9,7 @@ exactly as the seed does, so a compact file gives the same floats as a seed file
 from __future__ import annotations
 
 import logging
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +86,20 @@ class CompactHeader:
         if c <= 0 or h <= 0 or w <= 0 or len(data) < _FIXED.size + 16 * c:
             raise DataError(f"{path}: bad compact header (C={c}, H={h}, W={w})")
         values = struct.unpack_from(f"<{2 * c}d", data, _FIXED.size)
+        _check_normalisation(path, values[:c], values[c:])
         header = cls(n=n, channels=c, height=h, width=w, mean=values[:c], std=values[c:], version=version)
         if header.header_bytes != header_bytes:
             raise DataError(f"{path}: header size {header_bytes} != {header.header_bytes} for C={c}")
         return header
+
+
+def _check_normalisation(path: Path, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """Readers divide by std: a zero, negative or non-finite value would turn every image into inf/NaN."""
+    for k, (m, s) in enumerate(zip(mean, std, strict=True)):
+        if not math.isfinite(m):
+            raise DataError(f"{path}: compact header has mean {m} for channel {k}; it must be finite")
+        if not (math.isfinite(s) and s > 0):
+            raise DataError(f"{path}: compact header has std {s} for channel {k}; it must be finite and > 0")
 
 
 class CompactWriter:

@@ -3,6 +3,12 @@
 Resize so the short side is `resize_size` (Lanczos, `round(w * resize / min(w, h))`), centre crop
 `data_dim` (start `(w - D) // 2`), convert to RGB (or L for grayscale models), then either keep uint8
 pixels (compact format) or /255, HWC->CHW, subtract mean, divide by std in the seed's float order.
+
+Two departures from the seed, both where it gives a wrong answer: 16-bit images (PNG/TIFF modes I;16 and I)
+are scaled to 8 bits (x / 257, the PNG spec's sample scaling) instead of saturating to white; and an extreme
+aspect ratio (the resized image more than MAX_RESIZE_FACTOR times a resize_size square, e.g. 1x4000 ->
+256x1,024,000) resamples only the crop's source region, so memory follows the output, not the resize.
+That path uses the same Lanczos taps, computed from a shifted box: pixels may differ from the seed's by 1.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from int8kit.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_RESIZE_FACTOR = 4
+LANCZOS_SUPPORT = 3.0  # source pixels each side of a tap centre, times the downscale factor
 
 
 @dataclass(frozen=True)
@@ -55,15 +63,18 @@ def load_uint8(path: str | Path, spec: ImageSpec) -> np.ndarray:
     """Decode, resize, crop and colour-convert one image: uint8 CHW. Raises OSError/ValueError if bad."""
     with Image.open(path) as img:
         img.load()
+        img = to_8_bit(img)
         w, h = img.size
         short = min(w, h)
         if short == 0:
             raise ValueError("image has no pixels")
         size = (round(w * spec.resize_size / short), round(h * spec.resize_size / short))
-        img = img.resize(size, Image.Resampling.LANCZOS)
-        w, h = img.size
-        left, top = (w - spec.data_dim) // 2, (h - spec.data_dim) // 2
-        img = img.crop((left, top, left + spec.data_dim, top + spec.data_dim))
+        if size[0] * size[1] > MAX_RESIZE_FACTOR * spec.resize_size**2:
+            img = _resize_crop_region(img, size, spec.data_dim)
+        else:
+            img = img.resize(size, Image.Resampling.LANCZOS)
+            left, top = (size[0] - spec.data_dim) // 2, (size[1] - spec.data_dim) // 2
+            img = img.crop((left, top, left + spec.data_dim, top + spec.data_dim))
         mode = "L" if spec.grayscale else "RGB"
         if img.mode != mode:
             img = img.convert(mode)
@@ -71,6 +82,34 @@ def load_uint8(path: str | Path, spec: ImageSpec) -> np.ndarray:
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def to_8_bit(img: Image.Image) -> Image.Image:
+    """16-bit grey (I;16*, or I as Pillow opens 16-bit PNGs) scaled to L; other modes unchanged."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        deep = np.asarray(img).astype(np.int64).clip(0, 65535)
+        return Image.fromarray(((deep * 255 + 32767) // 65535).astype(np.uint8), "L")
+    return img
+
+
+def _resize_crop_region(img: Image.Image, size: tuple[int, int], dim: int) -> Image.Image:
+    """What `img.resize(size).crop(centre dim x dim)` gives, resampling only the source rows/columns it needs.
+
+    Pillow resizes horizontally then vertically; doing the two passes separately, each on a `box` that maps
+    onto the crop, keeps that order (and its intermediate rounding). The source is first cut to the box plus
+    the filter's support, so neither pass ever holds more than about the output.
+    """
+    w, h = img.size
+    sx, sy = w / size[0], h / size[1]
+    left, top = (size[0] - dim) // 2, (size[1] - dim) // 2
+    x0, x1, y0, y1 = left * sx, (left + dim) * sx, top * sy, (top + dim) * sy
+    mx, my = LANCZOS_SUPPORT * max(sx, 1.0) + 2, LANCZOS_SUPPORT * max(sy, 1.0) + 2
+    cx0, cx1 = max(0, int(x0 - mx)), min(w, int(np.ceil(x1 + mx)))
+    cy0, cy1 = max(0, int(y0 - my)), min(h, int(np.ceil(y1 + my)))
+    img = img.crop((cx0, cy0, cx1, cy1))
+    rows = cy1 - cy0
+    img = img.resize((dim, rows), Image.Resampling.LANCZOS, box=(x0 - cx0, 0, x1 - cx0, rows))
+    return img.resize((dim, dim), Image.Resampling.LANCZOS, box=(0, y0 - cy0, dim, y1 - cy0))
 
 
 def normalize(pixels: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:

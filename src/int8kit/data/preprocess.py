@@ -2,14 +2,21 @@
 
 Unlike the seed, a missing or corrupt image is an error that lists every bad file (or, with `skip_bad`,
 is left out and counted). Workers come from a `forkserver`/`spawn` pool: a forked child hangs in libgomp
-once oneDNN's OpenMP has run in the parent. The output appears only when complete (temp file + rename).
+once oneDNN's OpenMP has run in the parent. The output appears only when complete (temp file + rename):
+an error, Ctrl-C or SIGTERM removes the partial file and shuts the pool down, and a worker whose parent
+died without cleaning up (SIGKILL) notices within a second and exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import select
+import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -80,6 +87,59 @@ def _decode_chunk(paths: Sequence[str], spec: ImageSpec) -> list[tuple[np.ndarra
     return out
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: exit as soon as the process that owns the pool is gone.
+
+    The pool's own shutdown needs a live parent. After a SIGKILL nothing tells the workers, and getppid()
+    does not help: forkserver workers are children of the forkserver, which they keep alive themselves.
+    A pidfd of the owner becomes readable when it exits (zombie or not); without pidfd, poll its pid.
+    """
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(parent_pid)
+        except (AttributeError, OSError):
+            while _pid_alive(parent_pid):
+                time.sleep(0.5)
+        else:
+            select.select([fd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="int8kit-parent-watch", daemon=True).start()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit(143) while preprocessing, so cleanup runs (main thread only).
+
+    Further SIGTERMs are ignored until the cleanup is done, so a second signal cannot cut it short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        logger.warning("preprocess interrupted by SIGTERM; removing the partial output")
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _pool_context() -> multiprocessing.context.BaseContext:
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -93,19 +153,18 @@ def _decoded(
         for chunk in chunks:
             yield _decode_chunk(chunk, spec)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        pending: deque[Future] = deque()
-        todo = iter(chunks)
-        try:
-            for chunk in todo:
-                pending.append(pool.submit(_decode_chunk, chunk, spec))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
+    context = _pool_context()
+    pool = ProcessPoolExecutor(workers, context, initializer=_exit_with_parent, initargs=(os.getpid(),))
+    pending: deque[Future] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(_decode_chunk, chunk, spec))
+            if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _bad_message(config: PreprocessConfig, bad: list[BadImage], total: int, hint: str) -> str:
@@ -133,28 +192,44 @@ def preprocess(config: PreprocessConfig, progress: ProgressCallback | None = Non
     else:
         writer = CompactWriter(config.output_file, spec.shape, spec.mean, spec.std)
     bad: list[BadImage] = []
-    done = 0
     try:
-        for results in _decoded(chunks, spec, workers):
-            for pixels, reason in results:
-                entry = entries[done]
-                if pixels is None:
-                    bad.append(BadImage(Path(paths[done]), entry.line, reason or "unreadable"))
-                elif config.format == "seed":
-                    writer.append(normalize(pixels, spec.mean, spec.std), entry.label)
-                else:
-                    writer.append(pixels, entry.label)
-                done += 1
-            if progress is not None:
-                progress(done, len(paths))
-        if bad and not config.skip_bad:
-            raise DataError(_bad_message(config, bad, len(paths), "use --skip-bad to leave them out"))
-        if len(bad) == len(paths):
-            raise DataError(_bad_message(config, bad, len(paths), "no image could be read"))
+        with _sigterm_exits(), contextlib.closing(_decoded(chunks, spec, workers)) as decoded:
+            written = _append_all(config, writer, decoded, entries, paths, bad, progress)
+            if bad and not config.skip_bad:
+                raise DataError(_bad_message(config, bad, len(paths), "use --skip-bad to leave them out"))
+            if not written:
+                raise DataError(_bad_message(config, bad, len(paths), "no image could be read"))
+            output = writer.close()
     except BaseException:
         writer.abort()
         raise
-    output = writer.close()
     if bad:
         logger.warning("left out %d bad image(s) of %d", len(bad), len(paths))
-    return PreprocessResult(output_file=output, written=len(paths) - len(bad), dropped=tuple(bad))
+    return PreprocessResult(output_file=output, written=written, dropped=tuple(bad))
+
+
+def _append_all(
+    config: PreprocessConfig,
+    writer: SeedWriter | CompactWriter,
+    decoded: Iterator[list[tuple[np.ndarray | None, str | None]]],
+    entries: list[LabelEntry],
+    paths: list[str],
+    bad: list[BadImage],
+    progress: ProgressCallback | None,
+) -> int:
+    """Append decoded images in list order, collecting the bad ones in `bad`; returns how many were written."""
+    spec = config.spec
+    done = 0
+    for results in decoded:
+        for pixels, reason in results:
+            entry = entries[done]
+            if pixels is None:
+                bad.append(BadImage(Path(paths[done]), entry.line, reason or "unreadable"))
+            elif config.format == "seed":
+                writer.append(normalize(pixels, spec.mean, spec.std), entry.label)
+            else:
+                writer.append(pixels, entry.label)
+            done += 1
+        if progress is not None:
+            progress(done, len(paths))
+    return done - len(bad)
