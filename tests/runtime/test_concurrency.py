@@ -181,7 +181,7 @@ def test_stream_threads_are_pinned_to_disjoint_cores(tiny, monkeypatch):
         return tuple(sorted(os.sched_getaffinity(0)))
 
     with Predictor(tiny, num_threads=1, streams=2) as p:
-        pool = p._stream_pool()
+        pool = p.stream_pool()
         seen = {f.result() for f in [pool.submit(probe), pool.submit(probe)]}
     assert seen == {(cores[0],), (cores[1],)}
     assert tuple(sorted(os.sched_getaffinity(0))) == tuple(cores)  # the calling thread is left alone

@@ -138,6 +138,16 @@ class Predictor:
         return self.stream_config.streams
 
     @property
+    def input_shapes(self) -> dict[str, tuple[int | str | None, ...] | None]:
+        """Each input's declared dims (ints; symbolic names or None where free)."""
+        return {
+            v.name: None
+            if v.shape is None
+            else tuple(d if isinstance(d, int) else (d.value if d is not None else None) for d in v.shape)
+            for v in self._inputs
+        }
+
+    @property
     def cached_shapes(self) -> list[tuple]:
         """Input-shape keys with compiled programs, least recently used first."""
         with self._lock:
@@ -156,10 +166,10 @@ class Predictor:
     def submit(self, inputs: Inputs) -> Future:
         """Run one batch on a stream; the Future holds what `run` (array) or `run_dict` (dict) returns."""
         if isinstance(inputs, dict):
-            return self._stream_pool().submit(self.run_dict, inputs)
+            return self.stream_pool().submit(self.run_dict, inputs)
         feeds = self._as_feeds(inputs)
         name = self.output_names[0]
-        return self._stream_pool().submit(lambda: self.run_dict(feeds)[name])
+        return self.stream_pool().submit(lambda: self.run_dict(feeds)[name])
 
     def map(self, batches: Iterable[Inputs], window: int | None = None) -> Iterator:
         """Results of `batches` in order, `streams` of them running at once, at most `window` in flight."""
@@ -192,7 +202,8 @@ class Predictor:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _stream_pool(self) -> StreamPool:
+    def stream_pool(self) -> StreamPool:
+        """The stream threads (started on first use): `submit(fn, ...)` runs any callable on one."""
         with self._lock:
             if self._pool is None:
                 self._pool = StreamPool(self.stream_config)
