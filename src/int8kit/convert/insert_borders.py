@@ -103,6 +103,14 @@ def _set_int(node: ir.Node, name: str, value: int) -> None:
     node.attributes[name] = ir.Attr(name, ir.AttributeType.INT, int(value))
 
 
+def _clip_to(node: ir.Node, enc: Encoding) -> None:
+    """Append a clip post-op to the real range of `enc`: a float output keeps the QDQ saturation."""
+    attr = node.attributes.get("post_ops")
+    chain = list(attr.as_strings()) if attr is not None else []
+    lo, hi = enc.real_range()
+    node.attributes["post_ops"] = ir.Attr("post_ops", ir.AttributeType.STRINGS, [*chain, ops.PostOp("clip", (lo, hi)).encode()])
+
+
 def _set_zero_point(node: ir.Node, name: str, enc: Encoding) -> None:
     """Zero points are written only when non-zero (the op contract's default is 0)."""
     if enc.zero_point:
@@ -137,6 +145,8 @@ class InsertBordersPass(ir.passes.InPlacePass):
         _set_zero_point(node, "x_zero_point", x_enc)
         out = node.outputs[0]
         y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
+        if not y_enc.is_int8 and encoding(out) is not None:
+            _clip_to(node, encoding(out))  # the QDQ model saturates this output to its encoding's range
         _set_int(node, "y_type", y_enc.dtype)
         if y_enc.is_int8:
             _set_float(node, "y_scale", y_enc.scale)
