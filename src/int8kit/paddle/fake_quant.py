@@ -9,10 +9,12 @@ Paddle fake-quant programs come in three shapes:
   weights stored as int8 behind a `dequantize_linear`, and `only_observer` pairs that only record a range.
 All become one form: activations get a Q->DQ pair (int8, zero point 0, scale threshold/127) on the tensor the
 op measured; weights become int8 + per-channel scale (an int8 initializer behind DequantizeLinear later);
-integer-domain intermediate tensors disappear (the dequantize ops turn into aliases). Where the two scales
-of a frozen program do not fit together the op is refused rather than guessed. `out_threshold` attributes
-(output ranges PaddleSlim records) and observer pairs become ranges on the tensors they name, as the
-reference converter's `_gather_output_scales_from_attr` reads them.
+integer-domain intermediate tensors disappear (the dequantize ops turn into aliases). A frozen weight's
+scale is the dequantize factor over its input's quantization step, which reproduces Paddle's arithmetic
+whatever the two scales are; a dequantize of anything else than a quantized tensor is refused, not guessed.
+`out_threshold` attributes (output ranges PaddleSlim records) and observer pairs are collected as ranges on
+the tensors they name, as the reference converter's `_gather_output_scales_from_attr` reads them; the reader
+turns them into Q->DQ pairs only when asked (PaddleReadConfig.output_scales).
 """
 
 from __future__ import annotations

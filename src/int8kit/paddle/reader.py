@@ -130,6 +130,7 @@ def load_paddle_model(path: str | os.PathLike, config: PaddleReadConfig | None =
     if not feeds or not fetches:
         raise ModelError(f"{program.source}: no feed or fetch ops (not an inference program)")
     translated = fold_fake_quant(program, params)
+    fetches = _io_names(translated.program, "fetch")  # through the aliases dequantize ops left
     fold_batch_norms(translated, set(fetches))
     b = Builder(translated.program, translated.params, translated.qweights)
     inputs = []
