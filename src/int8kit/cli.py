@@ -53,7 +53,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.nargs == 0:
             return f"{text} (default: off)" if isinstance(action, argparse._StoreTrueAction) else text
         if action.default is None or action.default in ((), "", []):
-            return text  # such flags say in words what leaving them out means (tests check)
+            return f"{text} (default: none)"  # most such flags say in words what leaving them out means
         return f"{text} (default: %(default)s)"
 
     def _format_action_invocation(self, action: argparse.Action) -> str:

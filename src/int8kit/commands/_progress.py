@@ -17,8 +17,10 @@ Update = Callable[[int, int], None]
 
 
 def duration(seconds: float) -> str:
-    """12 s, 3 min 20 s, 1 h 05 min."""
+    """0.4 s, 12 s, 3 min 20 s, 1 h 05 min."""
     seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:
