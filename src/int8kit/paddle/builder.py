@@ -30,7 +30,7 @@ class Builder:
     # ---- values ---------------------------------------------------------------------------------
     def const(self, array: np.ndarray, base: str) -> ir.Value:
         name = fresh_name(base, self.taken)
-        tensor = ir.tensor(np.ascontiguousarray(array), name=name)
+        tensor = ir.tensor(np.require(array, requirements="C"), name=name)  # keeps 0-d arrays 0-d
         value = ir.Value(name=name, shape=tensor.shape, type=ir.TensorType(tensor.dtype), const_value=tensor)
         self.initializers.append(value)
         return value

@@ -113,11 +113,11 @@ class PaddleReadConfig:
     output_scales: bool = False
 
 
-def _quantize_measured(b: Builder, op: Op, ranges: dict[str, float], fetched: set[str]) -> None:
-    """A Q->DQ pair on each output of `op` that has a measured range and no fake-quant op of its own."""
+def _quantize_measured(b: Builder, op: Op, ranges: dict[str, float], skip: set[str]) -> None:
+    """A Q->DQ pair on each output of `op` that has a measured range and is not in `skip`."""
     for names in op.outputs.values():
         for name in names:
-            if name in ranges and name not in fetched and name in b.values and op.type != QDQ_OP:
+            if name in ranges and name not in skip and name in b.values and op.type != QDQ_OP:
                 qdq = Op(QDQ_OP, {"X": [name]}, {"Out": [name]}, {"scale": ranges[name] / 127.0}, op.index)
                 OPS[QDQ_OP](b, qdq)
 
@@ -133,6 +133,8 @@ def load_paddle_model(path: str | os.PathLike, config: PaddleReadConfig | None =
     fetches = _io_names(translated.program, "fetch")  # through the aliases dequantize ops left
     fold_batch_norms(translated, set(fetches))
     b = Builder(translated.program, translated.params, translated.qweights)
+    # Fetched tensors stay float; tensors a fake-quant op quantizes already have their pair.
+    skip = set(fetches) | {op.input("X") for op in translated.program.ops if op.type == QDQ_OP}
     inputs = []
     for name in feeds:
         value = ir.Value(name=name)
@@ -148,7 +150,7 @@ def load_paddle_model(path: str | os.PathLike, config: PaddleReadConfig | None =
         b.op = op
         fn(b, op)
         if config.output_scales:
-            _quantize_measured(b, op, translated.ranges, set(fetches))
+            _quantize_measured(b, op, translated.ranges, skip)
     b.op = None
     outputs = [b.value(name) for name in fetches]
     graph = ir.Graph(
