@@ -70,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model(p, "ONNX model (FP32 or int8kit INT8) or a directory holding one", "--infer-model")
     add_data(p, DATA_HELP, "--infer-data")
     add_test_options(p)
+    p.add_argument("--streams", type=int, default=1, help="batches in flight, --num-threads each (int8kit backend)")
     p.add_argument(
         "--json", type=Path, help="also write the results, settings, model hash and environment here (default: none)"
     )
@@ -113,7 +114,13 @@ def run_with_progress(config: TestConfig, label: str, enabled: bool = True) -> T
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, args.model)
-    result = run_with_progress(config, config.model.name, enabled=not args.no_progress)
+    if args.streams != 1:
+        from int8kit.evaluate.stream_tester import run_stream_test
+
+        with progress(f"testing {config.model.name}", enabled=not args.no_progress) as update:
+            result = run_stream_test(config, args.streams, progress=update)
+    else:
+        result = run_with_progress(config, config.model.name, enabled=not args.no_progress)
     print_result(result)
     if args.json:
         write_json(result.to_dict(), args.json)
