@@ -70,6 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from int8kit.quantize import QuantizeConfig, quantize, save_model
+    from int8kit.quantize.api import check_output_path
+
+    check_output_path(args.output)  # before minutes of calibration
 
     config = QuantizeConfig(
         method=args.method,
