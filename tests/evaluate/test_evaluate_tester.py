@@ -192,3 +192,69 @@ def test_npy_images_without_labels(tmp_path):
     assert result.images == 9 and result.iterations == 3
     with pytest.raises(ConfigError, match="no labels"):
         run_test(TestConfig(tmp_path / "m.onnx", tmp_path / "x.npy", backend="onnxruntime", with_accuracy_layer=True))
+
+
+class SlowBackend:
+    """onnxruntime, plus a known sleep per call; records how many images each call really got."""
+
+    def __init__(self, model, delay_s=0.02):
+        from int8kit.evaluate.backends import make_backend
+
+        self._inner = make_backend("onnxruntime", model, 1, False)
+        self.name, self.inputs, self.delay_s, self.fed = "slow", self._inner.inputs, delay_s, []
+
+    def run(self, feeds):
+        import time
+
+        time.sleep(self.delay_s)
+        self.fed.append(len(next(iter(feeds.values()))))
+        return self._inner.run(feeds)
+
+
+@pytest.mark.parametrize(("batch_size", "fed"), [(1000, [23]), (5, [5, 5, 5, 5, 3]), (23, [23])])
+def test_speed_counts_the_images_actually_run(dataset, batch_size, fed):
+    """Issue 9: `--batch-size 1000` on a small file overstated images/s (it divided by the batch size)."""
+    folder, images, labels, data = dataset
+    backend = SlowBackend(tiny_model(folder / "m.onnx"))
+    result = run_test(TestConfig(folder / "m.onnx", data, batch_size=batch_size, warmup_iter=0), backend=backend)
+    assert backend.fed == fed and result.timed_images == 23 == result.images
+    assert result.fps == pytest.approx(23 / result.total_time_s)
+    assert result.sample_latency_ms == pytest.approx(result.total_time_s * 1000 / 23)
+    assert result.batch_latency_ms == pytest.approx(result.total_time_s * 1000 / len(fed))
+    # Each call sleeps 20 ms, so no more than 23 images per 20 ms x calls can have been run.
+    assert result.fps <= 23 / (0.02 * len(fed)) * 1.0001
+
+
+def test_fixed_batch_padding_is_not_counted_as_speed(dataset):
+    folder, images, labels, data = dataset
+    backend = SlowBackend(tiny_model(folder / "m5.onnx", batch=5, dim=6))
+    result = run_test(TestConfig(folder / "m5.onnx", data, batch_size=5, warmup_iter=0), backend=backend)
+    assert backend.fed == [5] * 5  # the last batch of 3 is padded to the model's 5
+    assert result.timed_images == 23 and result.fps == pytest.approx(23 / result.total_time_s)
+
+
+def test_nan_and_inf_images_are_warned_about(tmp_path, caplog):
+    rng = np.random.default_rng(9)
+    images = rng.normal(size=(12, 3, 4, 4)).astype(np.float32)
+    images[3, 0, 1, 1] = np.nan
+    images[7, 2, 0, 0] = np.inf
+    labels = rng.integers(0, CLASSES, 12)
+    data = write_seed(tmp_path / "n.bin", images, labels)
+    with caplog.at_level("WARNING", logger="int8kit.evaluate.tester"):
+        result = run_test(TestConfig(tiny_model(tmp_path / "m.onnx"), data, batch_size=5, backend="onnxruntime"))
+    assert result.nonfinite_images == 2
+    (record,) = [r for r in caplog.records if "NaN" in r.getMessage()]
+    assert "2 image(s) hold NaN or inf values (first: image 3)" in record.getMessage()
+    clean = write_seed(tmp_path / "c.bin", np.nan_to_num(images, nan=0, posinf=0), labels)
+    caplog.clear()
+    assert run_test(TestConfig(tmp_path / "m.onnx", clean, backend="onnxruntime")).nonfinite_images == 0
+    assert not [r for r in caplog.records if "NaN" in r.getMessage()]
+
+
+def test_result_names_the_model_by_hash(dataset):
+    import hashlib
+
+    folder, images, labels, data = dataset
+    model = tiny_model(folder / "m.onnx")
+    result = run_test(TestConfig(model, data, backend="onnxruntime"))
+    assert result.to_dict()["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
