@@ -182,3 +182,23 @@ def test_broadcast_multiply_on_blocked_layout_avoids_reference_kernels():
     assert_close(predictor.run(x), run_ort(model, {"x": x}))
     refs = [(label, impl) for label, impl in predictor.kernels(x.shape) if impl.startswith("ref")]
     assert not refs, refs
+
+
+def test_shape_arithmetic_model_quantizes_converts_and_agrees():
+    """int8kit quantize leaves the int64 shape tensors alone; the QDQ model converts and agrees with onnxruntime."""
+    from int8kit.convert.pipeline import convert
+    from int8kit.quantize import QuantizeConfig, quantize_model
+
+    model = channel_shuffle_model(groups=2, channels=8)
+    calib = rand(8, 4, 6, 6, seed=0)
+    qdq = quantize_model(model, calib, QuantizeConfig(num_samples=8, backend="onnxruntime"))
+    shape_names = {
+        o for n in qdq.graph.node if n.op_type in ("Shape", "Gather", "Unsqueeze", "Concat") for o in n.output
+    }
+    quantized = {n.input[0] for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
+    assert not quantized & {n for n in shape_names if not n.startswith("c")}, quantized
+    x = rand(16, 4, 6, 6, seed=1)
+    got = Predictor(convert(qdq).model, num_threads=1).run(x).reshape(16, -1)
+    want = run_ort(qdq, {"x": x}).reshape(16, -1)
+    cosine = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cosine.mean() >= 0.999

@@ -65,6 +65,7 @@ def _replace_output(old: ir.Value, new: ir.Value) -> None:
     old.replace_all_uses_with(new, replace_graph_outputs=True)
     old.name = None
     new.name = name
+    new.metadata_props.update(old.metadata_props)  # facts recorded on the tensor (e.g. its QDQ encoding)
     if old.shape is not None:
         new.shape = old.shape
     if old.type is not None:

@@ -100,6 +100,7 @@ def plan_quantization(
                 return act.output[0]
         return t
 
+    non_float = _non_float_tensors(model)
     wanted: set[str] = set()
     shared: list[tuple[str, ...]] = []
     weight_uses: list[tuple[str, int, WeightSpec]] = []
@@ -110,6 +111,8 @@ def plan_quantization(
         acts, weight = _inputs_of(node, inits)
         if node.op_type in COMPUTE_OPS and not acts:
             continue
+        if any(t in non_float for t in [*acts, *node.output]):
+            continue  # shape arithmetic (int64 Concat/Add of a Shape): nothing to quantize
         quantized.append(node.name)
         wanted.update(acts)
         if weight is not None:
@@ -146,6 +149,18 @@ def plan_quantization(
         len(weight_uses),
     )
     return plan
+
+
+def _non_float_tensors(model: onnx.ModelProto) -> set[str]:
+    """Names of the tensors whose element type is known and not float (shape tensors, indices)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - inference is a hint here; without it every tensor counts as float
+        inferred = model
+    g = inferred.graph
+    typed = [*g.value_info, *g.input, *g.output]
+    names = {v.name for v in typed if v.type.tensor_type.elem_type not in (0, onnx.TensorProto.FLOAT)}
+    return names | {t.name for t in g.initializer if t.data_type != onnx.TensorProto.FLOAT}
 
 
 def _inputs_of(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> tuple[list[str], tuple | None]:
