@@ -135,7 +135,9 @@ def test_memory_does_not_grow_with_the_data(method):
 def test_all_zero_data_and_no_data():
     for method in ("minmax", "percentile", "kl", "mse"):
         obs = make_observer(method)
-        assert obs.range() == (0.0, 0.0)
+        assert all(np.isnan(obs.range()))  # nothing seen: no range at all
+        obs.update(np.full(100, np.nan, np.float32))
+        assert all(np.isnan(obs.range()))  # only NaN seen: still none
         obs.update(np.zeros(100, np.float32))
         assert obs.range() == (0.0, 0.0)
 

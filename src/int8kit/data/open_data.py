@@ -39,8 +39,11 @@ class NpyReader:
             raise DataError(f"{self.path}: cannot read .npy images: {exc}") from None
         if self._array.ndim < 2 or len(self._array) == 0:
             raise DataError(f"{self.path}: expected an (N, C, H, W) array, got shape {self._array.shape}")
-        if not np.issubdtype(self._array.dtype, np.number):
-            raise DataError(f"{self.path}: images must be numeric, got {self._array.dtype}")
+        if not np.issubdtype(self._array.dtype, np.floating):
+            raise DataError(
+                f"{self.path}: images are {self._array.dtype}; an .npy data file holds float32 model inputs "
+                "(normalised images), and raw pixels are not cast silently"
+            )
         self.image_shape = tuple(self._array.shape[1:])
         self.labels = None
 

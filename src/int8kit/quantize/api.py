@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
-from int8kit.errors import ConfigError, ModelError
+from int8kit.data.atomic_file import AtomicFile
+from int8kit.errors import ConfigError, InputError, ModelError
 from int8kit.quantize.accuracy_budget import keep_fp32
 from int8kit.quantize.calibrate import BACKENDS, ActivationSource, Progress, calibrate
 from int8kit.quantize.observers import METHODS
@@ -108,6 +111,7 @@ def quantize(
         lo = min(observed[t][0] for t in group)
         hi = max(observed[t][1] for t in group)
         qp = activation_qparams(lo, hi, unsigned=group[0] in plan.unsigned)
+        _check_range(group, lo, hi, qp, samples)
         qparams.update(dict.fromkeys(group, qp))
     if not config.per_channel:
         plan = _per_tensor(plan)
@@ -119,6 +123,17 @@ def quantize(
     return QuantizeResult(qdq, tensors, plan, len(samples), config)
 
 
+def _check_range(group: tuple[str, ...], lo: float, hi: float, qp: QParams, samples: CalibrationSamples) -> None:
+    """A tensor (group) seen only as 0, or so close to 0 its float32 scale underflows, has no usable range."""
+    if max(abs(lo), abs(hi)) > 0 and 0 < np.float32(qp.scale) < np.inf:
+        return
+    names = ", ".join(map(repr, group))
+    raise InputError(
+        f"tensor {names} has the degenerate calibrated range {lo:g}..{hi:g} on the {len(samples)} samples of "
+        f"{samples.label} (a dead activation?); keep its consumers FP32 with --exclude-nodes or use other data"
+    )
+
+
 def quantize_model(
     model_path: str | os.PathLike | onnx.ModelProto,
     data: Any,
@@ -126,19 +141,58 @@ def quantize_model(
     output: str | os.PathLike | None = None,
 ) -> onnx.ModelProto:
     """The QDQ model of `model_path` calibrated on `data`; also saved to `output` when given."""
+    if output is not None:
+        check_output_path(output)
     qdq = quantize(model_path, data, config).model
     if output is not None:
         save_model(qdq, output)
     return qdq
 
 
-def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
+def check_output_path(path: str | os.PathLike) -> Path:
+    """ConfigError now, before minutes of calibration, if `path` cannot become the output file.
+
+    Refuses a directory, a path under a file, and a folder this process cannot create files in (tried
+    with a probe file, which is what counts for root, read-only mounts and ACLs alike).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if model.ByteSize() > 2**31 - 2**20:  # protobuf's 2 GB limit
-        onnx.save_model(model, path, save_as_external_data=True, location=path.name + ".data")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; the output must be a file name (e.g. {path / 'model_qdq.onnx'})")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{path}: cannot write the output there: {folder} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".int8kit-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write into {folder}: {exc.strerror or exc}") from None
+    return path
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
+    """Write the model atomically: under a temporary name beside `path`, renamed into place when complete.
+
+    Above protobuf's 2 GB limit the weights go to `NAME.data` next to it, written the same way (data
+    first, so the model never points at a missing or partial data file).
+    """
+    path = Path(path)
+    if model.ByteSize() <= 2**31 - 2**20:
+        out = AtomicFile(path)
+        try:
+            out.file.write(model.SerializeToString())
+            out.commit()
+        except BaseException:
+            out.abort()
+            raise
     else:
-        onnx.save_model(model, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+            staged = Path(tmp) / path.name
+            onnx.save_model(model, staged, save_as_external_data=True, location=path.name + ".data")
+            os.replace(staged.with_name(path.name + ".data"), path.with_name(path.name + ".data"))
+            os.replace(staged, path)
     logger.info("wrote %s", path)
 
 

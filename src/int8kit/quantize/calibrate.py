@@ -132,6 +132,7 @@ def calibrate(
     observers: dict[str, Observer] = {
         n: make_observer("minmax" if n == inp.name else method, percentile) for n in names
     }
+    observers.setdefault(inp.name, make_observer("minmax"))  # always seen: constant or NaN data is refused
     fetched = [n for n in names if n != inp.name]
     run = source or activation_source(model, fetched, backend, num_threads)
     total, done = len(samples), 0
@@ -144,10 +145,29 @@ def calibrate(
         if progress is not None:
             progress(done, total)
     ranges = {n: tuple(map(float, o.range())) for n, o in observers.items()}
+    _check_ranges(ranges, inp.name, samples)
+    return {n: ranges[n] for n in names}  # type: ignore[misc]
+
+
+def _check_ranges(ranges: Mapping[str, tuple[float, float]], input_name: str, samples: CalibrationSamples) -> None:
+    """InputError for data no range can come from: non-finite or constant input, non-finite tensors."""
+    lo, hi = ranges[input_name]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InputError(
+            f"{samples.label}: the {len(samples)} calibration samples hold no finite values for model input "
+            f"{input_name!r} (all NaN or inf)"
+        )
+    if lo == hi:
+        raise InputError(
+            f"{samples.label}: the calibration data is constant ({lo:g} in every value of {len(samples)} "
+            f"samples) for model input {input_name!r}; calibrate on real images"
+        )
     bad = [n for n, (lo, hi) in ranges.items() if not (math.isfinite(lo) and math.isfinite(hi))]
     if bad:
-        raise InputError(f"calibration saw no finite values for {', '.join(bad[:5])}")
-    return ranges  # type: ignore[return-value]
+        raise InputError(
+            f"calibration saw no finite values for tensor(s) {', '.join(map(repr, bad[:5]))} "
+            f"(NaN or inf from the model on {samples.label})"
+        )
 
 
 def rich_progress() -> tuple[Progress, Callable[[], None]]:

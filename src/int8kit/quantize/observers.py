@@ -52,8 +52,9 @@ class MinMaxObserver:
             self.hi = max(self.hi, float(x.max()))
 
     def range(self) -> tuple[float, float]:
+        """(nan, nan) when no finite value was seen: there is no range, and 0..0 would look like one."""
         if self.lo > self.hi:
-            return 0.0, 0.0
+            return math.nan, math.nan
         return self.lo, self.hi
 
 

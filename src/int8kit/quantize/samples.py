@@ -34,9 +34,16 @@ class CalibrationSamples:
             logger.warning("%s holds only %d samples; calibrating on all of them", self.label, total)
         rng = np.random.default_rng(seed)
         self.indices = np.sort(rng.choice(total, size=count, replace=False))
-        first = self._read(self.indices[:1])
+        first = self._read_raw(self.indices[:1])
         self.sample_shape = tuple(first.shape[1:])
-        self.dtype = first.dtype
+        self.dtype = first.dtype  # as stored, before any conversion
+        if not np.issubdtype(self.dtype, np.floating):
+            raise InputError(
+                f"{self.label}: samples are {self.dtype}, but calibration needs float32 model inputs (normalised "
+                "images); raw pixels are not cast silently: normalise them, or use `int8kit preprocess`"
+            )
+        if self.dtype != np.float32:
+            logger.info("%s: converting %s samples to float32", self.label, self.dtype)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -53,10 +60,6 @@ class CalibrationSamples:
                 f"{self.label}: samples of shape {self.sample_shape} do not fit model input "
                 f"{input_name!r} of shape {shown} (expected (N, {', '.join(map(str, shown[1:]))}))"
             )
-        if not np.issubdtype(self.dtype, np.floating):
-            raise InputError(
-                f"{self.label}: samples are {self.dtype}, model input {input_name!r} needs float32 (normalised images)"
-            )
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """float32 arrays of up to `batch_size` samples, in file order."""
@@ -64,13 +67,17 @@ class CalibrationSamples:
             yield self._read(self.indices[start : start + batch_size])
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
+        out = self._read_raw(indices)
+        return np.ascontiguousarray(out, dtype=np.float32) if out.dtype != np.float32 else out
+
+    def _read_raw(self, indices: np.ndarray) -> np.ndarray:
         if hasattr(self.source, "batch"):
             runs = np.split(indices, np.flatnonzero(np.diff(indices) != 1) + 1)
             parts = [np.asarray(self.source.batch(int(r[0]), len(r))) for r in runs if len(r)]
             out = np.concatenate(parts) if len(parts) > 1 else parts[0]
         else:
             out = np.asarray(self.source[indices])
-        return np.ascontiguousarray(out, dtype=np.float32) if out.dtype != np.float32 else out
+        return out
 
 
 def _open(data: Any) -> tuple[Any, str]:
