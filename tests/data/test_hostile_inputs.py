@@ -284,3 +284,11 @@ def test_workers_end_when_preprocess_is_killed(tmp_path, big_folder):
     proc.kill()  # SIGKILL: no handler runs in the parent, so the workers must notice by themselves
     proc.wait(timeout=10)
     assert not _wait_gone(workers), "worker processes outlived a killed preprocess"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+def test_integer_npy_images_are_refused_not_cast(tmp_path, dtype):
+    np.save(tmp_path / "raw.npy", np.zeros((2, 3, 4, 4), dtype))
+    with pytest.raises(DataError) as info:
+        open_dataset(tmp_path / "raw.npy")
+    assert "raw.npy" in str(info.value) and np.dtype(dtype).name in str(info.value) and "float32" in str(info.value)
