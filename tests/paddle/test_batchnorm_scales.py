@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from paddle_fixtures import ARCHS, MODELS
 
 from int8kit.paddle import PaddleReadConfig, load_paddle_model, read_paddle_parts
-
-from ._util import ARCHS, MODELS
 
 
 def _measured(program) -> dict[str, float]:

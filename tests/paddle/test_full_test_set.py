@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from paddle_fixtures import ARCHS, MODELS, QUANT_KINDS, metrics, reference
 
 from int8kit.convert.pipeline import convert
 from int8kit.examples.fashion_mnist import read_idx, split_paths
 from int8kit.paddle import load_paddle_model
 from int8kit.runtime.predictor import Predictor
-
-from ._util import ARCHS, MODELS, QUANT_KINDS, metrics, reference
 
 image_file, label_file = split_paths("test")
 pytestmark = pytest.mark.skipif(not image_file.is_file(), reason="needs apt-get install dataset-fashion-mnist")

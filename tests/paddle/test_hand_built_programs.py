@@ -6,11 +6,10 @@ import numpy as np
 import onnx_ir as ir
 import onnxruntime as ort
 import pytest
+from paddle_fixtures import program, tensor_bytes
 
 from int8kit.errors import ModelError, UnsupportedOpError
 from int8kit.paddle import is_paddle_model, load_paddle_model
-
-from ._util import program, tensor_bytes
 
 RNG = np.random.default_rng(7)
 

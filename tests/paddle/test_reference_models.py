@@ -14,12 +14,11 @@ import numpy as np
 import onnx_ir as ir
 import onnxruntime as ort
 import pytest
+from paddle_fixtures import ARCHS, MODELS, QUANT_KINDS, cosine, images, reference
 
 from int8kit.convert.pipeline import convert
 from int8kit.paddle import load_paddle_model
 from int8kit.runtime.predictor import Predictor
-
-from ._util import ARCHS, MODELS, QUANT_KINDS, cosine, images, reference
 
 QUANT = [(a, k) for a in ARCHS for k in QUANT_KINDS]
 

@@ -71,8 +71,10 @@ def finish_args(args: argparse.Namespace) -> None:
 
 def model_file(path: Path) -> Path:
     """`path` itself, or for a directory the one .onnx file in it (as the reference's model directories)."""
+    from int8kit.paddle import is_paddle_model  # lazily; a Paddle model directory is read as a whole
+
     path = Path(path)
-    if not path.is_dir():
+    if not path.is_dir() or is_paddle_model(path):
         return path
     found = sorted(path.glob("*.onnx"))
     if len(found) != 1:

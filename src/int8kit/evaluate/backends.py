@@ -34,6 +34,12 @@ class Backend(Protocol):
 def _load_graph(path: Path):
     import onnx
 
+    from int8kit.paddle import is_paddle_model, load_paddle_model
+
+    if is_paddle_model(path):  # a Paddle model directory: its translation is the ONNX graph
+        import onnx_ir as ir
+
+        return ir.serde.serialize_model(load_paddle_model(path))
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError... for a bad file
@@ -85,8 +91,9 @@ class OnnxRuntimeBackend:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         level = ort.GraphOptimizationLevel
         options.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_ENABLE_BASIC
+        source = _load_graph(model).SerializeToString() if Path(model).is_dir() else str(model)  # Paddle dir
         try:
-            self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad models
             raise ModelError(f"{model}: onnxruntime cannot load it: {exc}") from None
         self.inputs = [InputInfo(i.name, tuple(i.shape)) for i in self._session.get_inputs()]
@@ -122,6 +129,8 @@ BACKENDS = {"int8kit": Int8kitBackend, "onnxruntime": OnnxRuntimeBackend}
 def make_backend(name: str, model: Path, num_threads: int, optimize: bool) -> Backend:
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    if not Path(model).is_file():
+    from int8kit.paddle import is_paddle_model
+
+    if not Path(model).is_file() and not is_paddle_model(model):
         raise ModelError(f"{model}: model file not found")
     return BACKENDS[name](Path(model), num_threads, optimize)

@@ -60,7 +60,9 @@ def as_ir_model(obj: str | os.PathLike | onnx.ModelProto | ir.Model) -> ir.Model
         validate_proto(obj, "<in-memory model>")
         return ir.serde.deserialize_model(obj)
     if isinstance(obj, str | os.PathLike):
-        return load_model(obj)
+        from int8kit.paddle import is_paddle_model, load_paddle_model  # lazily: only for Paddle models
+
+        return load_paddle_model(obj) if is_paddle_model(obj) else load_model(obj)
     raise TypeError(f"expected a path, onnx.ModelProto or onnx_ir.Model, got {type(obj).__name__}")
 
 

@@ -91,4 +91,3 @@ def read_separate(directory: Path, names: list[str]) -> dict[str, np.ndarray]:
         cur = _Cursor(path.read_bytes(), str(path))
         tensors[name] = read_tensor(cur, name)
     return tensors
-

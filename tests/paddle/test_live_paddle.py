@@ -1,0 +1,42 @@
+"""With paddlepaddle installed: int8kit's INT8 model against Paddle Inference running the fake-quant model live.
+
+Skipped without paddle (a heavy optional extra, see scripts/make_paddle_models.py); the committed reference
+logits stand in for it then. Paddle runs with its graph optimisations off, so its fake-quant ops run as written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from paddle_fixtures import ARCHS, MODELS, QUANT_KINDS, cosine, images, reference
+
+paddle_inference = pytest.importorskip("paddle.inference")
+
+
+def _paddle(directory, x: np.ndarray) -> np.ndarray:
+    config = paddle_inference.Config(str(directory / "model.pdmodel"), str(directory / "model.pdiparams"))
+    config.disable_gpu()
+    config.switch_ir_optim(False)
+    config.disable_mkldnn()
+    predictor = paddle_inference.create_predictor(config)
+    predictor.get_input_handle(predictor.get_input_names()[0]).copy_from_cpu(x)
+    predictor.run()
+    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+
+
+@pytest.mark.parametrize(("arch", "kind"), [(a, k) for a in ARCHS for k in ("fp32", *QUANT_KINDS)])
+def test_int8kit_against_live_paddle_inference(arch, kind):
+    from int8kit.convert.pipeline import convert
+    from int8kit.paddle import load_paddle_model
+    from int8kit.runtime.predictor import Predictor
+
+    x = images()
+    live = _paddle(MODELS / f"{arch}_{kind}", x)
+    np.testing.assert_allclose(live, reference()[f"{arch}_{kind}"], rtol=1e-4, atol=1e-4)  # fixtures still valid
+    model = load_paddle_model(MODELS / f"{arch}_{kind}")
+    out = Predictor(model if kind == "fp32" else convert(model).model).run(x)
+    if kind == "fp32":
+        np.testing.assert_allclose(out, live, rtol=1e-4, atol=1e-4)
+    else:
+        assert cosine(out, live).min() >= 0.99
+        assert (out.argmax(1) == live.argmax(1)).mean() >= 0.98
