@@ -40,8 +40,9 @@ OPTIMIZED_KEY = "int8kit.optimized"
 
 FLOAT, UINT8, INT8 = 1, 2, 3
 
-# Post-op spellings. Parameters follow a colon: "clip:0:6", "hardsigmoid:0.2:0.5", "leakyrelu:0.01".
-POST_OPS = ("sum", "relu", "clip", "hardswish", "hardsigmoid", "sigmoid", "leakyrelu", "tanh")
+# Post-op spellings. Parameters follow a colon: "clip:0:6", "hardsigmoid:0.2:0.5", "leakyrelu:0.01",
+# "swish:1.0" (x * sigmoid(alpha * x): SiLU for alpha 1).
+POST_OPS = ("sum", "relu", "clip", "hardswish", "hardsigmoid", "sigmoid", "leakyrelu", "tanh", "swish")
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,16 @@ def lower(model: ir.Model) -> onnx.ModelProto:
                 out_nodes.append(helper.make_node("HardSigmoid", [current], [nxt], alpha=p.params[0], beta=p.params[1]))
             elif p.kind == "leakyrelu":
                 out_nodes.append(helper.make_node("LeakyRelu", [current], [nxt], alpha=p.params[0]))
+            elif p.kind == "swish":  # x * sigmoid(alpha * x)
+                alpha = f"{nxt}_alpha"
+                extra_inits.append(
+                    numpy_helper.from_array(np.array(p.params[0] if p.params else 1.0, np.float32), alpha)
+                )
+                out_nodes += [
+                    helper.make_node("Mul", [current, alpha], [f"{nxt}_ax"]),
+                    helper.make_node("Sigmoid", [f"{nxt}_ax"], [f"{nxt}_sig"]),
+                    helper.make_node("Mul", [current, f"{nxt}_sig"], [nxt]),
+                ]
             else:
                 name = {"relu": "Relu", "hardswish": "HardSwish", "sigmoid": "Sigmoid", "tanh": "Tanh"}[p.kind]
                 out_nodes.append(helper.make_node(name, [current], [nxt]))

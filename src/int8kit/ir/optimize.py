@@ -16,6 +16,7 @@ from int8kit.ir._fusion import FusionReport
 from int8kit.ir.fuse_activation import FuseActivationPass
 from int8kit.ir.fuse_bias_add import FuseBiasAddPass
 from int8kit.ir.fuse_conv import FuseConvPass
+from int8kit.ir.fuse_gated_activation import FuseGatedActivationPass
 from int8kit.ir.fuse_gemm import FuseGemmPass
 from int8kit.ir.fuse_residual_add import FuseResidualAddPass
 
@@ -26,6 +27,7 @@ FUSION_PASSES: tuple[type[ir.passes.InPlacePass], ...] = (
     FuseGemmPass,
     FuseBiasAddPass,
     FuseActivationPass,
+    FuseGatedActivationPass,
     FuseResidualAddPass,
 )
 MAX_ROUNDS = 8

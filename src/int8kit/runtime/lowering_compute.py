@@ -34,6 +34,7 @@ ELTWISE_POST_OPS = {
     "hardsigmoid": (dnnl.ELTWISE_HARDSIGMOID, (0.2, 0.5)),
     "sigmoid": (dnnl.ELTWISE_LOGISTIC, ()),
     "tanh": (dnnl.ELTWISE_TANH, ()),
+    "swish": (dnnl.ELTWISE_SWISH, (1.0,)),
 }
 
 
