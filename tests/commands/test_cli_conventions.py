@@ -91,6 +91,9 @@ def test_bad_boolean_value_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         parse(["test", "m.onnx", "--data", "v", "--with_accuracy_layer=maybe"])
     assert exc.value.code == 2 and "expected true or false, got 'maybe'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["test", "--with-accuracy-layer", "m.onnx", "--data", "v"])
+    assert "got 'm.onnx' (a flag followed by MODEL takes it as its value: put MODEL first)" in capsys.readouterr().err
 
 
 def test_issue_command_line_runs(files, capsys):
@@ -351,6 +354,7 @@ def test_test_json_names_model_hash_version_and_isa(files, tmp_path):
     int8_top1 = 100 * np.mean(Predictor(files["int8"], num_threads=1).run(files["x"]).argmax(1) == files["labels"])
     assert record["top1"] == pytest.approx(int8_top1)
     assert record["images"] == record["timed_images"] == 24
+    assert record["units"]["top1"] == "percent"
 
 
 def test_compare_json_matches_a_numpy_sqnr(files, tmp_path):

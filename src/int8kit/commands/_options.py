@@ -26,7 +26,8 @@ def boolean(text: str) -> bool:
         return True
     if text.lower() in _FALSE:
         return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    hint = " (a flag followed by MODEL takes it as its value: put MODEL first)" if "." in text or "/" in text else ""
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}{hint}")
 
 
 def add_bool_flag(p: argparse.ArgumentParser, *names: str, help: str) -> None:

@@ -83,6 +83,7 @@ class TestResult:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in out["config"].items()}
+        out["units"] = {"top1": "percent", "top5": "percent", "*_ms": "milliseconds", "fps": "images/s"}
         return out
 
 
