@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -115,11 +116,25 @@ def connect(address: str, num_cpus: int | None = None) -> bool:
     if address == "local":
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
     else:
+        _check_reachable(address)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise ConfigError(f"cannot connect to Ray at {address!r}: {exc}") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, when a host:port address has nobody listening (ray.init retries long)."""
+    host, sep, port = address.rpartition(":")
+    if address in ("auto",) or "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"no Ray cluster at {address}: {exc} (start one with `ray start --head`, or use --ray-address local)"
+        ) from None
 
 
 def default_actors(cluster_cpus: int, num_threads: int) -> int:

@@ -121,3 +121,25 @@ def test_bad_arguments_are_one_line_errors(setup, tmp_path, capsys, output, mess
     assert classify(model, tmp_path / "nowhere", tmp_path / output) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_ray_address_without_ray_installed_is_a_clear_error(setup, tmp_path, monkeypatch, capsys):
+    _, images, model, _ = setup
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert classify(model, images[0].parent, tmp_path / "p.csv", "--ray-address", "local") == 2
+    err = capsys.readouterr().err.strip()
+    assert "int8kit[ray]" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_ray_address_fails_fast(setup, tmp_path, capsys):
+    pytest.importorskip("ray")
+    import socket
+
+    _, images, model, _ = setup
+    with socket.socket() as s:  # a port nobody listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        assert classify(model, images[0].parent, tmp_path / "p.csv", "--ray-address", address) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"no Ray cluster at {address}" in err and len(err.splitlines()) == 1

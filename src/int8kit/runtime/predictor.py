@@ -229,6 +229,8 @@ class Predictor:
 
     def kernels(self, x_shape: tuple[int, ...] | None = None) -> list[tuple[str, str]]:
         """(node, oneDNN implementation) for every primitive of the program for one input shape."""
+        if x_shape is None and not self.cached_shapes:
+            raise InputError("no program compiled yet: pass the input shape to kernels()")
         shape = x_shape or self.cached_shapes[-1][0]
         prog = self.program({self.input_names[0]: tuple(shape)})
         return list(zip(prog.labels, prog.impls, strict=True))
