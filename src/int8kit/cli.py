@@ -31,6 +31,10 @@ COMMANDS = [
     "demo",
 ]
 
+DESCRIPTION = (
+    "FP32 ONNX image classifiers to fast INT8 on CPUs with oneDNN: preprocess images, quantize (QDQ), "
+    "convert to INT8, test and report FP32 against INT8. `int8kit COMMAND --help` for each step."
+)
 SNAKE_CASE_NOTE = (
     "Every --long-option is also accepted in snake_case (--batch_size), as the PaddleSlim reference scripts "
     "spell it; --name=value works too."
@@ -91,7 +95,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="int8kit", description=__doc__.splitlines()[0], epilog=SNAKE_CASE_NOTE)
+    parser = Parser(prog="int8kit", description=DESCRIPTION, epilog=SNAKE_CASE_NOTE)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     parser.add_argument("--version", action="version", version=f"int8kit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
