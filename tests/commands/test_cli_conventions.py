@@ -115,6 +115,20 @@ def test_convert_into_a_directory_names_the_file_after_the_model(files, tmp_path
     assert (tmp_path / "new_dir" / "net_int8.onnx").is_file()
 
 
+def test_convert_leaves_no_partial_file(files, tmp_path):
+    out = tmp_path / "m.onnx"
+    assert main(["convert", str(files["qdq"]), "-o", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_test_prints_a_nan_warning(files, tmp_path, capsys):
+    x = files["x"][:6].copy()
+    x[2, 0, 0, 0] = np.nan
+    data = write_seed(tmp_path / "nan.bin", x, files["labels"][:6])
+    assert main(["test", str(files["int8"]), "--data", str(data), "--no-progress", "--batch-size", "4"]) == 0
+    assert "warning: 1 image(s) hold NaN or inf values" in capsys.readouterr().out
+
+
 def test_convert_output_that_is_a_file_without_onnx_suffix_is_refused(files, tmp_path, capsys):
     blocker = tmp_path / "taken"
     blocker.write_text("x")

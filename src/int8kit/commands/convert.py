@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 
 from int8kit.commands._options import add_model, add_output, int8_output_path, model_file, write_json
@@ -91,7 +92,12 @@ def run(args: argparse.Namespace) -> int:
         args.debug.mkdir(parents=True, exist_ok=True)
     result = convert(source, config)
     output.parent.mkdir(parents=True, exist_ok=True)
-    save(result.model, output)
+    part = output.with_name(f".{output.name}.part")
+    try:  # written whole or not at all: a reader never finds half a model under the final name
+        save(result.model, part)
+        os.replace(part, output)
+    finally:
+        part.unlink(missing_ok=True)
     s = result.summary
     console = Console(highlight=False)
     table = Table(title=f"{source.name} -> {output}")
