@@ -8,24 +8,35 @@ Conv(X, W, B?, Sum?) -> Y                       (domain DOMAIN)
     post_ops: STRINGS, applied in order after `acc + B`, e.g. ["sum", "relu"]; see POST_OPS.
         "sum" adds input 4 (Sum, same shape as Y); it must appear at most once.
     FP32 when W is float. INT8 when W is an int8 initializer; then also:
-        x_scale: FLOAT          scale of X (real = scale * q; zero point always 0)
+        x_scale: FLOAT          scale of X (real = scale * (q - x_zero_point))
+        x_zero_point: INT       zero point of X (default 0)
         w_scales: FLOATS        one per output channel (symmetric int8 weights)
         y_scale: FLOAT          scale of Y when y_type is UINT8/INT8 (absent for FLOAT)
+        y_zero_point: INT       zero point of Y (default 0)
         y_type: INT             ONNX TensorProto elem type of Y: FLOAT=1, UINT8=2, INT8=3
         sum_scale: FLOAT        scale of Sum when Sum is int8 (absent when Sum is float)
+        sum_zero_point: INT     zero point of Sum (default 0)
     B stays float32 (oneDNN adds it after applying x_scale * w_scale).
 
 Dense(X, W, B?, Sum?) -> Y                      (domain DOMAIN)
     Inner product: Y[n, m] = sum_k X[n, k] * W[m, k] + B[m]; X of rank > 2 is flattened from axis 1.
     W is [M, K] (output features first). Same post_ops and INT8 attributes as Conv.
 
+Binary(A, B) -> Y                               (domain DOMAIN)
+    An INT8 element-wise Add or Mul: Y = saturate(round(((a_scale * A) alg (b_scale * B)) / y_scale)).
+    alg: STRING "add" or "mul". A: uint8/int8 (zero point 0) of the output's shape; B: uint8/int8 with
+    b_scale, or float (no b_scale), broadcasting to A (the squeeze-excite gate [N, C, 1, 1]).
+    a_scale: FLOAT; b_scale: FLOAT (absent for float B); y_type: INT; y_scale: FLOAT for int8 Y;
+    clip: FLOATS [lo, hi] for a float Y that the QDQ model saturated.
+
 Requantize(X) -> Y                              (domain DOMAIN)
-    x_scale, y_scale: FLOAT; y_type: INT (UINT8/INT8). Y = saturate(round(X * x_scale / y_scale)).
+    x_scale, y_scale: FLOAT; y_type: INT (UINT8/INT8); x_zero_point, y_zero_point: INT (default 0).
+    Y = saturate(round((X - x_zero_point) * x_scale / y_scale) + y_zero_point).
 
 Borders between FP32 and INT8 use the standard QuantizeLinear / DequantizeLinear with a scalar scale
-and a zero point of 0. Data-movement ops (MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape,
-Transpose, Concat) keep the ONNX op types and run on int8 data as they are; their dtype flows from
-their inputs.
+and zero point, exactly as the QDQ model gave them. Data-movement ops (MaxPool, AveragePool,
+GlobalAveragePool, Flatten, Reshape, Transpose, Concat, Split, Slice) keep the ONNX op types and run
+on int8 data as they are; their dtype flows from their inputs.
 """
 
 from __future__ import annotations

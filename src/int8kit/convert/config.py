@@ -21,6 +21,8 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "reshape": ("Reshape", "Flatten", "Squeeze", "Unsqueeze"),
     "transpose": ("Transpose",),
     "split": ("Split", "Slice"),
+    "add": ("Add",),
+    "mul": ("Mul",),
 }
 
 

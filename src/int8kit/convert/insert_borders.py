@@ -15,7 +15,14 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.convert.place_int8 import OUTPUT_INT8_KEY, is_compute, is_data_movement, is_int8
+from int8kit.convert.place_int8 import (
+    OUTPUT_INT8_KEY,
+    binary_operands,
+    is_binary,
+    is_compute,
+    is_data_movement,
+    is_int8,
+)
 from int8kit.convert.scales import FLOAT, Encoding, covering, encoding
 from int8kit.ir._graph import add_initializer, taken_names
 
@@ -108,7 +115,9 @@ def _clip_to(node: ir.Node, enc: Encoding) -> None:
     attr = node.attributes.get("post_ops")
     chain = list(attr.as_strings()) if attr is not None else []
     lo, hi = enc.real_range()
-    node.attributes["post_ops"] = ir.Attr("post_ops", ir.AttributeType.STRINGS, [*chain, ops.PostOp("clip", (lo, hi)).encode()])
+    node.attributes["post_ops"] = ir.Attr(
+        "post_ops", ir.AttributeType.STRINGS, [*chain, ops.PostOp("clip", (lo, hi)).encode()]
+    )
 
 
 def _set_zero_point(node: ir.Node, name: str, enc: Encoding) -> None:
@@ -129,6 +138,8 @@ class InsertBordersPass(ir.passes.InPlacePass):
                 self._compute(b, node)
             elif is_int8(node) and is_data_movement(node):
                 self._data_movement(b, node)
+            elif is_int8(node) and is_binary(node):
+                self._binary(b, node)
             else:
                 for i, v in enumerate(node.inputs):
                     if v is not None and b.encoding(v).is_int8:
@@ -178,6 +189,35 @@ class InsertBordersPass(ir.passes.InPlacePass):
                 continue
             b.enc[id(out)] = target
             out.type = ir.TensorType(IR_TYPE[target.dtype])
+
+    def _binary(self, b: Borders, node: ir.Node) -> None:
+        """Add/Mul -> int8kit.Binary: int8 operands (a float broadcast gate may stay float), scales as attributes."""
+        a, other = binary_operands(node)
+        a_enc = b.encoding(a) if b.encoding(a).is_int8 else encoding(a)
+        same_shape = list(a.shape) == list(other.shape)
+        b_enc = (
+            (b.encoding(other) if b.encoding(other).is_int8 else encoding(other))
+            if same_shape or node.op_type == "Add"
+            else FLOAT
+        )
+        new_a, new_b = b.convert(a, a_enc, node), b.convert(other, b_enc, node)
+        out = node.outputs[0]
+        y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
+        if not y_enc.is_int8 and encoding(out) is not None:
+            lo, hi = encoding(out).real_range()
+            node.attributes["clip"] = ir.Attr("clip", ir.AttributeType.FLOATS, [lo, hi])
+        node.replace_input_with(0, new_a)
+        node.replace_input_with(1, new_b)
+        node.attributes["alg"] = ir.Attr("alg", ir.AttributeType.STRING, node.op_type.lower())
+        _set_float(node, "a_scale", a_enc.scale)
+        if b_enc.is_int8:
+            _set_float(node, "b_scale", b_enc.scale)
+        _set_int(node, "y_type", y_enc.dtype)
+        if y_enc.is_int8:
+            _set_float(node, "y_scale", y_enc.scale)
+        node.domain, node.op_type, node.version = ops.DOMAIN, "Binary", None
+        b.enc[id(out)] = y_enc
+        out.type = ir.TensorType(IR_TYPE[y_enc.dtype])
 
     def _float_outputs(self, b: Borders, graph: ir.Graph) -> None:
         for i, out in enumerate(list(graph.outputs)):

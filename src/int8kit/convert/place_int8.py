@@ -48,8 +48,34 @@ DATA_MOVEMENT_OPS = (
 )
 
 
+BINARY_OPS = ("Add", "Mul")
+
+
 def is_compute(node: ir.Node) -> bool:
     return node.domain == ops.DOMAIN and node.op_type in COMPUTE_OPS
+
+
+def is_binary(node: ir.Node) -> bool:
+    """An element-wise Add/Mul of two computed tensors (a residual sum, a squeeze-excite multiply)."""
+    return (
+        node.domain in ("", "ai.onnx")
+        and node.op_type in BINARY_OPS
+        and len(node.inputs) == 2
+        and all(v is not None and v.const_value is None for v in node.inputs)
+    )
+
+
+def binary_operands(node: ir.Node) -> tuple[ir.Value, ir.Value] | None:
+    """(full-shape operand, other operand) of a binary op, or None when neither has the output's shape."""
+    out_shape = node.outputs[0].shape
+    a, b = node.inputs
+    if out_shape is None or a.shape is None or b.shape is None:
+        return None
+    if list(a.shape) == list(out_shape):
+        return a, b
+    if list(b.shape) == list(out_shape):
+        return b, a
+    return None
 
 
 def is_data_movement(node: ir.Node) -> bool:
@@ -86,7 +112,7 @@ def _produces_int8(value: ir.Value) -> bool:
     producer = value.producer()
     if producer is None or not is_int8(producer):
         return False
-    return not is_compute(producer) or producer.metadata_props.get(OUTPUT_INT8_KEY) == "1"
+    return not (is_compute(producer) or is_binary(producer)) or producer.metadata_props.get(OUTPUT_INT8_KEY) == "1"
 
 
 def _avg_pool_narrowing(node: ir.Node) -> float:
@@ -108,8 +134,39 @@ def _weights_reason(node: ir.Node, config: ConvertConfig) -> str | None:
     return "the QDQ model leaves its weights in float (set quantize_float_weights to quantize them anyway)"
 
 
+def _binary_reason(node: ir.Node) -> str | None:
+    """Why an Add/Mul cannot run INT8 (None when it can).
+
+    INT8 binary ops take int8 operands with zero point 0 (oneDNN's binary primitive has scales but no
+    zero points); the other operand of a Mul may stay float when it broadcasts (the squeeze-excite gate).
+    """
+    operands = binary_operands(node)
+    if operands is None:
+        return "neither operand has the output's shape"
+    a, b = operands
+    encs = {"output": encoding(node.outputs[0]), "input": encoding(a)}
+    if node.op_type == "Add" or list(a.shape) == list(b.shape):
+        encs["second input"] = encoding(b)
+    for what, enc in encs.items():
+        if enc is None:
+            return f"no calibrated range for its {what}"
+        if enc.zero_point:
+            return f"its {what} has a zero point (oneDNN's binary kernels have none)"
+    if not _produces_int8(a):
+        return "input arrives in FP32 (an INT8 op here would only add quantize/dequantize)"
+    return None
+
+
 def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
     """None when the node runs INT8, else the reason it stays FP32."""
+    if is_binary(node):
+        if node_id(node) in skip:
+            return "skipped by op_ids_to_skip"
+        if node.metadata_props.get(KEEP_FP32_KEY) == "1":
+            return "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
+        if not config.quantizes("add" if node.op_type == "Add" else "mul"):
+            return f"{node.op_type.lower()} not in ops_to_quantize"
+        return _binary_reason(node)
     if not (is_compute(node) or is_data_movement(node)):
         return "no INT8 kernel for this op"
     if node_id(node) in skip:
@@ -161,7 +218,7 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
                 else:
                     node.metadata_props.pop(REASON_KEY, None)
             for node in nodes:
-                if is_compute(node):
+                if is_compute(node) or is_binary(node):
                     out = node.outputs[0]
                     wants = encoding(out) is not None and any(self._reads_int8(u.node, u.idx, skip) for u in out.uses())
                     node.metadata_props[OUTPUT_INT8_KEY] = "1" if (is_int8(node) and wants) else "0"
@@ -173,7 +230,7 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
             if index == 3:  # a residual: INT8 when the consumer writes INT8
                 return is_int8(node) and node.metadata_props.get(OUTPUT_INT8_KEY) == "1"
             return index == 0 and _decide(node, self.config, skip) is None
-        if is_data_movement(node):
+        if is_data_movement(node) or is_binary(node):
             reason = _decide(node, self.config, skip)
             return reason is None or reason.startswith("input arrives in FP32")
         return False

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.convert.place_int8 import PRECISION_KEY, REASON_KEY, is_compute, is_data_movement, is_int8
+from int8kit.convert.place_int8 import PRECISION_KEY, REASON_KEY, is_binary, is_compute, is_data_movement, is_int8
 from int8kit.ir._fusion import FusionReport
 from int8kit.ir.node_ids import node_id
 
@@ -77,7 +77,8 @@ def summarize(model: ir.Model, fusions: Iterable[FusionReport] = ()) -> Conversi
             continue
         if PRECISION_KEY not in node.metadata_props:
             continue
-        if not (is_compute(node) or is_data_movement(node)):
+        binary = is_binary(node) or (node.domain == ops.DOMAIN and node.op_type == "Binary")
+        if not (is_compute(node) or is_data_movement(node) or binary):
             s.fp32_ops[node.op_type] += 1
             continue
         if is_int8(node):

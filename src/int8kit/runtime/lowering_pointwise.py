@@ -348,3 +348,53 @@ def reduce(b: Builder, node: ir.Node) -> None:
         squeezed = tuple(d for i, d in enumerate(src.dims) if i not in axes)
         dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(squeezed or (1,), src.dtype))
     b.set_output(node, dst)
+
+
+@lowering("Binary", domain=ops.DOMAIN)
+def int8_binary(b: Builder, node: ir.Node) -> None:
+    """int8kit.Binary: oneDNN's binary primitive with int8 sources; every scale is a source scale.
+
+    dst = (a_scale * A) op (b_scale * B) / y_scale is written with source scales a_scale / y_scale and
+    (for add) b_scale / y_scale, or (for mul) b_scale, so the primitive needs no destination scale.
+    """
+    a, other = b.input(node, 0), b.input(node, 1)
+    alg_name = attr_str(node, "alg", "")
+    if alg_name not in ("add", "mul"):
+        raise UnsupportedOpError(f"node {node.name!r}: Binary alg {alg_name!r} is not add or mul")
+    y_type = attr_int(node, "y_type", ops.FLOAT)
+    y_scale = attr_float(node, "y_scale", 1.0) if y_type != ops.FLOAT else 1.0
+    a_scale = attr_float(node, "a_scale", 1.0) / y_scale
+    b_scale = attr_float(node, "b_scale", 1.0)
+    b_scale = b_scale / y_scale if alg_name == "add" else b_scale
+    if other.dtype == dnnl.DT_F32 and alg_name == "add":
+        b_scale = 1.0 / y_scale
+    if len(other.dims) != len(a.dims):
+        other = b.view(
+            b.as_plain(other, node.name),
+            dnnl.MemoryDesc.plain((1,) * (len(a.dims) - len(other.dims)) + other.dims, other.dtype),
+        )
+    alg = dnnl.BINARY_ADD if alg_name == "add" else dnnl.BINARY_MUL
+    dst_dt = ONNX_TO_DNNL[y_type]
+    post_ops = None
+    clip = node.attributes.get("clip")
+    if clip is not None:
+        post_ops = dnnl.PostOps()
+        lo, hi = clip.as_floats()
+        post_ops.append_eltwise(dnnl.ELTWISE_CLIP_V2, lo, hi)
+    attr = dnnl.Attr({dnnl.ARG_SRC: 0, dnnl.ARG_SRC_1: 0}, post_ops)
+    pd = b.first_fast(
+        node.name,
+        [lambda p=p: dnnl.binary_pd(alg, p[0], p[1], p[0].like(dst_dt), attr) for p in _binary_layouts(a, other)],
+    )
+    a_t = b.as_md(a, pd.md(dnnl.QUERY_SRC_MD, 0), node.name)
+    other_t = b.as_md(other, pd.md(dnnl.QUERY_SRC_MD, 1), node.name)
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    args = [
+        (dnnl.ARG_SRC, a_t),
+        (dnnl.ARG_SRC_1, other_t),
+        (dnnl.ARG_DST, dst),
+        (dnnl.ARG_ATTR_SCALES | dnnl.ARG_SRC, b.scales([a_scale])),
+        (dnnl.ARG_ATTR_SCALES | dnnl.ARG_SRC_1, b.scales([b_scale])),
+    ]
+    b.add_step(pd, args, node.name)
+    b.set_output(node, dst)
