@@ -83,7 +83,10 @@ def test_asymmetric_output_feeding_another_conv():
     q2 = np.clip(np.rint(w2 / (np.abs(w2).max() / 127)), -127, 127).astype(np.int8)
     g = first.graph
     g.initializer.extend(
-        [numpy_helper.from_array(q2, "w2q"), numpy_helper.from_array(np.array(np.abs(w2).max() / 127, np.float32), "w2s")]
+        [
+            numpy_helper.from_array(q2, "w2q"),
+            numpy_helper.from_array(np.array(np.abs(w2).max() / 127, np.float32), "w2s"),
+        ]
     )
     g.node.extend(
         [
