@@ -237,3 +237,32 @@ def test_child_forked_after_threaded_run_gets_correct_results(how):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() in ("child exit 0", "child result True"), proc.stdout + proc.stderr
+
+
+def _thread_cpus() -> dict[str, str]:
+    out = {}
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/status") as f:
+            out[task] = next(ln.split(":")[1].strip() for ln in f if ln.startswith("Cpus_allowed_list"))
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or len(available_cores()) < 2, reason="Linux, 2 cores")
+def test_openmp_workers_inherit_the_pinned_stream_threads_cores(tiny, monkeypatch):
+    """What the streams rely on: libgomp creates a thread's team from that thread, inheriting its mask."""
+    for var in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY"):
+        monkeypatch.delenv(var, raising=False)
+    core = available_cores()[-1]
+    before = set(_thread_cpus())
+    seen: dict[str, str] = {}
+
+    def drive() -> None:
+        os.sched_setaffinity(0, {core})
+        Predictor(tiny, num_threads=2).run(_batches(1, batch=8)[0])
+        seen.update({k: v for k, v in _thread_cpus().items() if k not in before})
+
+    t = threading.Thread(target=drive)
+    t.start()
+    t.join()
+    assert len(seen) >= 2, seen  # the driving thread and at least one OpenMP worker
+    assert set(seen.values()) == {str(core)}, seen
