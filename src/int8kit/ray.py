@@ -35,8 +35,9 @@ IMAGE, PATH, ERROR = "image", "path", "error"
 def _ray():
     try:
         import ray
+        import ray.data  # noqa: F401  (Ray without its data extra has no ray.data)
     except ImportError:
-        raise ConfigError("Ray is not installed: pip install 'int8kit[ray]'") from None
+        raise ConfigError("Ray (with Ray Data) is not installed: pip install 'int8kit[ray]'") from None
     return ray
 
 
@@ -155,11 +156,14 @@ def classify_with_ray(
     model_bytes = Path(config.model).read_bytes() if Path(config.model).is_file() else None
     if model_bytes is None:
         raise DataError(f"{config.model}: model file not found")
-    started = connect(address, num_cpus)
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.execution_options.preserve_order, ctx.enable_progress_bars
     writer = RowWriter(config.output, config.top_k)
     bad: list[tuple[str, str]] = []
+    started = False
     try:
-        ctx = ray.data.DataContext.get_current()
+        started = connect(address, num_cpus)
+        # Rows in input order, no Ray bars under ours; the caller's context is restored at the end.
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
         cpus = ray.cluster_resources().get("CPU", 1)
@@ -212,6 +216,7 @@ def classify_with_ray(
         writer.abort()
         raise
     finally:
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
         if started:
             ray.shutdown()
     output = writer.close()
