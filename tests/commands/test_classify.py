@@ -143,3 +143,4 @@ def test_unreachable_ray_address_fails_fast(setup, tmp_path, capsys):
         assert classify(model, images[0].parent, tmp_path / "p.csv", "--ray-address", address) == 2
     err = capsys.readouterr().err.strip()
     assert f"no Ray cluster at {address}" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no .part file left

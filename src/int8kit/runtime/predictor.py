@@ -97,9 +97,10 @@ class Predictor:
 
     `streams` > 1 adds throughput mode: `submit` / `map` / `run_many` run batches concurrently on that many
     threads of `num_threads` OpenMP threads each, pinned to disjoint cores (see `int8kit.runtime.streams`).
-    `program_cache_size` bounds how many input shapes keep their programs (LRU, default
-    DEFAULT_PROGRAM_CACHE_SIZE); `max_tensor_bytes` refuses shapes whose tensors would not fit in memory
-    before anything is allocated (default: `default_max_tensor_bytes()`).
+    `program_cache_size` bounds how many input shapes keep their programs (least recently used dropped
+    first; default DEFAULT_PROGRAM_CACHE_SIZE = 8); `max_tensor_bytes` refuses a shape whose largest input or
+    intermediate tensor would exceed it, naming the tensor, the dimension and the bytes, before anything is
+    allocated (default `default_max_tensor_bytes()`: $INT8KIT_MAX_TENSOR_BYTES, else half the RAM).
     In a child forked after a multi-threaded run, the work runs on a fresh thread (see `fork_guard`).
     """
 
