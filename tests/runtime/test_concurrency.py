@@ -201,13 +201,17 @@ _FORK_CHILD = textwrap.dedent(
     from int8kit.models import zoo
     from int8kit.runtime.predictor import Predictor
 
-    p = Predictor(zoo.build("resnet_tiny"), num_threads=2)
+    p = Predictor(zoo.build("resnet_tiny"), num_threads=2, streams=2)
     x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
     ref = p.run(x)  # a 2-thread OpenMP run in the parent: libgomp now has a worker pool
+    p.run_many([x, x])  # and the parent's stream threads exist (they do not in the child)
 
     def child(queue=None):
-        same = np.array_equal(p.run(x), ref) and np.array_equal(
-            Predictor(zoo.build("resnet_tiny"), num_threads=2).run(x), ref)
+        same = (
+            np.array_equal(p.run(x), ref)
+            and all(np.array_equal(y, ref) for y in p.run_many([x, x, x]))
+            and np.array_equal(Predictor(zoo.build("resnet_tiny"), num_threads=2).run(x), ref)
+        )
         if queue is not None:
             queue.put(same)
         return same
