@@ -8,6 +8,8 @@ Writes tests/paddle/models/<arch>_<kind>/model.pdmodel + model.pdiparams for arc
 (fp32, ptq, ptq_onnx, qat), plus tests/paddle/models/reference.npz: the first N_REF test images (uint8), their
 labels and the logits Paddle Inference computes for every model (fake-quant ops run in FP32, the way Paddle
 itself evaluates a fake-quant model), and metrics.json with each model's top-1 on all 10,000 test images.
+<arch>_fp32_pir/ holds the FP32 model again as Paddle 3's PIR program (model.json), with the same weights.
+`--pir-only` makes just those from the committed <arch>_fp32 directories.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import json
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -169,11 +173,53 @@ def copy_model(prefix: str, out_dir: Path) -> None:
     shutil.copy(f"{prefix}.pdiparams", out_dir / "model.pdiparams")
 
 
+def _weights_of(fp32_dir: Path, dest: Path) -> None:
+    """Save the FP32 model's parameters by name (child process in old-IR mode, which reads .pdmodel)."""
+    paddle.enable_static()
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    program, _, _ = paddle.static.load_inference_model(str(fp32_dir / "model"), exe)
+    scope = paddle.static.global_scope()
+    names = [v.name for v in program.list_vars() if v.persistable and v.name not in ("feed", "fetch")]
+    paddle.save({n: np.array(scope.find_var(n).get_tensor()) for n in names}, str(dest))
+
+
+def _save_pir(arch: str, weights: Path, out_dir: Path) -> None:
+    """Rebuild `arch` with the saved weights (a fresh process names parameters alike) and jit.save as PIR."""
+    state = paddle.load(str(weights))
+    model = ARCHS[arch]()
+    named = list(model.parameters()) + list(model.buffers())
+    missing = [t.name for t in named if t.name not in state]
+    if missing:
+        raise SystemExit(f"weights missing for {missing}")
+    for t in named:
+        t.set_value(state[t.name])
+    model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        paddle.jit.save(model, f"{tmp}/model", input_spec=input_spec())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f"{tmp}/model.json", out_dir / "model.json")
+        shutil.copy(f"{tmp}/model.pdiparams", out_dir / "model.pdiparams")
+
+
+def make_pir(arch: str, fp32_dir: Path, out_dir: Path) -> None:
+    """The FP32 model as a PIR program, through two child processes (the IR mode is fixed at import)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "weights.pdparams"
+        for flag, step in (
+            ("0", ["--weights-of", str(fp32_dir), str(weights)]),
+            ("1", ["--save-pir", arch, str(weights), str(out_dir)]),
+        ):
+            env = dict(os.environ, FLAGS_enable_pir_api=flag)
+            subprocess.run([sys.executable, __file__, *step], env=env, check=True)
+
+
 def predict(model_dir: Path, x: np.ndarray) -> np.ndarray:
     """Paddle Inference on the saved directory, graph optimisations off: fake-quant ops run as written."""
     from paddle import inference
 
-    config = inference.Config(str(model_dir / "model.pdmodel"), str(model_dir / "model.pdiparams"))
+    program = model_dir / "model.pdmodel"
+    program = program if program.is_file() else model_dir / "model.json"
+    config = inference.Config(str(program), str(model_dir / "model.pdiparams"))
     config.disable_gpu()
     config.switch_ir_optim(False)
     config.disable_mkldnn()
@@ -236,7 +282,16 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=60000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--archs", nargs="*", default=list(ARCHS))
+    parser.add_argument("--pir-only", action="store_true", help="only write <arch>_fp32_pir from <arch>_fp32")
+    parser.add_argument("--weights-of", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--save-pir", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.weights_of:
+        return _weights_of(*args.weights_of)
+    if args.save_pir:
+        return _save_pir(args.save_pir[0], Path(args.save_pir[1]), Path(args.save_pir[2]))
+    if args.pir_only:
+        return check_pir(args.out, args.archs)
     paddle.seed(SEED)
     rng = np.random.default_rng(SEED)
     train_u8, train_y = load("train")
@@ -260,6 +315,7 @@ def main() -> None:
         ptq(dirs["fp32"], dirs["ptq"], calib, onnx_format=False)
         ptq(dirs["fp32"], dirs["ptq_onnx"], calib, onnx_format=True)
         qat(arch, model.state_dict(), dirs["qat"], x_train[:10000], y_train[:10000], rng)
+        make_pir(arch, dirs["fp32"], args.out / f"{arch}_fp32_pir")
         for kind, path in dirs.items():
             out = predict(path, x_test)
             top1 = float((out.argmax(1) == test_y).mean() * 100)
@@ -268,6 +324,21 @@ def main() -> None:
             print(f"{arch}_{kind}: top-1 {top1:.2f}%", flush=True)
     np.savez_compressed(ref_path, **logits)
     metrics_path.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    check_pir(args.out, args.archs)
+
+
+def check_pir(out: Path, archs: list[str]) -> None:
+    """Write (if missing) and check the PIR copies: Paddle must give the FP32 model's reference logits."""
+    ref = np.load(out / "reference.npz")
+    x = normalize(ref["images"])
+    for arch in archs:
+        pir_dir = out / f"{arch}_fp32_pir"
+        if not (pir_dir / "model.json").is_file():
+            make_pir(arch, out / f"{arch}_fp32", pir_dir)
+        diff = np.abs(predict(pir_dir, x) - ref[f"{arch}_fp32"]).max()
+        print(f"{arch}_fp32_pir: max |logit difference| to {arch}_fp32 {diff:.2e}", flush=True)
+        if diff > 1e-4:
+            raise SystemExit(f"{pir_dir}: PIR copy does not reproduce {arch}_fp32")
 
 
 if __name__ == "__main__":

@@ -255,8 +255,11 @@ def test_corrupt_program_and_wrong_paths(tmp_path):
         load_paddle_model(empty)
     pir = tmp_path / "pir"
     pir.mkdir()
-    (pir / "model.json").write_text("{}")
+    (pir / "model.json").write_text('{"program": {"regions": []}}')
     (pir / "model.pdiparams").write_bytes(b"")
     assert is_paddle_model(pir)
-    with pytest.raises(ModelError, match="FLAGS_enable_pir_api=0"):
+    with pytest.raises(ModelError, match=r"model.json: not a Paddle PIR program"):
+        load_paddle_model(pir)
+    (pir / "model.json").write_text("[1, 2")
+    with pytest.raises(ModelError, match=r"model.json: not a Paddle PIR program \(JSONDecodeError"):
         load_paddle_model(pir)

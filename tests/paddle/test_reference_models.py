@@ -44,6 +44,14 @@ def test_fp32_model_matches_paddle_inference(arch):
     np.testing.assert_allclose(Predictor(load_paddle_model(MODELS / f"{arch}_fp32")).run(x), ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_pir_json_program_matches_paddle_inference(arch):
+    """The same FP32 model saved as Paddle 3's PIR .json (the script checks Paddle gives the same logits)."""
+    model = load_paddle_model(MODELS / f"{arch}_fp32_pir")
+    out = Predictor(model).run(images())
+    np.testing.assert_allclose(out, reference()[f"{arch}_fp32"], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(("arch", "kind"), QUANT)
 def test_qdq_graph_reproduces_paddle_fake_quant(arch, kind):
     """Same ops, same scales: differences only where Paddle clips to -127 and ONNX int8 to -128 (one step)."""

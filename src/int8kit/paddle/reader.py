@@ -2,8 +2,8 @@
 
 Layouts accepted, as paddle.static.save_inference_model / paddle.jit.save and PaddleSlim write them:
 `<dir>/model.pdmodel` (or any single `*.pdmodel`) with the `.pdiparams` of the same stem; `<dir>/__model__`
-with `__params__` (combined) or one file per parameter (separate). Paddle 3's PIR `.json` programs are
-recognised and refused with how to re-save them (FLAGS_enable_pir_api=0).
+with `__params__` (combined) or one file per parameter (separate); Paddle 3's PIR `<dir>/model.json` with its
+`.pdiparams`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from int8kit.paddle.fake_quant import QDQ_OP, fold_fake_quant
 from int8kit.paddle.fold_bn import fold_batch_norms
 from int8kit.paddle.op_table import OPS
 from int8kit.paddle.params import read_combined, read_separate
+from int8kit.paddle.pir import read_pir
 from int8kit.paddle.program import Op, Program, read_program
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,7 @@ OPSET = 17
 def _files(path: Path) -> tuple[Path, Path | None]:
     """(program file, combined parameter file or None for separate files) of a model path."""
     if path.is_file():
-        if path.suffix == ".json":
-            raise ModelError(
-                f"{path}: a Paddle 3 PIR program; int8kit reads the program protobuf: save the model again "
-                "with FLAGS_enable_pir_api=0 (paddle.jit.save / save_inference_model) to get a .pdmodel"
-            )
-        params = path.with_suffix(".pdiparams") if path.suffix == ".pdmodel" else path.parent / "__params__"
+        params = path.with_suffix(".pdiparams") if path.suffix in (".pdmodel", ".json") else path.parent / "__params__"
         return path, params if params.is_file() else None
     if not path.is_dir():
         raise ModelError(f"{path}: no such Paddle model file or directory")
@@ -74,9 +70,14 @@ def is_paddle_model(path: str | os.PathLike) -> bool:
 def read_paddle_parts(path: str | os.PathLike) -> tuple[Program, dict[str, np.ndarray]]:
     """The program and its parameters, read and checked against each other."""
     program_file, params_file = _files(Path(path))
-    program = read_program(program_file)
+    constants: dict[str, np.ndarray] = {}
+    if program_file.suffix == ".json":
+        program, constants = read_pir(program_file)
+    else:
+        program = read_program(program_file)
     names = program.persistable_names()
     params = read_combined(params_file, names) if params_file is not None else read_separate(program_file.parent, names)
+    params.update(constants)
     for name, array in params.items():
         var = program.vars[name]
         if var.shape is not None and int(np.prod(var.shape)) != array.size and all(d >= 0 for d in var.shape):
