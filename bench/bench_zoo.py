@@ -105,6 +105,9 @@ class ModelFiles:
             finally:
                 tmp.unlink(missing_ok=True)
             log(f"  [{self.name}] built {kind} in {time.perf_counter() - start:.1f} s")
+            for stale in path.parent.glob(f"{fp32.stem}-{kind}-*.onnx"):  # from older int8kit sources
+                if stale != path:
+                    stale.unlink(missing_ok=True)
         self._paths[kind] = path
         return path
 

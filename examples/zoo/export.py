@@ -74,6 +74,14 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.unlink(tmp)
 
 
+def _prune(keep: Path, pattern: str) -> None:
+    """Delete the cache's files for the same model built from other definitions (each is tens of MB)."""
+    for stale in keep.parent.glob(pattern):
+        if stale != keep and not stale.name.startswith(keep.stem + "-"):
+            stale.unlink(missing_ok=True)
+            logger.info("removed stale %s", stale)
+
+
 def build(name: str) -> nn.Module:
     """The torch model in eval mode with its seeded random weights (state dict cached: calibrating BN costs)."""
     _check_name(name)
@@ -84,6 +92,7 @@ def build(name: str) -> nn.Module:
         return model.eval()
     architectures.randomize(model, seed(name))
     _atomic_write(weights, lambda tmp: torch.save(model.state_dict(), tmp))
+    _prune(weights, f"{name}-*.pt")
     return model.eval()
 
 
@@ -117,6 +126,8 @@ def export(name: str, size: int = 224, path: str | os.PathLike | None = None) ->
             )
 
     _atomic_write(target, write)
+    if path is None:
+        _prune(target, f"{name}-{size}-*")  # with the QDQ/INT8 files derived from stale exports
     logger.info("exported %s at %dx%d to %s", name, size, size, target)
     return target
 

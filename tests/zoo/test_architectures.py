@@ -169,18 +169,23 @@ def test_export_is_cached_by_name_size_and_definitions(tmp_path, monkeypatch):
     assert first.parent == tmp_path and first.exists()
     stamp = first.stat().st_mtime_ns
     assert zoo_export.export("squeezenet1_1", 32) == first and first.stat().st_mtime_ns == stamp
-    monkeypatch.setattr(zoo_export, "definition_hash", lambda: "edited")
-    second = zoo_export.export("squeezenet1_1", 32)
-    assert second != first and second.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".")]
-    # the same seeded weights, so the same logits, from both files
+    other_size = zoo_export.export("squeezenet1_1", 48)
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    before = _ort_logits(first, x)
+
+    monkeypatch.setattr(zoo_export, "definition_hash", lambda: "edited")  # as if architectures.py changed
+    second = zoo_export.export("squeezenet1_1", 32)
+    assert second != first and second.exists()
+    assert not first.exists() and other_size.exists()  # the stale file of that name and size is gone
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary files left
+    # the same seeded weights, so the same logits
+    np.testing.assert_allclose(_ort_logits(second, x), before, rtol=1e-5, atol=1e-6)
+
+
+def _ort_logits(path, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
-    outs = [
-        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
-        for p in (first, second)
-    ]
-    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
 
 
 def test_unknown_model_is_a_clear_error(capsys):
