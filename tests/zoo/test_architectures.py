@@ -98,6 +98,18 @@ def test_parameter_count_is_torchvisions(name):
     assert sum(p.numel() for p in torch_model(name).parameters()) == TORCHVISION_PARAMS[name]
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "squeezenet1_1"])  # SqueezeNet has no BatchNorm
+def test_batchnorm_statistics_are_not_the_identity(name):
+    """Folding must matter: every BN shifts and scales its channels by different, non-trivial amounts."""
+    norms = [m for m in torch_model(name).modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms
+    for bn in norms:
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias.detach() - bn.running_mean * scale
+        assert float(scale.std()) > 0.05 and float(shift.abs().max()) > 0.01
+        assert float(bn.running_var.std() / bn.running_var.mean()) > 0.05
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_exported_interface(name):
     model = onnx_model(name)
