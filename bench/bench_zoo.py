@@ -90,10 +90,13 @@ class ModelFiles:
         self.name = name
         self.settings = settings
         self._paths: dict[str, Path] = {}
+        self._failures: dict[str, Exception] = {}  # a failed build fails every engine needing it, once
 
     def _cached(self, kind: str, build: Callable[[Path], None]) -> Path:
         if kind in self._paths:
             return self._paths[kind]
+        if kind in self._failures:
+            raise self._failures[kind]
         fp32 = self.fp32()
         path = fp32.with_name(f"{fp32.stem}-{kind}-{self.settings.calibration_images}-{int8kit_source_hash()}.onnx")
         if not path.exists():
@@ -102,6 +105,9 @@ class ModelFiles:
             try:
                 build(tmp)
                 os.replace(tmp, path)
+            except Exception as exc:
+                self._failures[kind] = RuntimeError(f"{kind} build failed: {one_line(exc)}")
+                raise self._failures[kind] from exc
             finally:
                 tmp.unlink(missing_ok=True)
             log(f"  [{self.name}] built {kind} in {time.perf_counter() - start:.1f} s")
