@@ -7,6 +7,7 @@ Conv(X, W, B?, Sum?) -> Y                       (domain DOMAIN)
     strides, pads ([top, left, bottom, right]), dilations, group: as in ONNX Conv (2-D only).
     post_ops: STRINGS, applied in order after `acc + B`, e.g. ["sum", "relu"]; see POST_OPS.
         "sum" adds input 4 (Sum, same shape as Y); it must appear at most once.
+        "fq:s:zp:qmin:qmax" = (clip(round(v / s + zp), qmin, qmax) - zp) * s (a Q -> DQ pair).
     FP32 when W is float. INT8 when W is an int8 initializer; then also:
         x_scale: FLOAT          scale of X (real = scale * (q - x_zero_point))
         x_zero_point: INT       zero point of X (default 0)
@@ -53,7 +54,10 @@ FLOAT, UINT8, INT8 = 1, 2, 3
 
 # Post-op spellings. Parameters follow a colon: "clip:0:6", "hardsigmoid:0.2:0.5", "leakyrelu:0.01",
 # "swish:1.0" (x * sigmoid(alpha * x): SiLU for alpha 1).
-POST_OPS = ("sum", "relu", "clip", "hardswish", "hardsigmoid", "sigmoid", "leakyrelu", "tanh", "swish")
+POST_OPS = ("sum", "relu", "clip", "hardswish", "hardsigmoid", "sigmoid", "leakyrelu", "tanh", "swish", "fq")
+# "fq:scale:zero_point:qmin:qmax" rounds the running value onto an INT8 grid and back, as a Q -> DQ pair
+# does: where a fusion removes a tensor the QDQ model quantizes (a conv output before its ReLU or its
+# residual Add), the fused chain still rounds there, so the INT8 model computes what the file says.
 
 
 @dataclass(frozen=True)

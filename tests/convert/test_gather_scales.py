@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from int8kit import ops
-from int8kit.convert.scales import Encoding, encoding
 from int8kit.errors import UnsupportedOpError
+from int8kit.ir.encoding import Encoding, encoding
 
 from ._util import QDQGraph, run_until, value
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from int8kit import ops
-from int8kit.convert.scales import Encoding, covering, encoding
+from int8kit.ir.encoding import Encoding, covering, encoding
 
 from ._util import QDQGraph, run_until, value
 

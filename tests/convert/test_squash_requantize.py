@@ -17,7 +17,7 @@ from int8kit.convert.squash_requantize import SquashRequantizePass
 from ._util import OPSET, run_ort
 
 X_SCALE, Y_SCALE = 0.02, 0.01
-CLIP = ops.PostOp("clip", (0.0, 255 * float(np.float32(Y_SCALE)))).encode()
+CLIP = ops.PostOp("fq", (float(np.float32(Y_SCALE)), 0.0, 0.0, 255.0)).encode()  # the uint8 Q -> DQ
 
 
 def _int8_conv_model(post_ops: list[str], after: str, y_type: int = ops.UINT8, seed: int = 0) -> ir.Model:
@@ -104,7 +104,7 @@ X = np.random.default_rng(9).standard_normal((4, 3, 8, 8)).astype(np.float32)
 @pytest.mark.parametrize(
     ("chain", "expected"),
     [
-        # uint8 with zero point 0 clipped the output to [0, 255 * scale]: a clip post-op keeps exactly that
+        # the uint8 output was rounded onto its grid and clipped to [0, 255 * scale]: an fq post-op keeps exactly that
         ([], [CLIP]),
         (["hardswish"], ["hardswish", CLIP]),
         (["relu"], ["relu", CLIP]),
@@ -123,8 +123,8 @@ def test_uint8_conv_then_dequantize_becomes_a_float_output_conv(chain, expected)
     assert conv.outputs[0].dtype == ir.DataType.FLOAT
     after = _run(model, X)
     assert after.min() >= 0 and (_float_conv(X, w, w_scales).min() < 0 or chain)
-    # Only the output rounding went: the clip keeps the uint8 range's saturation at both ends
-    np.testing.assert_allclose(after, before, rtol=0, atol=Y_SCALE / 2 + 1e-5)
+    # The fq post-op rounds and saturates exactly as the uint8 output did
+    np.testing.assert_allclose(after, before, rtol=0, atol=1e-5)
 
 
 def test_float_conv_then_quantize_writes_int8_directly():

@@ -15,9 +15,9 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.convert.scales import Encoding, set_encoding
 from int8kit.errors import UnsupportedOpError
 from int8kit.ir._graph import const_array
+from int8kit.ir.encoding import Encoding, set_encoding
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from int8kit.convert.place_int8 import (
     is_data_movement,
     is_int8,
 )
-from int8kit.convert.scales import FLOAT, Encoding, covering, encoding
 from int8kit.ir._graph import add_initializer, taken_names
+from int8kit.ir.encoding import FLOAT, Encoding, covering, encoding, fake_quant_post_op
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +110,12 @@ def _set_int(node: ir.Node, name: str, value: int) -> None:
     node.attributes[name] = ir.Attr(name, ir.AttributeType.INT, int(value))
 
 
-def _clip_to(node: ir.Node, enc: Encoding) -> None:
-    """Append a clip post-op to the real range of `enc`: a float output keeps the QDQ saturation."""
+def _round_to(node: ir.Node, out: ir.Value) -> None:
+    """Append the "fq" post-op of `out`'s encoding: a float output keeps the QDQ rounding and saturation."""
     attr = node.attributes.get("post_ops")
     chain = list(attr.as_strings()) if attr is not None else []
-    lo, hi = enc.real_range()
-    node.attributes["post_ops"] = ir.Attr(
-        "post_ops", ir.AttributeType.STRINGS, [*chain, ops.PostOp("clip", (lo, hi)).encode()]
-    )
+    fq = fake_quant_post_op(out)
+    node.attributes["post_ops"] = ir.Attr("post_ops", ir.AttributeType.STRINGS, [*chain, fq])
 
 
 def _set_zero_point(node: ir.Node, name: str, enc: Encoding) -> None:
@@ -157,7 +155,7 @@ class InsertBordersPass(ir.passes.InPlacePass):
         out = node.outputs[0]
         y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
         if not y_enc.is_int8 and encoding(out) is not None:
-            _clip_to(node, encoding(out))  # the QDQ model saturates this output to its encoding's range
+            _round_to(node, out)  # the QDQ model rounds this output onto its grid before float readers
         _set_int(node, "y_type", y_enc.dtype)
         if y_enc.is_int8:
             _set_float(node, "y_scale", y_enc.scale)

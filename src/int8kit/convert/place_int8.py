@@ -16,8 +16,8 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.convert.config import ConvertConfig
-from int8kit.convert.scales import encoding
 from int8kit.errors import ConfigError
+from int8kit.ir.encoding import encoding
 from int8kit.ir.node_ids import node_id, nodes_by_id
 from int8kit.ir.weight_grid import GRID_REFUSED_KEY, grid_of
 

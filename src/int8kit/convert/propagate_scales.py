@@ -14,7 +14,7 @@ import logging
 
 import onnx_ir as ir
 
-from int8kit.convert.scales import copy_encoding, covering, encoding, set_encoding
+from int8kit.ir.encoding import copy_encoding, covering, encoding, set_encoding
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@
 - QuantizeLinear right after a float-output INT8 Conv/Dense that feeds only it: the producer writes
   INT8 directly.
 - DequantizeLinear -> QuantizeLinear chains become one Requantize (or vanish when encodings match).
-When a producer stops writing an encoding whose range clipped its values (a uint8 output that stood
-for a removed ReLU), a clip post-op to that range keeps the clipping the QDQ model implies.
+When a producer stops writing the encoding the QDQ model rounded its output onto (a uint8 output that
+stood for a removed ReLU clipped negatives), an "fq" post-op keeps that rounding and saturation.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import onnx_ir as ir
 from int8kit import ops
 from int8kit.convert.insert_borders import IR_TYPE, requantize_node
 from int8kit.convert.place_int8 import is_compute, is_int8
-from int8kit.convert.scales import FLOAT, Encoding
 from int8kit.ir._graph import const_array, drop_unused_initializers
+from int8kit.ir.encoding import FLOAT, QRANGE, Encoding
 
 logger = logging.getLogger(__name__)
 
@@ -133,13 +133,14 @@ class SquashRequantizePass(ir.passes.InPlacePass):
 
     @staticmethod
     def _keep_clipping(node: ir.Node, old: Encoding, new: Encoding) -> None:
-        """The QDQ model clipped this output to `old`'s range; keep that when `new` would not."""
-        lo, hi = old.real_range()
-        new_lo, new_hi = new.real_range() if new.is_int8 else (float("-inf"), float("inf"))
-        if new_lo >= lo and new_hi <= hi:
+        """The QDQ model rounded and saturated this output onto `old`'s grid: keep that as an "fq" post-op
+        when the output now goes elsewhere (float, or another encoding)."""
+        if old == new:
             return
+        qmin, qmax = QRANGE[old.dtype]
+        fq = ops.PostOp("fq", (old.scale, float(old.zero_point), float(qmin), float(qmax))).encode()
         chain = list(_attr(node, "post_ops", []) or [])
-        _set(node, "post_ops", ir.AttributeType.STRINGS, [*chain, ops.PostOp("clip", (lo, hi)).encode()])
+        _set(node, "post_ops", ir.AttributeType.STRINGS, [*chain, fq])
 
     @staticmethod
     def _dq_q(graph: ir.Graph, quant: ir.Node) -> int:

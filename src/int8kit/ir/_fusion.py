@@ -78,6 +78,15 @@ def post_ops(node: ir.Node) -> list[str]:
     return list(attr.as_strings()) if attr is not None else []
 
 
+def post_ops_rounded(node: ir.Node) -> list[str]:
+    """The post-op chain, plus the rounding the QDQ model does at the node's output when a fusion is
+    about to absorb what follows it (see the "fq" post-op in int8kit.ops)."""
+    from int8kit.ir.encoding import fake_quant_post_op
+
+    fq = fake_quant_post_op(node.outputs[0])
+    return [*post_ops(node), *([fq] if fq else [])]
+
+
 def set_post_ops(node: ir.Node, chain: list[str]) -> None:
     node.attributes["post_ops"] = ir.Attr("post_ops", ir.AttributeType.STRINGS, list(chain))
 

@@ -70,6 +70,15 @@ def copy_encoding(src: ir.Value, dst: ir.Value) -> bool:
     return True
 
 
+def fake_quant_post_op(value: ir.Value) -> str | None:
+    """The "fq" post-op that rounds as the QDQ model does at `value`, or None when it is not quantized."""
+    enc = encoding(value)
+    if enc is None:
+        return None
+    qmin, qmax = QRANGE[enc.dtype]
+    return ops.PostOp("fq", (enc.scale, float(enc.zero_point), float(qmin), float(qmax))).encode()
+
+
 def covering(encodings: list[Encoding]) -> Encoding:
     """One encoding that represents every real value any of `encodings` does (for Concat).
 

@@ -18,7 +18,7 @@ from int8kit.ir._fusion import (
     absorb,
     const_array,
     drop_if_unused,
-    post_ops,
+    post_ops_rounded,
     set_post_ops,
     sole_consumer,
 )
@@ -94,7 +94,7 @@ def fuse_following_activation(node: ir.Node, report: FusionReport) -> bool:
         report.skip(consumer, post_op)
         return False
     inputs = list(consumer.inputs[1:])
-    set_post_ops(node, [*post_ops(node), post_op.encode()])
+    set_post_ops(node, [*post_ops_rounded(node), post_op.encode()])
     absorb(node, consumer)
     assert node.graph is not None
     drop_if_unused(node.graph, *inputs)

@@ -12,7 +12,7 @@ import math
 
 import onnx_ir as ir
 
-from int8kit.ir._fusion import FusionPass, FusionReport, absorb, is_onnx_op, post_ops, set_post_ops
+from int8kit.ir._fusion import FusionPass, FusionReport, absorb, is_onnx_op, post_ops_rounded, set_post_ops
 from int8kit.ops import PostOp
 
 
@@ -48,7 +48,7 @@ def fuse_gated(node: ir.Node, report: FusionReport) -> bool:
         g = gate.outputs[0]
         if g.is_graph_output() or [u.node for u in g.uses()] != [mul] or set(mul.inputs) != {out, g}:
             continue
-        set_post_ops(node, [*post_ops(node), post_op.encode()])
+        set_post_ops(node, [*post_ops_rounded(node), post_op.encode()])
         graph = node.graph
         assert graph is not None
         mul.replace_input_with(0, out)

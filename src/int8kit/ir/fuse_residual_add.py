@@ -19,6 +19,7 @@ from int8kit.ir._fusion import (
     is_fused_op,
     is_onnx_op,
     post_ops,
+    post_ops_rounded,
     same_shape,
     set_input,
     set_post_ops,
@@ -91,7 +92,7 @@ def _fuse(add: ir.Node, producer: ir.Node, skip: ir.Value) -> None:
     graph = add.graph
     assert graph is not None
     set_input(producer, 3, skip)
-    set_post_ops(producer, [*post_ops(producer), "sum"])
+    set_post_ops(producer, [*post_ops_rounded(producer), "sum"])
     # The fused node must run after the skip's producer: it moves to where the Add was.
     graph.remove(producer)
     graph.insert_before(add, producer)

@@ -101,6 +101,7 @@ def plan_quantization(
         return t
 
     non_float = _non_float_tensors(model)
+    order_of = {n.name: i for i, n in enumerate(graph.node)}
     wanted: set[str] = set()
     shared: list[tuple[str, ...]] = []
     weight_uses: list[tuple[str, int, WeightSpec]] = []
@@ -111,6 +112,8 @@ def plan_quantization(
         acts, weight = _inputs_of(node, inits)
         if node.op_type in COMPUTE_OPS and not acts:
             continue
+        if node.op_type == "Add":
+            acts = [t for t in acts if t != _sum_host_input(node, producer, consumers, outputs, order_of)]
         if any(t in non_float for t in [*acts, *node.output]):
             continue  # shape arithmetic (int64 Concat/Add of a Shape): nothing to quantize
         quantized.append(node.name)
@@ -149,6 +152,19 @@ def plan_quantization(
         len(weight_uses),
     )
     return plan
+
+
+def _sum_host_input(node, producer, consumers, outputs, order_of) -> str | None:
+    """The Add input the converter will fuse as a conv's sum post-op: the later Conv-produced one read
+    only by this Add. Quantizing it would only add a rounding that no INT8 kernel needs (as NNCF and
+    OpenVINO do, the residual branch's conv output stays unquantized; the other input and the output get
+    Q/DQ)."""
+    candidates = []
+    for t in node.input:
+        src = producer.get(t)
+        if src is not None and src.op_type == "Conv" and len(consumers.get(t, [])) == 1 and t not in outputs:
+            candidates.append((order_of.get(src.name, -1), t))
+    return max(candidates)[1] if candidates else None
 
 
 def _non_float_tensors(model: onnx.ModelProto) -> set[str]:

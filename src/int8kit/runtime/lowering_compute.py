@@ -46,6 +46,14 @@ def eltwise_params(kind: str, params: tuple[float, ...]) -> tuple[int, float, fl
     return alg, float(values[0]), float(values[1])
 
 
+def append_fake_quant(post_ops: dnnl.PostOps, scale: float, zero_point: float, qmin: float, qmax: float) -> None:
+    """(clip(round(v / scale + zp), qmin, qmax) - zp) * scale as four eltwise post-ops (a Q -> DQ pair)."""
+    post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, 1.0 / scale, zero_point)
+    post_ops.append_eltwise(dnnl.ELTWISE_ROUND, 0.0, 0.0)
+    post_ops.append_eltwise(dnnl.ELTWISE_CLIP_V2, qmin, qmax)
+    post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, scale, -zero_point * scale)
+
+
 @dataclass(frozen=True)
 class Quant:
     """The INT8 attributes of a fused Conv/Dense (None for FP32)."""
@@ -112,6 +120,8 @@ def _post_ops_and_dst(
                     raise UnsupportedOpError(f"node {node.name!r}: int8 Sum input needs a sum_scale attribute")
                 sum_scale, sum_dtype = q.sum_scale, residual.dtype
             post_ops.append_sum(sum_scale, sum_dtype, q.sum_zero_point if q is not None else 0)
+        elif op.kind == "fq":
+            append_fake_quant(post_ops, *op.params)
         else:
             post_ops.append_eltwise(*eltwise_params(op.kind, op.params))
     return post_ops, residual, sum_scale, sum_dtype
