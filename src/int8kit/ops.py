@@ -23,6 +23,11 @@ Dense(X, W, B?, Sum?) -> Y                      (domain DOMAIN)
     Inner product: Y[n, m] = sum_k X[n, k] * W[m, k] + B[m]; X of rank > 2 is flattened from axis 1.
     W is [M, K] (output features first). Same post_ops and INT8 attributes as Conv.
 
+Affine(X, Scale, Shift) -> Y                    (domain DOMAIN)
+    Y = post_ops(X * Scale[c] + Shift[c]) per channel (axis 1): a BatchNorm no conv absorbed, with its
+    activations. Scale, Shift: float [C]. post_ops as for Conv (no "sum"). INT8 when x_scale is set:
+        x_scale, x_zero_point: the encoding of X (uint8/int8); y_type, y_scale, y_zero_point: as for Conv.
+
 Binary(A, B) -> Y                               (domain DOMAIN)
     An INT8 element-wise Add or Mul: Y = saturate(round(((a_scale * A) alg (b_scale * B)) / y_scale)).
     alg: STRING "add" or "mul". A: uint8/int8 (zero point 0) of the output's shape; B: uint8/int8 with

@@ -69,6 +69,15 @@ def lower(model: ir.Model) -> onnx.ModelProto:
             out_nodes.append(helper.make_node("Flatten", [x], [tmp + "f"], axis=1))
             inputs = [tmp + "f", w] + ([b] if b else [])
             out_nodes.append(helper.make_node("Gemm", inputs, [tmp + "0"], transB=1))
+        elif node.op_type == "Affine":  # X * Scale[c] + Shift[c] along axis 1
+            axes = f"{tmp}_axes"
+            extra_inits.append(numpy_helper.from_array(np.array([1, 2], np.int64), axes))
+            out_nodes += [
+                helper.make_node("Unsqueeze", [w, axes], [tmp + "s"]),
+                helper.make_node("Unsqueeze", [b, axes], [tmp + "t"]),
+                helper.make_node("Mul", [x, tmp + "s"], [tmp + "m"]),
+                helper.make_node("Add", [tmp + "m", tmp + "t"], [tmp + "0"]),
+            ]
         else:
             raise AssertionError(f"cannot lower {node.op_type}")
         current = tmp + "0"

@@ -23,6 +23,7 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "split": ("Split", "Slice"),
     "add": ("Add",),
     "mul": ("Mul",),
+    "affine": ("Affine",),
 }
 
 

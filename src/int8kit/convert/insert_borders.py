@@ -18,6 +18,7 @@ from int8kit import ops
 from int8kit.convert.place_int8 import (
     OUTPUT_INT8_KEY,
     binary_operands,
+    is_affine,
     is_binary,
     is_compute,
     is_data_movement,
@@ -138,6 +139,8 @@ class InsertBordersPass(ir.passes.InPlacePass):
                 self._data_movement(b, node)
             elif is_int8(node) and is_binary(node):
                 self._binary(b, node)
+            elif is_int8(node) and is_affine(node):
+                self._affine(b, node)
             else:
                 for i, v in enumerate(node.inputs):
                     if v is not None and b.encoding(v).is_int8:
@@ -187,6 +190,24 @@ class InsertBordersPass(ir.passes.InPlacePass):
                 continue
             b.enc[id(out)] = target
             out.type = ir.TensorType(IR_TYPE[target.dtype])
+
+    def _affine(self, b: Borders, node: ir.Node) -> None:
+        """INT8 Affine: its input's encoding as x_scale/x_zero_point, its output's as for Conv."""
+        x = node.inputs[0]
+        x_enc = b.encoding(x) if b.encoding(x).is_int8 else encoding(x)
+        node.replace_input_with(0, b.convert(x, x_enc, node))
+        _set_float(node, "x_scale", x_enc.scale)
+        _set_zero_point(node, "x_zero_point", x_enc)
+        out = node.outputs[0]
+        y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
+        if not y_enc.is_int8 and encoding(out) is not None:
+            _round_to(node, out)
+        _set_int(node, "y_type", y_enc.dtype)
+        if y_enc.is_int8:
+            _set_float(node, "y_scale", y_enc.scale)
+            _set_zero_point(node, "y_zero_point", y_enc)
+        b.enc[id(out)] = y_enc
+        out.type = ir.TensorType(IR_TYPE[y_enc.dtype])
 
     def _binary(self, b: Borders, node: ir.Node) -> None:
         """Add/Mul -> int8kit.Binary: int8 operands (a float broadcast gate may stay float), scales as attributes."""

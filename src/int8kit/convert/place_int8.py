@@ -55,6 +55,15 @@ def is_compute(node: ir.Node) -> bool:
     return node.domain == ops.DOMAIN and node.op_type in COMPUTE_OPS
 
 
+def is_affine(node: ir.Node) -> bool:
+    """A per-channel scale and shift with activations (a BatchNorm no conv absorbed)."""
+    return node.domain == ops.DOMAIN and node.op_type == "Affine"
+
+
+# Post-ops an INT8 Affine can run in its output's units (positively homogeneous, or bounds that scale).
+AFFINE_INT8_POST_OPS = ("relu", "clip", "leakyrelu", "fq")
+
+
 def is_binary(node: ir.Node) -> bool:
     """An element-wise Add/Mul of two computed tensors (a residual sum, a squeeze-excite multiply)."""
     return (
@@ -112,7 +121,8 @@ def _produces_int8(value: ir.Value) -> bool:
     producer = value.producer()
     if producer is None or not is_int8(producer):
         return False
-    return not (is_compute(producer) or is_binary(producer)) or producer.metadata_props.get(OUTPUT_INT8_KEY) == "1"
+    writes_either = is_compute(producer) or is_binary(producer) or is_affine(producer)
+    return not writes_either or producer.metadata_props.get(OUTPUT_INT8_KEY) == "1"
 
 
 def _avg_pool_narrowing(node: ir.Node) -> float:
@@ -157,8 +167,29 @@ def _binary_reason(node: ir.Node) -> str | None:
     return None
 
 
+def _affine_reason(node: ir.Node) -> str | None:
+    attr = node.attributes.get("post_ops")
+    kinds = [ops.PostOp.decode(p).kind for p in (attr.as_strings() if attr is not None else [])]
+    bad = [k for k in kinds if k not in AFFINE_INT8_POST_OPS]
+    if bad:
+        return f"post-ops {bad} do not run in INT8 units"
+    if encoding(node.inputs[0]) is None:
+        return f"no calibrated range for input {node.inputs[0].name}"
+    if not _produces_int8(node.inputs[0]):
+        return "input arrives in FP32 (an INT8 op here would only add quantize/dequantize)"
+    return None
+
+
 def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
     """None when the node runs INT8, else the reason it stays FP32."""
+    if is_affine(node):
+        if node_id(node) in skip:
+            return "skipped by op_ids_to_skip"
+        if node.metadata_props.get(KEEP_FP32_KEY) == "1":
+            return "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
+        if not config.quantizes("affine"):
+            return "affine not in ops_to_quantize"
+        return _affine_reason(node)
     if is_binary(node):
         if node_id(node) in skip:
             return "skipped by op_ids_to_skip"
@@ -218,7 +249,7 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
                 else:
                     node.metadata_props.pop(REASON_KEY, None)
             for node in nodes:
-                if is_compute(node) or is_binary(node):
+                if is_compute(node) or is_binary(node) or is_affine(node):
                     out = node.outputs[0]
                     wants = encoding(out) is not None and any(self._reads_int8(u.node, u.idx, skip) for u in out.uses())
                     node.metadata_props[OUTPUT_INT8_KEY] = "1" if (is_int8(node) and wants) else "0"
@@ -229,6 +260,8 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
         if is_compute(node):
             if index == 3:  # a residual: INT8 when the consumer writes INT8
                 return is_int8(node) and node.metadata_props.get(OUTPUT_INT8_KEY) == "1"
+            return index == 0 and _decide(node, self.config, skip) is None
+        if is_affine(node):
             return index == 0 and _decide(node, self.config, skip) is None
         if is_data_movement(node) or is_binary(node):
             reason = _decide(node, self.config, skip)

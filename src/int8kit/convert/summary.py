@@ -77,7 +77,7 @@ def summarize(model: ir.Model, fusions: Iterable[FusionReport] = ()) -> Conversi
             continue
         if PRECISION_KEY not in node.metadata_props:
             continue
-        binary = is_binary(node) or (node.domain == ops.DOMAIN and node.op_type == "Binary")
+        binary = is_binary(node) or (node.domain == ops.DOMAIN and node.op_type in ("Binary", "Affine"))
         if not (is_compute(node) or is_data_movement(node) or binary):
             s.fp32_ops[node.op_type] += 1
             continue

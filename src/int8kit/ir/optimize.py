@@ -15,6 +15,7 @@ from int8kit import ops
 from int8kit.ir._fusion import FusionReport
 from int8kit.ir.fuse_activation import FuseActivationPass
 from int8kit.ir.fuse_bias_add import FuseBiasAddPass
+from int8kit.ir.fuse_channel_affine import FuseChannelAffinePass
 from int8kit.ir.fuse_conv import FuseConvPass
 from int8kit.ir.fuse_gated_activation import FuseGatedActivationPass
 from int8kit.ir.fuse_gemm import FuseGemmPass
@@ -29,6 +30,7 @@ FUSION_PASSES: tuple[type[ir.passes.InPlacePass], ...] = (
     FuseActivationPass,
     FuseGatedActivationPass,
     FuseResidualAddPass,
+    FuseChannelAffinePass,
 )
 MAX_ROUNDS = 8
 

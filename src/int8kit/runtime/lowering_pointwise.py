@@ -398,3 +398,61 @@ def int8_binary(b: Builder, node: ir.Node) -> None:
     ]
     b.add_step(pd, args, node.name)
     b.set_output(node, dst)
+
+
+@lowering("Affine", domain=ops.DOMAIN)
+def affine(b: Builder, node: ir.Node) -> None:
+    """int8kit.Affine: one binary multiply by the per-channel scale, the shift and activations as post-ops.
+
+    INT8 (x_scale set): real x = x_scale * (q - x_zp), so the kernel multiplies q by scale * x_scale /
+    y_scale and adds (shift - x_zp * x_scale * scale) / y_scale; a destination zero point is a final
+    linear post-op (the activations, all positively homogeneous or clips, run in the output's units).
+    """
+    from int8kit.runtime.lowering_compute import append_fake_quant, eltwise_params
+
+    src = b.input(node, 0)
+    scale, shift = b.constant_array(node, 1), b.constant_array(node, 2)
+    if scale is None or shift is None:
+        raise UnsupportedOpError(f"node {node.name!r}: Affine needs constant scale and shift")
+    scale, shift = scale.astype(np.float64).reshape(-1), shift.astype(np.float64).reshape(-1)
+    x_scale = attr_float(node, "x_scale", None)
+    y_type = attr_int(node, "y_type", ops.FLOAT)
+    y_scale = attr_float(node, "y_scale", 1.0) if y_type != ops.FLOAT else 1.0
+    chain = ops.decode_post_ops(list(node.attributes["post_ops"].as_strings()) if "post_ops" in node.attributes else [])
+    if x_scale is not None:
+        x_zp = attr_int(node, "x_zero_point", 0)
+        shift = shift - x_zp * x_scale * scale
+        scale = scale * x_scale
+    mul, add = scale / y_scale, shift / y_scale
+    if y_type != ops.FLOAT and any(op.kind not in ("relu", "clip", "leakyrelu", "fq") for op in chain):
+        raise UnsupportedOpError(f"node {node.name!r}: INT8 Affine with post-ops {chain} is not supported")
+    dims = (1, src.dims[1]) + (1,) * (len(src.dims) - 2)
+    dst_dt = ONNX_TO_DNNL[y_type]
+
+    def make(md: dnnl.MemoryDesc) -> dnnl.PrimitiveDesc:
+        c_md = with_layout_of(dims, dnnl.DT_F32, md)
+        post_ops = dnnl.PostOps()
+        post_ops.append_binary(dnnl.BINARY_ADD, c_md)
+        for op in chain:
+            if op.kind == "fq":
+                s, zp, lo, hi = op.params  # the fq grid, in the output's units
+                append_fake_quant(post_ops, s / y_scale, zp, lo, hi)
+            elif op.kind == "clip":
+                post_ops.append_eltwise(dnnl.ELTWISE_CLIP_V2, op.params[0] / y_scale, op.params[1] / y_scale)
+            else:
+                post_ops.append_eltwise(*eltwise_params(op.kind, op.params))
+        y_zp = attr_int(node, "y_zero_point", 0)
+        if y_zp:
+            post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, 1.0, float(y_zp))
+        return dnnl.binary_pd(dnnl.BINARY_MUL, md, c_md, md.like(dst_dt), dnnl.Attr(None, post_ops))
+
+    pd = b.first_fast(node.name, [lambda md=md: make(md) for md in layout_variants(src.md)])
+    src_md = pd.md(dnnl.QUERY_SRC_MD, 0)
+    src_t = b.as_md(src, src_md, node.name)
+    c_md = with_layout_of(dims, dnnl.DT_F32, src_md)
+    mul_c = b.const(mul.astype(np.float32).reshape(dims), dims, c_md)
+    add_c = b.const(add.astype(np.float32).reshape(dims), dims, c_md)
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    args = [(dnnl.ARG_SRC, src_t), (dnnl.ARG_SRC_1, mul_c), (dnnl.ARG_DST, dst), (dnnl.post_op_arg(0), add_c)]
+    b.add_step(pd, args, node.name)
+    b.set_output(node, dst)
