@@ -22,8 +22,10 @@ from int8kit.convert.place_int8 import (
     is_binary,
     is_compute,
     is_data_movement,
+    is_global_mean,
     is_int8,
 )
+from int8kit.convert.propagate_scales import VALUE_PRESERVING
 from int8kit.ir._graph import add_initializer, taken_names
 from int8kit.ir.encoding import FLOAT, Encoding, covering, encoding, fake_quant_post_op
 
@@ -41,10 +43,23 @@ class Borders:
         self.taken = taken_names(graph)
         self.enc: dict[int, Encoding] = {}
         self.converted: dict[tuple[int, Encoding], ir.Value] = {}
+        self.on_grid: dict[int, Encoding] = {}  # float values already rounded onto this encoding's grid
         self.inserted = 0
 
     def encoding(self, value: ir.Value) -> Encoding:
         return self.enc.get(id(value), FLOAT)
+
+    def as_file_reads_it(self, value: ir.Value, before: ir.Node) -> ir.Value:
+        """`value` in float, as the QDQ file gives it to a float consumer: dequantized when it is INT8,
+        rounded through its own Q -> DQ pair when it is float but the file quantizes it."""
+        if self.encoding(value).is_int8:
+            return self.convert(value, FLOAT, before)
+        enc = encoding(value)
+        if enc is None or self.on_grid.get(id(value)) == enc:
+            return value
+        rounded = self.convert(self.convert(value, enc, before), FLOAT, before)
+        self.on_grid[id(rounded)] = enc
+        return rounded
 
     def convert(self, value: ir.Value, target: Encoding, before: ir.Node) -> ir.Value:
         """`value` stored as `target`, converting (once) before node `before` when needed."""
@@ -141,13 +156,27 @@ class InsertBordersPass(ir.passes.InPlacePass):
                 self._binary(b, node)
             elif is_int8(node) and is_affine(node):
                 self._affine(b, node)
+            elif is_global_mean(node) and b.encoding(node.inputs[0]).is_int8:
+                self._int8_mean(b, node)
             else:
                 for i, v in enumerate(node.inputs):
-                    if v is not None and b.encoding(v).is_int8:
-                        node.replace_input_with(i, b.convert(v, FLOAT, node))
+                    if v is not None and v.const_value is None:
+                        node.replace_input_with(i, b.as_file_reads_it(v, node))
+                self._keeps_grid(b, node)
         self._float_outputs(b, model.graph)
         logger.info("inserted %d quantize/dequantize/requantize ops", b.inserted)
         return ir.passes.PassResult(model, modified=b.inserted > 0)
+
+    @staticmethod
+    def _keeps_grid(b: Borders, node: ir.Node) -> None:
+        """A float op that only moves values keeps them on the grid they were rounded onto."""
+        x = node.inputs[0] if node.inputs else None
+        grid = b.on_grid.get(id(x)) if x is not None else None
+        if node.op_type not in VALUE_PRESERVING or grid is None:
+            return
+        for out in node.outputs:
+            if out is not None and encoding(out) == grid:
+                b.on_grid[id(out)] = grid
 
     def _compute(self, b: Borders, node: ir.Node) -> None:
         x = node.inputs[0]
@@ -159,6 +188,7 @@ class InsertBordersPass(ir.passes.InPlacePass):
         y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
         if not y_enc.is_int8 and encoding(out) is not None:
             _round_to(node, out)  # the QDQ model rounds this output onto its grid before float readers
+            b.on_grid[id(out)] = encoding(out)
         _set_int(node, "y_type", y_enc.dtype)
         if y_enc.is_int8:
             _set_float(node, "y_scale", y_enc.scale)
@@ -169,9 +199,9 @@ class InsertBordersPass(ir.passes.InPlacePass):
                 res_enc = b.encoding(res) if b.encoding(res).is_int8 else (encoding(res) or y_enc)
                 _set_float(node, "sum_scale", res_enc.scale)
                 _set_zero_point(node, "sum_zero_point", res_enc)
+                node.replace_input_with(3, b.convert(res, res_enc, node))
             else:
-                res_enc = FLOAT
-            node.replace_input_with(3, b.convert(res, res_enc, node))
+                node.replace_input_with(3, b.as_file_reads_it(res, node))
         b.enc[id(out)] = y_enc
         out.type = ir.TensorType(IR_TYPE[y_enc.dtype])  # the saved model declares what the kernel writes
 
@@ -191,6 +221,27 @@ class InsertBordersPass(ir.passes.InPlacePass):
             b.enc[id(out)] = target
             out.type = ir.TensorType(IR_TYPE[target.dtype])
 
+    def _int8_mean(self, b: Borders, node: ir.Node) -> None:
+        """An FP32 global average of INT8 data reads it directly (int8kit.Mean): no dequantize of the big
+        input, the float mean is exact, and its own quantize (if any) acts on the small result."""
+        x = node.inputs[0]
+        enc = b.encoding(x)
+        rank = len(x.shape) if x.shape is not None else 4
+        axes = list(range(2, rank))
+        keepdims = 1
+        if node.op_type == "ReduceMean":
+            axes_attr = node.attributes.get("axes")
+            axes = sorted(a % rank for a in (axes_attr.as_ints() if axes_attr is not None else axes))
+            keepdims = node.attributes["keepdims"].as_int() if "keepdims" in node.attributes else 1
+        node.attributes.clear()
+        node.attributes["axes"] = ir.Attr("axes", ir.AttributeType.INTS, axes)
+        node.attributes["keepdims"] = ir.Attr("keepdims", ir.AttributeType.INT, keepdims)
+        _set_float(node, "x_scale", enc.scale)
+        _set_zero_point(node, "x_zero_point", enc)
+        node.resize_inputs(1)
+        node.domain, node.op_type, node.version = ops.DOMAIN, "Mean", None
+        b.enc[id(node.outputs[0])] = FLOAT
+
     def _affine(self, b: Borders, node: ir.Node) -> None:
         """INT8 Affine: its input's encoding as x_scale/x_zero_point, its output's as for Conv."""
         x = node.inputs[0]
@@ -202,6 +253,7 @@ class InsertBordersPass(ir.passes.InPlacePass):
         y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
         if not y_enc.is_int8 and encoding(out) is not None:
             _round_to(node, out)
+            b.on_grid[id(out)] = encoding(out)
         _set_int(node, "y_type", y_enc.dtype)
         if y_enc.is_int8:
             _set_float(node, "y_scale", y_enc.scale)
@@ -213,12 +265,10 @@ class InsertBordersPass(ir.passes.InPlacePass):
         """Add/Mul -> int8kit.Binary: int8 operands (a float broadcast gate may stay float), scales as attributes."""
         a, other = binary_operands(node)
         a_enc = b.encoding(a) if b.encoding(a).is_int8 else encoding(a)
-        same_shape = list(a.shape) == list(other.shape)
-        b_enc = (
-            (b.encoding(other) if b.encoding(other).is_int8 else encoding(other))
-            if same_shape or node.op_type == "Add"
-            else FLOAT
-        )
+        # The other operand is INT8 on the grid the file gives it; a broadcast gate without one (or with a
+        # zero point, which oneDNN's binary kernels lack) is multiplied in float.
+        file_b = b.encoding(other) if b.encoding(other).is_int8 else encoding(other)
+        b_enc = file_b if file_b is not None and not file_b.zero_point else FLOAT
         new_a, new_b = b.convert(a, a_enc, node), b.convert(other, b_enc, node)
         out = node.outputs[0]
         y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT

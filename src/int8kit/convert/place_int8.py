@@ -10,7 +10,6 @@ and some consumer runs INT8, else it writes float (dequantizing inside the kerne
 from __future__ import annotations
 
 import logging
-import math
 
 import onnx_ir as ir
 
@@ -30,9 +29,6 @@ OUTPUT_INT8_KEY = "int8kit.output_int8"
 KEEP_FP32_KEY = "int8kit.keep_fp32"
 
 COMPUTE_OPS = ("Conv", "Dense")
-# An average pool runs INT8 at its input's scale; when its output's scale is finer by more than this
-# factor (2 bits), rounding the average to the input's scale costs more than an FP32 pool.
-AVG_POOL_MAX_NARROWING = 4.0
 DATA_MOVEMENT_OPS = (
     "MaxPool",
     "AveragePool",
@@ -62,6 +58,19 @@ def is_affine(node: ir.Node) -> bool:
 
 # Post-ops an INT8 Affine can run in its output's units (positively homogeneous, or bounds that scale).
 AFFINE_INT8_POST_OPS = ("relu", "clip", "leakyrelu", "fq")
+
+
+def is_global_mean(node: ir.Node) -> bool:
+    """GlobalAveragePool, or a ReduceMean over all spatial axes with constant axes attribute."""
+    if node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type == "GlobalAveragePool":
+        return True
+    if node.op_type != "ReduceMean" or len(node.inputs) > 1 or node.inputs[0].shape is None:
+        return False
+    rank = len(node.inputs[0].shape)
+    axes = node.attributes.get("axes")
+    return axes is not None and sorted(a % rank for a in axes.as_ints()) == list(range(2, rank))
 
 
 def is_binary(node: ir.Node) -> bool:
@@ -125,12 +134,16 @@ def _produces_int8(value: ir.Value) -> bool:
     return not writes_either or producer.metadata_props.get(OUTPUT_INT8_KEY) == "1"
 
 
-def _avg_pool_narrowing(node: ir.Node) -> float:
-    """How much finer an average pool's output scale is than its input's (1 if unknown)."""
+def _averages_onto_another_grid(node: ir.Node) -> bool:
+    """An average pool whose output the QDQ file quantizes differently from its input.
+
+    oneDNN's INT8 pooling writes the input's type and grid; the file rounds the average onto the output's
+    own grid, so INT8 pooling would round twice. Such pools stay FP32 (exactly the file's semantics).
+    """
     if node.op_type not in ("AveragePool", "GlobalAveragePool"):
-        return 1.0
+        return False
     e_in, e_out = encoding(node.inputs[0]), encoding(node.outputs[0])
-    return e_in.scale / e_out.scale if e_in and e_out and e_out.scale > 0 else 1.0
+    return e_in is not None and e_out != e_in  # no output encoding: the file averages in float
 
 
 def _weights_reason(node: ir.Node, config: ConvertConfig) -> str | None:
@@ -216,11 +229,10 @@ def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
     missing = [v.name for v in inputs if encoding(v) is None]
     if missing:
         return f"no calibrated range for input {', '.join(missing)}"
-    narrowing = _avg_pool_narrowing(node)
-    if narrowing > AVG_POOL_MAX_NARROWING:
+    if _averages_onto_another_grid(node):
         return (
-            f"the output scale is {narrowing:.1f}x finer than the input's: INT8 at the input's scale would lose "
-            f"{math.log2(narrowing):.1f} bits"
+            "its output has its own encoding: INT8 pooling would round onto the input's grid (a global "
+            "average then reads INT8 directly into a float mean)"
         )
     if is_data_movement(node) and not all(_produces_int8(v) for v in inputs):
         return "input arrives in FP32 (an INT8 op here would only add quantize/dequantize)"
@@ -263,6 +275,8 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
             return index == 0 and _decide(node, self.config, skip) is None
         if is_affine(node):
             return index == 0 and _decide(node, self.config, skip) is None
+        if is_global_mean(node):
+            return index == 0  # read INT8 directly into a float mean (int8kit.Mean)
         if is_data_movement(node) or is_binary(node):
             reason = _decide(node, self.config, skip)
             return reason is None or reason.startswith("input arrives in FP32")

@@ -127,10 +127,14 @@ def _post_ops_and_dst(
     return post_ops, residual, sum_scale, sum_dtype
 
 
-def _dst_for_sum(b: Builder, node: ir.Node, residual: Tensor, dst_md: dnnl.MemoryDesc, q: Quant | None) -> Tensor:
-    """The conv's dst, holding the residual before the conv runs (in place when it is safe)."""
+def _dst_for_sum(
+    b: Builder, node: ir.Node, residual: Tensor, dst_md: dnnl.MemoryDesc, q: Quant | None, src: Tensor
+) -> Tensor:
+    """The conv's dst, holding the residual before the conv runs (in place when it is safe: never over the
+    conv's own source, which it still reads while writing)."""
     same_bytes = residual.md == dst_md or (residual.md.size == dst_md.size and residual.md.like(dst_md.dtype) == dst_md)
-    if same_bytes and b.is_last_use(node, 3) and not residual.storage.external:
+    aliases_src = residual.storage is src.storage
+    if same_bytes and b.is_last_use(node, 3) and not residual.storage.external and not aliases_src:
         return b.view(residual, dst_md)
     dst = b.new_tensor(dst_md)
     if residual.dtype in (dnnl.DT_U8, dnnl.DT_S8) and dst_md.dtype in (dnnl.DT_U8, dnnl.DT_S8):
@@ -177,7 +181,7 @@ def _bias(b: Builder, node: ir.Node, channels: int):
 
 def _finish(b: Builder, node, pd, src, weights_const, bias, residual, q, scale_args, dst_md):
     src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
-    dst = _dst_for_sum(b, node, residual, dst_md, q) if residual is not None else b.new_tensor(dst_md)
+    dst = _dst_for_sum(b, node, residual, dst_md, q, src_t) if residual is not None else b.new_tensor(dst_md)
     args = [(dnnl.ARG_SRC, src_t), (dnnl.ARG_WEIGHTS, weights_const), (dnnl.ARG_DST, dst)]
     if bias is not None:
         args.append((dnnl.ARG_BIAS, bias))

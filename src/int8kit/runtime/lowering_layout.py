@@ -13,7 +13,7 @@ import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl
-from int8kit.runtime.compile import Builder, attr_int, attr_ints, lowering, with_layout_of
+from int8kit.runtime.compile import Builder, attr_int, attr_ints, layout_variants, lowering, with_layout_of
 
 
 def _reshaped(b: Builder, node: ir.Node, dims: tuple[int, ...]) -> None:
@@ -103,9 +103,18 @@ def concat(b: Builder, node: ir.Node) -> None:
         raise UnsupportedOpError(f"node {node.name!r}: Concat inputs {[s.dims for s in srcs]} differ off axis {axis}")
     out_dims = list(srcs[0].dims)
     out_dims[axis] = sum(s.dims[axis] for s in srcs)
-    first_tag = srcs[0].md.tag()
-    dst_md = dnnl.MemoryDesc.with_tag(out_dims, srcs[0].dtype, first_tag or dnnl.PLAIN_TAG[rank])
-    pd = dnnl.concat_pd(dst_md, axis, [s.md for s in srcs], dnnl.Attr())
+    # Inputs in different layouts only have oneDNN's reference concat: try them as they are, then all in
+    # the first input's layout, then channels-last, then plain (reordering the inputs that differ).
+    layouts = [[s.md for s in srcs]]
+    for md in layout_variants(srcs[0].md):
+        layouts.append([with_layout_of(s.dims, s.dtype, md) for s in srcs])
+
+    def make(mds):
+        dst_md = with_layout_of(tuple(out_dims), srcs[0].dtype, mds[0])
+        return dnnl.concat_pd(dst_md, axis, mds, dnnl.Attr())
+
+    pd = b.first_fast(node.name, [lambda mds=mds: make(mds) for mds in layouts])
+    srcs = [b.as_md(s, pd.md(dnnl.QUERY_SRC_MD, i), node.name) for i, s in enumerate(srcs)]
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     args = [(dnnl.ARG_MULTIPLE_SRC + i, s) for i, s in enumerate(srcs)] + [(dnnl.ARG_DST, dst)]
     b.add_step(pd, args, node.name)

@@ -456,3 +456,34 @@ def affine(b: Builder, node: ir.Node) -> None:
     args = [(dnnl.ARG_SRC, src_t), (dnnl.ARG_SRC_1, mul_c), (dnnl.ARG_DST, dst), (dnnl.post_op_arg(0), add_c)]
     b.add_step(pd, args, node.name)
     b.set_output(node, dst)
+
+
+@lowering("Mean", domain=ops.DOMAIN)
+def int8_mean(b: Builder, node: ir.Node) -> None:
+    """int8kit.Mean: the float mean of INT8 data over `axes`, x_scale * (mean(q) - x_zero_point).
+
+    One reduction primitive reading the INT8 tensor, writing f32, with the dequantization as a linear
+    post-op: no dequantized copy of the (large) input is ever made.
+    """
+    src = b.input(node, 0)
+    rank = len(src.dims)
+    axes = sorted(a % rank for a in attr_ints(node, "axes"))
+    kept = tuple(1 if i in axes else d for i, d in enumerate(src.dims))
+    scale, zp = attr_float(node, "x_scale", 1.0), attr_int(node, "x_zero_point", 0)
+    post_ops = dnnl.PostOps()
+    post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, scale, -scale * zp)
+    attr = dnnl.Attr(None, post_ops)
+    pd = b.first_fast(
+        node.name,
+        [
+            lambda md=md: dnnl.reduction_pd(dnnl.REDUCTION_MEAN, md, with_layout_of(kept, dnnl.DT_F32, md), attr)
+            for md in layout_variants(src.md)
+        ],
+    )
+    src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
+    if not attr_int(node, "keepdims", 1):
+        squeezed = tuple(d for i, d in enumerate(src.dims) if i not in axes)
+        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(squeezed or (1,), dnnl.DT_F32))
+    b.set_output(node, dst)
