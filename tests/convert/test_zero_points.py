@@ -102,3 +102,23 @@ def test_asymmetric_output_feeding_another_conv():
     # The second conv's float output: errors are bounded by what rounding the first one's output does.
     bound = Y_SCALE * np.abs(w2).sum(axis=(1, 2, 3)).max()
     assert np.abs(got - want).max() <= bound
+
+
+@pytest.mark.parametrize(("dtype", "zps"), [(np.int8, (0, 0, 0)), (np.uint8, (0, 0, 0)), (np.uint8, (30, 50, 100))])
+def test_fused_residual_add_rounds_exactly_as_the_file(dtype, zps):
+    """conv -> Q/DQ -> Add(skip) -> Q/DQ fused into one conv with a sum post-op: bit-exact with the QDQ model
+    (the conv output's own rounding is kept as an fq post-op before the sum)."""
+    from ._util import QDQGraph
+
+    g = QDQGraph(shape=("N", 8, 6, 6))
+    x = g.qdq("input", 0.03, zps[0], dtype)
+    x = g.qdq(g.conv(x, 8, 8, k=1, output="x0"), 0.04, zps[0], dtype)
+    a = g.qdq(g.conv(x, 8, 8, k=1, output="a"), 0.05, zps[1], dtype)
+    s = g.qdq(g.node("Add", [a, x], "s"), 0.07, zps[2], dtype)
+    model = g.build([g.node("MaxPool", [s], "y", kernel_shape=[1, 1])])
+    result = convert(model)
+    fused = [n for n in result.model.graph if n.op_type == "Conv" and "sum" in n.attributes["post_ops"].as_strings()]
+    assert len(fused) == 1
+    xin = np.random.default_rng(0).standard_normal((4, 8, 6, 6)).astype(np.float32)
+    got = Predictor(result.model, num_threads=1).run(xin)
+    np.testing.assert_allclose(got, run_ort(model, xin, optimize=False), rtol=0, atol=1e-5)

@@ -21,6 +21,7 @@ from int8kit.ir._fusion import (
     post_ops_rounded,
     set_post_ops,
 )
+from int8kit.ir.encoding import fake_quant_post_op
 from int8kit.ir.fuse_activation import post_op_for
 from int8kit.ir.fuse_bias_add import channel_vector
 
@@ -60,6 +61,9 @@ class FuseChannelAffinePass(FusionPass):
         add = _sole_reader(node.outputs[0])
         add_operands = _constant_operand(add) if add is not None and is_onnx_op(add, "Add") else None
         if isinstance(scale, str) or add_operands is None:
+            return False
+        if fake_quant_post_op(node.outputs[0]) is not None:
+            self.report.skip(node, "the QDQ model rounds the product before the shift (kept as two ops)")
             return False
         shift = channel_vector(add_operands[1], channels, rank)
         if isinstance(shift, str):

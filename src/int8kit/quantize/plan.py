@@ -114,6 +114,8 @@ def plan_quantization(
             continue
         if node.op_type == "Add":
             acts = [t for t in acts if t != _sum_host_input(node, producer, consumers, outputs, order_of)]
+            if len(acts) == 1 and _is_scaled_by_constant(acts[0], producer, inits) and len(node.input) == 2:
+                continue  # Mul(x, c) + c': a BatchNorm no conv absorbed, one int8kit.Affine in the converter
         if any(t in non_float for t in [*acts, *node.output]):
             continue  # shape arithmetic (int64 Concat/Add of a Shape): nothing to quantize
         quantized.append(node.name)
@@ -152,6 +154,12 @@ def plan_quantization(
         len(weight_uses),
     )
     return plan
+
+
+def _is_scaled_by_constant(tensor: str, producer: dict, inits: dict) -> bool:
+    """Whether `tensor` is Mul(x, constant): with a constant Add after it, a lowered BatchNorm."""
+    mul = producer.get(tensor)
+    return mul is not None and mul.op_type == "Mul" and any(i in inits for i in mul.input)
 
 
 def _sum_host_input(node, producer, consumers, outputs, order_of) -> str | None:
