@@ -253,8 +253,8 @@ def test_ops_to_quantize_help_says_what_each_command_takes():
         for name, p in subparsers().items()
         if name in ("quantize", "convert")
     }
-    assert "ONNX op types" in helps["quantize"] and "int8kit op kinds" in helps["convert"]
-    assert "conv," in helps["convert"] and "Conv," in helps["quantize"]
+    assert "ONNX op types" in helps["quantize"] and "ONNX op types" in helps["convert"]
+    assert "Conv," in helps["convert"] and "Conv," in helps["quantize"]
 
 
 # --- 3. exit codes ---------------------------------------------------------------------------------------

@@ -120,3 +120,16 @@ def test_ops_to_quantize_on_the_cli_limits_int8_to_those_kinds(tmp_path, qdq):
     kinds = {(n.op_type, str(inits[n.input[1]])) for n in saved.graph.node if n.domain == "int8kit"}
     assert kinds == {("Conv", "float32"), ("Dense", "int8")}
     assert Path(out).stat().st_size > 0
+
+
+def test_ops_to_quantize_takes_the_onnx_op_types_quantize_takes():
+    """One vocabulary: every op type `int8kit quantize --ops-to-quantize` takes is valid here, Conv covers
+    depthwise convolutions, and Gemm/MatMul cover the fused Dense."""
+    from int8kit.quantize.plan import SUPPORTED_OPS
+
+    for op in SUPPORTED_OPS:
+        ConvertConfig(ops_to_quantize=(op,))
+    conv_only = ConvertConfig(ops_to_quantize=("Conv",))
+    assert conv_only.quantizes("conv") and conv_only.quantizes("depthwise_conv") and not conv_only.quantizes("gemm")
+    assert ConvertConfig(ops_to_quantize=("MatMul",)).quantizes("gemm")
+    assert ConvertConfig(ops_to_quantize=("conv",)).quantizes("conv")  # the old int8kit kinds still work

@@ -22,7 +22,7 @@ def _ids(text: str) -> tuple[int, ...]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from int8kit.convert.config import OP_KINDS
+    from int8kit.convert.config import ONNX_OP_KINDS, OP_KINDS
 
     p = sub.add_parser(
         "convert",
@@ -43,9 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--ops-to-quantize",
         type=_csv,
         default=(),
-        help="comma-separated int8kit op kinds (after fusion) to run in INT8, others stay FP32 "
-        f"(default: all): {', '.join(OP_KINDS)}. Not the same names as quantize's --ops-to-quantize, "
-        "which takes ONNX op types and decides where Q/DQ go",
+        help="comma-separated ONNX op types to run in INT8, others stay FP32 (default: all): "
+        f"{', '.join(ONNX_OP_KINDS)}, the same names as quantize's --ops-to-quantize (Conv includes "
+        f"depthwise convolutions; the int8kit kinds {', '.join(OP_KINDS)} are accepted too)",
     )
     p.add_argument(
         "--op-ids-to-skip",

@@ -40,8 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=_names,
         default=(),
         help="comma-separated ONNX op types to put Q/DQ around (default: all of "
-        f"{','.join(SUPPORTED_OPS)}). Not the same names as convert's --ops-to-quantize, which takes "
-        "int8kit op kinds after fusion and decides which ops run INT8",
+        f"{','.join(SUPPORTED_OPS)}); the same names convert's --ops-to-quantize takes",
     )
     p.add_argument(
         "--exclude-nodes", type=_names, default=(), help="comma-separated node names to keep FP32 (default: none)"

@@ -27,6 +27,29 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The ONNX op types users name (the same vocabulary as `int8kit quantize --ops-to-quantize`), and the kinds
+# each covers: Conv covers depthwise convolutions too; Gemm and MatMul become Dense after fusion.
+ONNX_OP_KINDS: dict[str, tuple[str, ...]] = {
+    "Conv": ("conv", "depthwise_conv"),
+    "Gemm": ("gemm",),
+    "MatMul": ("gemm",),
+    "MaxPool": ("maxpool",),
+    "AveragePool": ("avgpool",),
+    "GlobalAveragePool": ("globalavgpool",),
+    "Concat": ("concat",),
+    "Reshape": ("reshape",),
+    "Flatten": ("reshape",),
+    "Squeeze": ("reshape",),
+    "Unsqueeze": ("reshape",),
+    "Transpose": ("transpose",),
+    "Split": ("split",),
+    "Slice": ("split",),
+    "Add": ("add",),
+    "Mul": ("mul",),
+    "BatchNormalization": ("affine",),
+}
+
+
 @dataclass(frozen=True)
 class ConvertConfig:
     """ops_to_quantize: OP_KINDS names (empty = all); op_ids_to_skip: node ids kept in FP32.
@@ -41,11 +64,16 @@ class ConvertConfig:
     quantize_float_weights: bool = False
 
     def __post_init__(self) -> None:
-        unknown = [k for k in self.ops_to_quantize if k not in OP_KINDS]
+        unknown = [k for k in self.ops_to_quantize if k not in OP_KINDS and k not in ONNX_OP_KINDS]
         if unknown:
             raise ConfigError(
-                f"unknown op type(s) in ops_to_quantize: {', '.join(unknown)}; known: {', '.join(OP_KINDS)}"
+                f"unknown op type(s) in ops_to_quantize: {', '.join(unknown)}; known: {', '.join(ONNX_OP_KINDS)} "
+                f"(or the int8kit kinds {', '.join(OP_KINDS)})"
             )
 
     def quantizes(self, kind: str) -> bool:
-        return not self.ops_to_quantize or kind in self.ops_to_quantize
+        """Whether ops of `kind` may run INT8: ONNX op types expand to the kinds they cover."""
+        if not self.ops_to_quantize:
+            return True
+        kinds = {k for name in self.ops_to_quantize for k in ONNX_OP_KINDS.get(name, (name,))}
+        return kind in kinds

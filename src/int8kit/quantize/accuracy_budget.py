@@ -175,6 +175,8 @@ def fit_accuracy_budget(
             if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in marked.graph.node):
                 logger.warning("every quantized op had to fall back: the result is the FP32 model")
                 rounds.append(BudgetRound(kept, fp32_top1, 0.0))
+                if on_round is not None:
+                    on_round(rounds[-1])
                 return BudgetResult(marked, fp32_top1, tuple(rounds), max_drop >= 0.0)
             save(convert(marked).model, int8_path)
             acc = top1(int8_path, data, batch_size, num_threads, eval_samples)
