@@ -120,6 +120,9 @@ def absorb(node: ir.Node, follower: ir.Node) -> None:
     out.name = name
     if shape is not None:
         out.shape = shape
+    from int8kit.ir.encoding import ENCODING_KEY
+
+    out.metadata_props.pop(ENCODING_KEY, None)  # the surviving tensor is the follower's: its encoding or none
     out.metadata_props.update(meta)
     record_absorbed(node, follower)
 
