@@ -122,3 +122,19 @@ def test_fused_residual_add_rounds_exactly_as_the_file(dtype, zps):
     xin = np.random.default_rng(0).standard_normal((4, 8, 6, 6)).astype(np.float32)
     got = Predictor(result.model, num_threads=1).run(xin)
     np.testing.assert_allclose(got, run_ort(model, xin, optimize=False), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("dtype", "zps"), [(np.int8, (0, 0, 0)), (np.uint8, (126, 124, 17))])
+def test_back_to_back_qdq_pairs_requantize_as_the_file_does(dtype, zps):
+    """Q -> DQ -> Q' -> DQ' on one tensor (an exporter's Identity dropped between them): both roundings count,
+    the second onto a narrower grid that clips (found by comparing the zoo's layers against onnxruntime)."""
+    from ._util import QDQGraph
+
+    g = QDQGraph(shape=("N", 3, 16, 16))
+    x = g.qdq("input", 0.0333, zps[0], dtype)
+    a = g.qdq(g.conv(x, 3, 16, k=3, output="a"), 0.0392, zps[1], dtype)
+    h = g.qdq(g.node("Identity", [a], "h"), 0.0216, zps[2], dtype)
+    model = g.build([g.node("MaxPool", [h], "y", kernel_shape=[1, 1])])
+    xin = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    got = Predictor(convert(model).model, num_threads=1).run(xin)
+    np.testing.assert_allclose(got, run_ort(model, xin, optimize=False), rtol=0, atol=1e-5)

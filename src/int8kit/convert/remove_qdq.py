@@ -14,6 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.ir._graph import add_initializer, const_array, drop_unused_initializers, taken_names
+from int8kit.ir.encoding import encoding
 from int8kit.ir.weight_grid import GRID_REFUSED_KEY, WeightGrid, set_grid
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,18 @@ class RemoveQDQPass(ir.passes.InPlacePass):
         params = list(quant.inputs[1:])
         for dq in dqs:
             params += list(dq.inputs[1:])
-            _replace_output(graph, dq.outputs[0], src)
+            after = dq.outputs[0]
+            if encoding(after) is not None and encoding(after) != encoding(src):
+                # Q -> DQ -> Q' -> DQ': the file requantizes here. An Identity keeps the tensor after this
+                # pair apart from the one before, so each keeps its own encoding and the border between
+                # them rounds again, as the file does.
+                keep = ir.node("Identity", [src], name=f"{dq.name}/requantized")
+                graph.insert_before(dq, keep)
+                keep.outputs[0].metadata_props.update(after.metadata_props)
+                keep.outputs[0].shape, keep.outputs[0].type = src.shape, src.type
+                _replace_output(graph, after, keep.outputs[0])
+            else:
+                _replace_output(graph, after, src)
             graph.remove(dq, safe=True)
         graph.remove(quant, safe=True)
         drop_unused_initializers(graph, params)

@@ -13,6 +13,7 @@ import math
 import onnx_ir as ir
 
 from int8kit.ir._fusion import FusionPass, FusionReport, absorb, is_onnx_op, post_ops_rounded, set_post_ops
+from int8kit.ir.encoding import fake_quant_post_op
 from int8kit.ops import PostOp
 
 
@@ -47,6 +48,11 @@ def fuse_gated(node: ir.Node, report: FusionReport) -> bool:
             continue
         g = gate.outputs[0]
         if g.is_graph_output() or [u.node for u in g.uses()] != [mul] or set(mul.inputs) != {out, g}:
+            continue
+        if fake_quant_post_op(g) is not None:
+            # x * Q/DQ(gate(x)): the file rounds the gate (onnxruntime's pre-processing writes HardSwish
+            # this way); one post-op cannot, so the gate and the multiply stay two ops, exactly as written.
+            report.skip(mul, f"the QDQ model rounds the gate {g.name!r} before the multiply")
             continue
         set_post_ops(node, [*post_ops_rounded(node), post_op.encode()])
         graph = node.graph
