@@ -209,6 +209,9 @@ class InsertBordersPass(ir.passes.InPlacePass):
         if node.op_type == "Concat":
             target = encoding(node.outputs[0]) or covering([encoding(v) for v in node.inputs])
             for i, v in enumerate(node.inputs):
+                own = encoding(v)
+                if not b.encoding(v).is_int8 and own is not None and own != target:
+                    v = b.convert(v, own, node)  # a float input is rounded onto its own grid first, as the file does
                 node.replace_input_with(i, b.convert(v, target, node))
         else:
             x = node.inputs[0]

@@ -234,7 +234,11 @@ def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
             "its output has its own encoding: INT8 pooling would round onto the input's grid (a global "
             "average then reads INT8 directly into a float mean)"
         )
-    if is_data_movement(node) and not all(_produces_int8(v) for v in inputs):
+    # A Concat runs INT8 when any input arrives INT8: its float inputs have encodings (checked above), and
+    # the file rounds them onto those anyway, so quantizing them is the border it needs (DenseNet's pooled
+    # transition output joins INT8 conv outputs; otherwise every later Concat of the block would be FP32).
+    arrives = any if node.op_type == "Concat" else all
+    if is_data_movement(node) and not arrives(_produces_int8(v) for v in inputs):
         return "input arrives in FP32 (an INT8 op here would only add quantize/dequantize)"
     return None
 
