@@ -49,6 +49,10 @@ class Borders:
     def encoding(self, value: ir.Value) -> Encoding:
         return self.enc.get(id(value), FLOAT)
 
+    def int8_encoding(self, value: ir.Value) -> Encoding | None:
+        """The INT8 encoding `value` arrives in, else the one the file gives it (None when neither)."""
+        return self.encoding(value) if self.encoding(value).is_int8 else encoding(value)
+
     def as_file_reads_it(self, value: ir.Value, before: ir.Node) -> ir.Value:
         """`value` in float, as the QDQ file gives it to a float consumer: dequantized when it is INT8,
         rounded through its own Q -> DQ pair when it is float but the file quantizes it."""
@@ -178,12 +182,19 @@ class InsertBordersPass(ir.passes.InPlacePass):
             if out is not None and encoding(out) == grid:
                 b.on_grid[id(out)] = grid
 
-    def _compute(self, b: Borders, node: ir.Node) -> None:
+    @staticmethod
+    def _int8_input(b: Borders, node: ir.Node) -> None:
+        """Input 0 in INT8 (as it arrives, else quantized onto the file's grid); x_scale/x_zero_point set."""
         x = node.inputs[0]
-        x_enc = b.encoding(x) if b.encoding(x).is_int8 else encoding(x)
+        x_enc = b.int8_encoding(x)
         node.replace_input_with(0, b.convert(x, x_enc, node))
         _set_float(node, "x_scale", x_enc.scale)
         _set_zero_point(node, "x_zero_point", x_enc)
+
+    @staticmethod
+    def _output(b: Borders, node: ir.Node) -> Encoding:
+        """What an INT8 Conv/Dense/Affine writes (its y_* attributes set): INT8 when a reader wants it, else
+        float rounded as the file rounds it."""
         out = node.outputs[0]
         y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
         if not y_enc.is_int8 and encoding(out) is not None:
@@ -193,10 +204,16 @@ class InsertBordersPass(ir.passes.InPlacePass):
         if y_enc.is_int8:
             _set_float(node, "y_scale", y_enc.scale)
             _set_zero_point(node, "y_zero_point", y_enc)
+        return y_enc
+
+    def _compute(self, b: Borders, node: ir.Node) -> None:
+        self._int8_input(b, node)
+        out = node.outputs[0]
+        y_enc = self._output(b, node)
         if len(node.inputs) > 3 and node.inputs[3] is not None:
             res = node.inputs[3]
             if y_enc.is_int8:
-                res_enc = b.encoding(res) if b.encoding(res).is_int8 else (encoding(res) or y_enc)
+                res_enc = b.int8_encoding(res) or y_enc
                 _set_float(node, "sum_scale", res_enc.scale)
                 _set_zero_point(node, "sum_zero_point", res_enc)
                 node.replace_input_with(3, b.convert(res, res_enc, node))
@@ -215,9 +232,10 @@ class InsertBordersPass(ir.passes.InPlacePass):
                 node.replace_input_with(i, b.convert(v, target, node))
         else:
             x = node.inputs[0]
-            target = b.encoding(x) if b.encoding(x).is_int8 else encoding(x)
+            target = b.int8_encoding(x)
             node.replace_input_with(0, b.convert(x, target, node))
-        # Averaging pools write at their input's encoding (place_int8 keeps them FP32 when that is too coarse).
+        # Data movement writes its input's encoding (place_int8 keeps average pools whose output the file
+        # puts on another grid FP32).
         for out in node.outputs:
             if out is None:
                 continue
@@ -247,30 +265,19 @@ class InsertBordersPass(ir.passes.InPlacePass):
 
     def _affine(self, b: Borders, node: ir.Node) -> None:
         """INT8 Affine: its input's encoding as x_scale/x_zero_point, its output's as for Conv."""
-        x = node.inputs[0]
-        x_enc = b.encoding(x) if b.encoding(x).is_int8 else encoding(x)
-        node.replace_input_with(0, b.convert(x, x_enc, node))
-        _set_float(node, "x_scale", x_enc.scale)
-        _set_zero_point(node, "x_zero_point", x_enc)
+        self._int8_input(b, node)
+        y_enc = self._output(b, node)
         out = node.outputs[0]
-        y_enc = encoding(out) if node.metadata_props.get(OUTPUT_INT8_KEY) == "1" else FLOAT
-        if not y_enc.is_int8 and encoding(out) is not None:
-            _round_to(node, out)
-            b.on_grid[id(out)] = encoding(out)
-        _set_int(node, "y_type", y_enc.dtype)
-        if y_enc.is_int8:
-            _set_float(node, "y_scale", y_enc.scale)
-            _set_zero_point(node, "y_zero_point", y_enc)
         b.enc[id(out)] = y_enc
         out.type = ir.TensorType(IR_TYPE[y_enc.dtype])
 
     def _binary(self, b: Borders, node: ir.Node) -> None:
         """Add/Mul -> int8kit.Binary: int8 operands (a float broadcast gate may stay float), scales as attributes."""
         a, other = binary_operands(node)
-        a_enc = b.encoding(a) if b.encoding(a).is_int8 else encoding(a)
+        a_enc = b.int8_encoding(a)
         # The other operand is INT8 on the grid the file gives it; a broadcast gate without one (or with a
         # zero point, which oneDNN's binary kernels lack) is multiplied in float.
-        file_b = b.encoding(other) if b.encoding(other).is_int8 else encoding(other)
+        file_b = b.int8_encoding(other)
         b_enc = file_b if file_b is not None and not file_b.zero_point else FLOAT
         new_a, new_b = b.convert(a, a_enc, node), b.convert(other, b_enc, node)
         out = node.outputs[0]

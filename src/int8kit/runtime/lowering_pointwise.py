@@ -332,12 +332,16 @@ def reduce(b: Builder, node: ir.Node) -> None:
         b.set_output(node, src)
         return
     axes = sorted({a % rank for a in raw}) if raw else list(range(rank))
+    _reduction(b, node, src, _REDUCTIONS[node.op_type], axes, src.dtype, dnnl.Attr())
+
+
+def _reduction(b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dtype: int, attr: dnnl.Attr) -> None:
+    """One reduction primitive over `axes` (in the first layout with an optimised kernel), then keepdims."""
     kept = tuple(1 if i in axes else d for i, d in enumerate(src.dims))
-    alg = _REDUCTIONS[node.op_type]
     pd = b.first_fast(
         node.name,
         [
-            lambda md=md: dnnl.reduction_pd(alg, md, with_layout_of(kept, src.dtype, md), dnnl.Attr())
+            lambda md=md: dnnl.reduction_pd(alg, md, with_layout_of(kept, dst_dtype, md), attr)
             for md in layout_variants(src.md)
         ],
     )
@@ -346,7 +350,7 @@ def reduce(b: Builder, node: ir.Node) -> None:
     b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
     if not attr_int(node, "keepdims", 1):
         squeezed = tuple(d for i, d in enumerate(src.dims) if i not in axes)
-        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(squeezed or (1,), src.dtype))
+        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(squeezed or (1,), dst_dtype))
     b.set_output(node, dst)
 
 
@@ -468,22 +472,7 @@ def int8_mean(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
     rank = len(src.dims)
     axes = sorted(a % rank for a in attr_ints(node, "axes"))
-    kept = tuple(1 if i in axes else d for i, d in enumerate(src.dims))
     scale, zp = attr_float(node, "x_scale", 1.0), attr_int(node, "x_zero_point", 0)
     post_ops = dnnl.PostOps()
     post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, scale, -scale * zp)
-    attr = dnnl.Attr(None, post_ops)
-    pd = b.first_fast(
-        node.name,
-        [
-            lambda md=md: dnnl.reduction_pd(dnnl.REDUCTION_MEAN, md, with_layout_of(kept, dnnl.DT_F32, md), attr)
-            for md in layout_variants(src.md)
-        ],
-    )
-    src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
-    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
-    b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
-    if not attr_int(node, "keepdims", 1):
-        squeezed = tuple(d for i, d in enumerate(src.dims) if i not in axes)
-        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(squeezed or (1,), dnnl.DT_F32))
-    b.set_output(node, dst)
+    _reduction(b, node, src, dnnl.REDUCTION_MEAN, axes, dnnl.DT_F32, dnnl.Attr(None, post_ops))
