@@ -61,9 +61,27 @@ class Borders:
         enc = encoding(value)
         if enc is None or self.on_grid.get(id(value)) == enc:
             return value
+        if self._rounds_in_producer(value):
+            _round_to(value.producer(), value)
+            self.on_grid[id(value)] = enc
+            return value
         rounded = self.convert(self.convert(value, enc, before), FLOAT, before)
         self.on_grid[id(rounded)] = enc
         return rounded
+
+    def _rounds_in_producer(self, value: ir.Value) -> bool:
+        """Whether the FP32 op writing `value` can round it itself (an "fq" post-op), in place of a
+        Quantize -> Dequantize pair: mixed-precision models then pay nothing between two FP32 layers.
+        Every reader of a tensor the file quantizes reads it rounded (INT8 readers re-quantize it exactly),
+        so only a graph output, which the file gives unrounded, rules it out."""
+        producer = value.producer()
+        return (
+            producer is not None
+            and (is_compute(producer) or is_affine(producer))
+            and not is_int8(producer)
+            and producer.outputs[0] is value
+            and not value.is_graph_output()
+        )
 
     def convert(self, value: ir.Value, target: Encoding, before: ir.Node) -> ir.Value:
         """`value` stored as `target`, converting (once) before node `before` when needed."""
