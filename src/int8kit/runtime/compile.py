@@ -16,7 +16,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime import dnnl, host_eval, memory_plan
+from int8kit.runtime import dnnl, host_eval, memory_plan, precision
 
 logger = logging.getLogger(__name__)
 
@@ -160,10 +160,18 @@ class Builder:
     """State shared by the lowerings while one graph is compiled."""
 
     def __init__(
-        self, graph: ir.Graph, input_shapes: dict[str, tuple[int, ...]], weights: WeightCache, opset: int = 17
+        self,
+        graph: ir.Graph,
+        input_shapes: dict[str, tuple[int, ...]],
+        weights: WeightCache,
+        opset: int = 17,
+        precision_plan: precision.PrecisionPlan | None = None,
     ):
         _load_lowerings()
         self.graph = graph
+        self.precision = precision_plan or precision.PrecisionPlan()
+        self._graph_outputs = {v.name for v in graph.outputs}
+        self._bf16_values: dict[str, bool] = {}
         self.opset = graph.opset_imports.get("", opset)
         self.host: dict[str, np.ndarray] = {}  # values known at compile time (shape arithmetic)
         self.weights = weights
@@ -213,7 +221,8 @@ class Builder:
         outputs = {}
         for value in self.graph.outputs:
             src = self.values.get(value.name) or self._host_tensor(value.name)
-            out = self._external_tensor(dnnl.MemoryDesc.plain(src.dims, src.dtype))
+            dtype = dnnl.DT_F32 if src.dtype == dnnl.DT_BF16 else src.dtype  # outputs stay float32
+            out = self._external_tensor(dnnl.MemoryDesc.plain(src.dims, dtype))
             self.reorder(src, out, label=f"output {value.name}")
             outputs[value.name] = out
         return self._finish(outputs)
@@ -308,7 +317,49 @@ class Builder:
             self.values[value.name] = self._host_tensor(value.name)
         if value is None or value.name not in self.values:
             raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): input {i} is not a computed tensor")
-        return self.values[value.name]
+        tensor = self.values[value.name]
+        if tensor.dtype == dnnl.DT_BF16 and not self.reads_bf16(node):
+            return self.as_md(tensor, tensor.md.like(dnnl.DT_F32), node.name)  # converted once, then cached
+        return tensor
+
+    # ---- bf16 ----------------------------------------------------------------------------------
+    def runs_bf16(self, node: ir.Node) -> bool:
+        """A float int8kit.Conv/Dense that the precision plan puts in bf16."""
+        if not precision.is_compute(node) or self.precision.of(node) != "bf16":
+            return False
+        weights = self.constant_array(node, 1)
+        return weights is None or weights.dtype != np.int8
+
+    def reads_bf16(self, node: ir.Node) -> bool:
+        """Whether `node`'s lowering takes bf16 inputs as they are (else Builder.input converts them)."""
+        key = (node.domain or "", node.op_type)
+        return key in precision.BF16_PASSTHROUGH or key in precision.SHAPE_READERS or self.runs_bf16(node)
+
+    def bf16_output(self, node: ir.Node, i: int = 0) -> bool:
+        """Whether output `i` of a bf16 node may stay bf16: not a graph output, and every reader takes bf16
+        data, directly (a bf16 Conv/Dense, a shape query) or through ops whose outputs may stay bf16 in turn.
+        Otherwise the producer writes f32 itself, which costs nothing, rather than a reorder after it."""
+        value = node.outputs[i]
+        if value is None:
+            return False
+        known = self._bf16_values.get(value.name)
+        if known is not None:
+            return known
+        self._bf16_values[value.name] = False  # a cycle cannot happen in a DAG; this only guards recursion
+        ok = value.name not in self._graph_outputs and bool(value.uses())
+        for user, _ in value.uses() if ok else ():
+            key = (user.domain or "", user.op_type)
+            if key in precision.SHAPE_READERS or self.runs_bf16(user):
+                continue
+            if key not in precision.BF16_PASSTHROUGH or not all(
+                self.bf16_output(user, j)
+                for j, out in enumerate(user.outputs)
+                if out is not None and (out.uses() or out.name in self._graph_outputs)
+            ):
+                ok = False
+                break
+        self._bf16_values[value.name] = ok
+        return ok
 
     def set_output(self, node: ir.Node, tensor: Tensor, i: int = 0) -> None:
         self.values[node.outputs[i].name] = tensor

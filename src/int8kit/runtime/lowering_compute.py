@@ -3,6 +3,8 @@
 oneDNN picks every layout (`format_tag any`); weights are reordered once into its choice. INT8
 follows oneDNN v3 quantization: dst = post_ops(x_scale * w_scale[oc] * acc + bias) / y_scale, with
 scales passed as runtime arguments and the residual added by a `sum` post-op in dst's buffer.
+A float node the precision plan puts in bf16 (see `precision`) reads bf16 sources and weights with an f32
+bias, accumulates in f32 and writes bf16 where every reader takes bf16 (else f32).
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime import dnnl
+from int8kit.runtime import dnnl, precision
 from int8kit.runtime.compile import (
-    NUMPY_TO_DNNL,
     ONNX_TO_DNNL,
     Builder,
     Tensor,
@@ -96,6 +97,22 @@ def _weights(b: Builder, node: ir.Node) -> np.ndarray:
     if w is None:
         raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): weights must be a constant initializer")
     return w
+
+
+def _data_types(b: Builder, node: ir.Node, q: Quant | None, src: Tensor) -> tuple[int, int, int]:
+    """(source, weights, destination) oneDNN data types: INT8, bf16 or FP32."""
+    if q is not None and precision.node_attr(node) == "bf16":
+        raise UnsupportedOpError(f"node {node.name!r}: precision 'bf16' needs float weights, not int8")
+    int8_src = src.dtype in (dnnl.DT_U8, dnnl.DT_S8)
+    if (q is not None) != int8_src:
+        raise UnsupportedOpError(
+            f"node {node.name!r}: {'int8' if q else 'float'} weights with a {'int8' if int8_src else 'float'} input"
+        )
+    if q is not None:
+        return src.dtype, dnnl.DT_S8, ONNX_TO_DNNL[q.y_type]
+    if b.runs_bf16(node):
+        return dnnl.DT_BF16, dnnl.DT_BF16, dnnl.DT_BF16 if b.bf16_output(node) else dnnl.DT_F32
+    return dnnl.DT_F32, dnnl.DT_F32, dnnl.DT_F32
 
 
 def _post_ops_and_dst(
@@ -228,14 +245,7 @@ def conv(b: Builder, node: ir.Node) -> None:
     ow = (wd + pads[1] + pads[3] - ((kw - 1) * dil[1] + 1)) // strides[1] + 1
     dst_dims = (n, oc, oh, ow)
     w_dims = (group, oc // group, icg, kh, kw) if group > 1 else (oc, icg, kh, kw)
-    w_dt = dnnl.DT_S8 if q else dnnl.DT_F32
-    src_dt = src.dtype
-    if (q is None) != (src_dt == dnnl.DT_F32):
-        raise UnsupportedOpError(
-            f"node {node.name!r}: {'int8' if q else 'float'} weights with a "
-            f"{'float' if src_dt == dnnl.DT_F32 else 'int8'} input"
-        )
-    dst_dt = ONNX_TO_DNNL[q.y_type] if q else dnnl.DT_F32
+    src_dt, w_dt, dst_dt = _data_types(b, node, q, src)
     post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q)
     masks, zps, scale_args = _scale_args(b, q, 0b11 if group > 1 else 0b1)
     bias = _bias(b, node, oc)
@@ -281,13 +291,15 @@ def dense(b: Builder, node: ir.Node) -> None:
     kernel_q = q
     if float_then_quantize:
         kernel_q = Quant(q.x_scale, q.w_scales, None, ops.FLOAT, q.sum_scale, q.x_zero_point, 0, q.sum_zero_point)
-    dst_dt = ONNX_TO_DNNL[kernel_q.y_type] if kernel_q else dnnl.DT_F32
+    src_dt, w_dt, dst_dt = _data_types(b, node, q, src)
+    if float_then_quantize:
+        dst_dt = dnnl.DT_F32
     post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, kernel_q)
     masks, _, scale_args = _scale_args(b, kernel_q, 0b1, zero_points=False)
     bias = _dense_bias(b, node, m, w, q)
     pd = dnnl.inner_product_pd(
-        dnnl.MemoryDesc.any((n, k), src.dtype),
-        dnnl.MemoryDesc.any((m, k), NUMPY_TO_DNNL[w.dtype]),
+        dnnl.MemoryDesc.any((n, k), src_dt),
+        dnnl.MemoryDesc.any((m, k), w_dt),
         bias.memory.md if bias else None,
         dnnl.MemoryDesc.any(dst_dims, dst_dt),
         dnnl.Attr(masks, post_ops),

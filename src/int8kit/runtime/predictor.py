@@ -23,6 +23,7 @@ from int8kit import ops
 from int8kit.errors import ConfigError, InputError
 from int8kit.runtime import dnnl, fork_guard
 from int8kit.runtime.compile import Builder, Program, WeightCache, supported_ops
+from int8kit.runtime.precision import PrecisionPlan, check_precision
 from int8kit.runtime.streams import StreamConfig, StreamPool
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,9 @@ class Predictor:
     intermediate tensor would exceed it, naming the tensor, the dimension and the bytes, before anything is
     allocated (default `default_max_tensor_bytes()`: $INT8KIT_MAX_TENSOR_BYTES, else half the RAM).
     In a child forked after a multi-threaded run, the work runs on a fresh thread (see `fork_guard`).
+    `precision` "bf16" runs the float convolutions and inner products in bf16 (inputs and outputs stay
+    float32); a converted model's nodes marked `precision: "bf16"` run bf16 either way. On a CPU without
+    bf16 kernels a warning says so and everything float runs FP32 (`self.precision` is then "fp32").
     """
 
     def __init__(
@@ -114,10 +118,14 @@ class Predictor:
         program_cache_size: int = DEFAULT_PROGRAM_CACHE_SIZE,
         max_tensor_bytes: int | None = None,
         pin_streams: bool = True,
+        precision: str = "fp32",
     ):
+        check_precision(precision)
         if program_cache_size < 1:
             raise ConfigError(f"program cache size must be at least 1, got {program_cache_size}")
         self.model = prepare_model(model, extra_outputs)
+        self.precision_plan = PrecisionPlan.resolve(precision, self.model.graph)
+        self.precision = self.precision_plan.default
         self.num_threads = num_threads or dnnl.get_num_threads()
         self.stream_config = StreamConfig(streams, self.num_threads, pin_streams)
         self.program_cache_size = program_cache_size
@@ -249,7 +257,7 @@ class Predictor:
         self._check_sizes(shapes)
         with self._compile_lock:
             dnnl.set_num_threads(self.num_threads)
-            prog = Builder(self.model.graph, dict(shapes), self._weights).compile()
+            prog = Builder(self.model.graph, dict(shapes), self._weights, precision_plan=self.precision_plan).compile()
             self.compiles += 1
         logger.info("compiled %d primitives for input shapes %s", len(prog.steps), key)
         with self._lock:
