@@ -5,12 +5,17 @@ is left out and counted). Workers come from a `forkserver`/`spawn` pool: a forke
 once oneDNN's OpenMP has run in the parent. The output appears only when complete (temp file + rename):
 an error, Ctrl-C or SIGTERM removes the partial file and shuts the pool down, and a worker whose parent
 died without cleaning up (SIGKILL) notices within a second and exits.
+
+Two geometries: the seed's (`ImageSpec`: short side + centre crop, square) and text lines' (`KeepAspectSpec`:
+height H keeping the aspect ratio, padded on the right to width W, as PaddleOCR's classifier and recogniser
+feed their models). Non-square images need the compact format: the seed format records no height or width.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import select
@@ -25,9 +30,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image
 
 from int8kit.data.compact_format import CompactWriter
-from int8kit.data.images import ImageSpec, load_uint8, normalize
+from int8kit.data.images import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, load_uint8, normalize, to_8_bit
 from int8kit.data.label_list import LabelEntry, parse_label_list
 from int8kit.data.seed_format import SeedWriter
 from int8kit.errors import ConfigError, DataError
@@ -36,6 +42,87 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 MAX_LISTED = 20
+# PaddleOCR pads with 0 after (x/255 - 0.5)/0.5, i.e. pixel 127.5, which uint8 pixels cannot hold; 128 is
+# 0.004 away from it after that normalisation.
+DEFAULT_PAD_VALUE = 128
+
+
+@dataclass(frozen=True)
+class KeepAspectSpec:
+    """Text-line input: resize to `height` keeping the aspect ratio, pad on the right to `width`.
+
+    PaddleOCR's recipe (ch_ppocr cls/rec `resize_norm_img`): the resized width is `ceil(height * w / h)`,
+    at most `width` (a longer line is squeezed to `width`); bilinear resampling; the rest of the row is
+    padding. The padding is the pixel value `pad_value` (0-255), normalised like the image, so the seed
+    and compact formats hold the same floats. Mean/std have one value per channel.
+    """
+
+    height: int = 48
+    width: int = 192
+    grayscale: bool = False
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    pad_value: int = DEFAULT_PAD_VALUE
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise ConfigError(f"resize height and pad width must be positive, got {self.height} and {self.width}")
+        if not 0 <= self.pad_value <= 255 or int(self.pad_value) != self.pad_value:
+            raise ConfigError(f"pad value must be a whole pixel value 0..255, got {self.pad_value}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ConfigError(
+                f"mean/std need {self.channels} values for {'grayscale' if self.grayscale else 'RGB'} "
+                f"images, got {len(self.mean)} and {len(self.std)}"
+            )
+        if any(s == 0 for s in self.std):
+            raise ConfigError("std values must be non-zero")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    def resized_width(self, w: int, h: int) -> int:
+        """PaddleOCR's width for a w x h image: ceil(height * w/h), at least 1, at most `width`."""
+        return max(1, min(self.width, math.ceil(self.height * (w / float(h)))))
+
+
+def load_keep_aspect(path: str | Path, spec: KeepAspectSpec) -> np.ndarray:
+    """Decode one image into uint8 CHW of `spec.shape`: resized to the height, padded on the right."""
+    with Image.open(path) as img:
+        img.load()
+        img = to_8_bit(img)
+        mode = "L" if spec.grayscale else "RGB"
+        if img.mode != mode:
+            img = img.convert(mode)  # before resampling: palette images resize by nearest neighbour only
+        w, h = img.size
+        if w == 0 or h == 0:
+            raise ValueError("image has no pixels")
+        new_w = spec.resized_width(w, h)
+        pixels = np.asarray(img.resize((new_w, spec.height), Image.Resampling.BILINEAR), dtype=np.uint8)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    out = np.full(spec.shape, spec.pad_value, dtype=np.uint8)
+    out[:, :, :new_w] = pixels.transpose(2, 0, 1)
+    return out
+
+
+Spec = ImageSpec | KeepAspectSpec
+
+
+def load_pixels(path: str | Path, spec: Spec) -> np.ndarray:
+    """uint8 CHW pixels of one image, by the geometry `spec` describes."""
+    if isinstance(spec, KeepAspectSpec):
+        return load_keep_aspect(path, spec)
+    return load_uint8(path, spec)
+
+
+def load_input(path: str | Path, spec: Spec) -> np.ndarray:
+    """One image as float32 CHW model input, exactly as a preprocessed data file holds it."""
+    return normalize(load_pixels(path, spec), spec.mean, spec.std)
 
 
 @dataclass(frozen=True)
@@ -45,7 +132,7 @@ class PreprocessConfig:
     data_dir: Path
     label_list: Path
     output_file: Path
-    spec: ImageSpec = field(default_factory=ImageSpec)
+    spec: Spec = field(default_factory=ImageSpec)
     format: Literal["seed", "compact"] = "seed"
     skip_bad: bool = False
     workers: int | None = None  # None: all cores
@@ -54,6 +141,12 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if self.format not in ("seed", "compact"):
             raise ConfigError(f"unknown data format {self.format!r} (seed or compact)")
+        _, h, w = self.spec.shape
+        if self.format == "seed" and h != w:
+            raise ConfigError(
+                f"{h}x{w} images need the compact format: the seed format records no height or width, "
+                "so its images must be square"
+            )
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be at least 1, got {self.workers}")
         if self.chunk_size < 1:
@@ -74,12 +167,12 @@ class PreprocessResult:
     dropped: tuple[BadImage, ...]
 
 
-def _decode_chunk(paths: Sequence[str], spec: ImageSpec) -> list[tuple[np.ndarray | None, str | None]]:
+def _decode_chunk(paths: Sequence[str], spec: Spec) -> list[tuple[np.ndarray | None, str | None]]:
     """Worker: decode a few images; a bad one yields its reason instead of raising."""
     out: list[tuple[np.ndarray | None, str | None]] = []
     for path in paths:
         try:
-            out.append((load_uint8(path, spec), None))
+            out.append((load_pixels(path, spec), None))
         except FileNotFoundError:
             out.append((None, "file not found"))
         except Exception as exc:  # any decoder failure (Pillow raises OSError, SyntaxError, ValueError...)
@@ -145,9 +238,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def _decoded(
-    chunks: list[list[str]], spec: ImageSpec, workers: int
-) -> Iterator[list[tuple[np.ndarray | None, str | None]]]:
+def _decoded(chunks: list[list[str]], spec: Spec, workers: int) -> Iterator[list[tuple[np.ndarray | None, str | None]]]:
     """Decode chunks in order, in-process for one worker, else with a bounded window of pool tasks."""
     if workers == 1 or len(chunks) == 1:
         for chunk in chunks:

@@ -1,0 +1,285 @@
+"""Regenerate docs/accuracy.md and docs/accuracy.json: FP32 vs INT8 accuracy of real models on labelled data.
+
+    python bench/accuracy_table.py [--workdir build/realmodels] [--threads 2] [--qat-steps 300] [--only NAME ...]
+
+Models and data are built once by examples/realmodels/build_realmodels.py and cached in the work folder:
+PaddleOCR's text-direction classifier on rendered text lines (labels true by construction), EfficientNet-Lite0
+on foolbox's labelled ImageNet photos, the shipped Fashion-MNIST models on the 10,000 test images. Each FP32
+model is quantized with every calibration method (minmax, percentile, kl, mse; seeded, on its own
+calibration set prepared like the evaluation set), converted, and run by int8kit's Predictor; the
+Fashion-MNIST models also get QAT. Images/s is int8kit's own, FP32 and INT8, batch 50 (or the whole set
+when smaller), on --threads threads. A model whose packages are missing gets a row saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "examples" / "realmodels"))
+
+import build_realmodels  # noqa: E402
+from build_realmodels import Benchmark, Unavailable  # noqa: E402
+
+import int8kit  # noqa: E402
+from int8kit.data.open_data import open_dataset  # noqa: E402
+
+METHODS = ("minmax", "percentile", "kl", "mse")
+BATCH = 50
+MIN_TIMED_SECONDS = 1.0
+TARGET_DROP, TARGET_BEST_DROP = 0.5, 0.3
+
+
+@dataclass
+class Row:
+    model: str
+    method: str  # "FP32", a calibration method, or "QAT"
+    images: int
+    top1: float  # percent
+    top5: float | None  # percent; None with <= 5 classes
+    drop: float | None  # FP32 top-1 minus this top-1, points
+    images_per_s: float
+    agreement: float | None = None  # percent of images whose top-1 equals FP32's
+    calib_images: int | None = None
+    build_seconds: float | None = None
+
+
+def _batches(x: np.ndarray) -> list[np.ndarray]:
+    return [x[i : i + BATCH] for i in range(0, len(x), BATCH)]
+
+
+def run_model(path: Path, images: np.ndarray, threads: int) -> tuple[np.ndarray, float]:
+    """Logits of every image and int8kit's images/s (whole passes, after one untimed warm-up pass)."""
+    predictor = int8kit.Predictor(str(path), num_threads=threads)
+    logits = np.concatenate([predictor.run(b) for b in _batches(images)])
+    done, elapsed = 0, 0.0
+    while elapsed < MIN_TIMED_SECONDS:
+        for b in _batches(images):
+            start = time.perf_counter()
+            predictor.run(b)
+            elapsed += time.perf_counter() - start
+            done += len(b)
+    return logits, done / elapsed
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    top = np.argsort(-logits, axis=1)[:, :k]
+    return 100.0 * float(np.mean((top == labels[:, None]).any(axis=1)))
+
+
+def _row(bench: Benchmark, method: str, logits: np.ndarray, labels: np.ndarray, ips: float, fp32: Row | None, **kw):
+    top1 = accuracy(logits, labels, 1)
+    top5 = accuracy(logits, labels, 5) if bench.num_classes > 5 else None
+    return Row(bench.name, method, len(labels), top1, top5, None if fp32 is None else fp32.top1 - top1, ips, **kw)
+
+
+def ptq(bench: Benchmark, method: str, out: Path, num_samples: int) -> Path:
+    config = int8kit.QuantizeConfig(method=method, num_samples=num_samples, seed=0)
+    qdq = int8kit.quantize_model(str(bench.model), str(bench.calib_data), config)
+    int8kit.save_model(int8kit.convert_model(qdq), out)
+    return out
+
+
+def qat(bench: Benchmark, out: Path, steps: int, threads: int) -> Path:
+    from int8kit.qat.api import quant_aware_train
+    from int8kit.qat.data import load_labelled
+    from int8kit.qat.train import QatConfig
+
+    images, labels = load_labelled(bench.train_data)
+    result = quant_aware_train(bench.model, images, labels, QatConfig(steps=steps, seed=0, threads=threads))
+    int8kit.save_model(int8kit.convert_model(result.model), out)
+    return out
+
+
+def benchmark_rows(bench: Benchmark, work: Path, threads: int, qat_steps: int) -> list[Row]:
+    data = open_dataset(bench.eval_data)
+    images, labels = data.batch(0, len(data)), np.asarray(data.labels)
+    calib = len(open_dataset(bench.calib_data))
+    num_samples = min(300, calib)
+    print(f"[{bench.name}] FP32 on {len(labels)} images ...", flush=True)
+    fp32_logits, ips = run_model(bench.model, images, threads)
+    fp32 = _row(bench, "FP32", fp32_logits, labels, ips, None)
+    rows = [fp32]
+    variants = [(m, lambda out, m=m: ptq(bench, m, out, num_samples)) for m in METHODS]
+    if bench.trainable and qat_steps:
+        variants.append(("QAT", lambda out: qat(bench, out, qat_steps, threads)))
+    for method, build in variants:
+        print(f"[{bench.name}] {method} ...", flush=True)
+        start = time.perf_counter()
+        path = build(work / f"{bench.name}_{method.lower()}_int8.onnx")
+        seconds = time.perf_counter() - start
+        logits, ips = run_model(path, images, threads)
+        agree = 100.0 * float(np.mean(logits.argmax(1) == fp32_logits.argmax(1)))
+        n_calib = None if method == "QAT" else num_samples
+        rows.append(
+            _row(bench, method, logits, labels, ips, fp32, agreement=agree, calib_images=n_calib, build_seconds=seconds)
+        )
+    return rows
+
+
+def benchmarks(work: Path, only: set[str] | None) -> tuple[list[Benchmark], dict[str, str]]:
+    found, missing = [], {}
+    builders = {
+        "paddleocr_cls": lambda: [build_realmodels.build_ocr_cls(work)],
+        "efficientnet_lite0": lambda: [build_realmodels.build_efficientnet_lite0(work)],
+        "fashion_mnist": lambda: build_realmodels.build_fashion_mnist(work),
+    }
+    for name, build in builders.items():
+        if only and not any(name.startswith(o) or o.startswith(name) for o in only):
+            continue
+        try:
+            found += [b for b in build() if not only or any(b.name.startswith(o) or o.startswith(b.name) for o in only)]
+        except Unavailable as exc:
+            missing[name] = str(exc)
+    return found, missing
+
+
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+COLUMNS = (
+    "model",
+    "method",
+    "FP32 top-1",
+    "INT8 top-1",
+    "drop (points)",
+    "FP32 top-5",
+    "INT8 top-5",
+    "agreement with FP32",
+    "FP32 img/s",
+    "INT8 img/s",
+    "speed-up",
+)
+
+
+def table_rows(rows: list[Row]) -> list[list[str]]:
+    fp32 = {r.model: r for r in rows if r.method == "FP32"}
+    out = []
+    for r in rows:
+        if r.method == "FP32":
+            continue
+        base = fp32[r.model]
+        out.append(
+            [
+                r.model,
+                r.method,
+                _fmt(base.top1),
+                _fmt(r.top1),
+                f"{r.drop:+.2f}",
+                _fmt(base.top5),
+                _fmt(r.top5),
+                f"{r.agreement:.2f}%",
+                f"{base.images_per_s:.0f}",
+                f"{r.images_per_s:.0f}",
+                f"{r.images_per_s / base.images_per_s:.2f}x",
+            ]
+        )
+    return out
+
+
+def verdicts(rows: list[Row]) -> list[str]:
+    """One line per model against the targets: every PTQ drop <= 0.5 points, the best <= 0.3."""
+    lines = []
+    for model in dict.fromkeys(r.model for r in rows):
+        ptq_rows = [r for r in rows if r.model == model and r.method in METHODS]
+        if not ptq_rows:
+            continue
+        worst = max(ptq_rows, key=lambda r: r.drop)
+        best = min(ptq_rows, key=lambda r: r.drop)
+        ok = worst.drop <= TARGET_DROP and best.drop <= TARGET_BEST_DROP
+        lines.append(
+            f"{model}: {'meets' if ok else 'MISSES'} the targets (worst PTQ drop {worst.drop:+.2f} with "
+            f"{worst.method}, best {best.drop:+.2f} with {best.method}; one image is "
+            f"{100 / worst.images:.2f} points)"
+        )
+    return lines
+
+
+def markdown(rows: list[Row], benches: list[Benchmark], missing: dict[str, str], env: dict) -> str:
+    lines = [
+        "# Accuracy on real models",
+        "",
+        f"Regenerated by `python bench/accuracy_table.py` on {env['date']}; CPU: {env['cpu']}, oneDNN "
+        f"{env['onednn']} ({env['isa']}), {env['threads']} thread(s), batch {BATCH}. Top-1/top-5 in percent of "
+        "the labelled evaluation images; drop = FP32 top-1 minus INT8 top-1 (points); PTQ calibrates on "
+        "a separate set, seed 0; images/s are int8kit's (FP32 and INT8 on the same engine).",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
+    lines += ["", "## Data", ""]
+    lines += [f"- **{b.name}**: {b.note}." for b in benches]
+    lines += [f"- **{name}**: not measured: {reason}" for name, reason in missing.items()]
+    lines += ["", "## Against the targets (INT8 top-1 drop <= 0.5 points per PTQ method, best <= 0.3)", ""]
+    lines += [f"- {v}" for v in verdicts(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rows: list[Row], missing: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Accuracy on real models: FP32 vs INT8")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("model", "method") else "right")
+    for cells in table_rows(rows):
+        table.add_row(*cells)
+    console = Console(width=200)
+    console.print(table)
+    for line in verdicts(rows):
+        console.print(line)
+    for name, reason in missing.items():
+        console.print(f"{name}: not measured: {reason}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path, default=REPO / "build" / "realmodels")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--qat-steps", type=int, default=300, help="0 skips QAT")
+    p.add_argument("--only", nargs="+", help="model names (or prefixes) to run, e.g. paddleocr_cls fashion_mnist")
+    p.add_argument("--output", type=Path, default=REPO / "docs" / "accuracy.md", help="markdown; .json beside it")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    from int8kit.runtime import dnnl
+
+    env = {
+        "date": str(datetime.date.today()),
+        "cpu": dnnl.cpu_model(),
+        "onednn": dnnl.library().version_string,
+        "isa": dnnl.effective_isa(),
+        "threads": args.threads,
+        "int8kit": int8kit.__version__,
+    }
+    start = time.perf_counter()
+    benches, missing = benchmarks(args.workdir, set(args.only) if args.only else None)
+    rows = [row for bench in benches for row in benchmark_rows(bench, args.workdir, args.threads, args.qat_steps)]
+    env["seconds"] = round(time.perf_counter() - start, 1)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(markdown(rows, benches, missing, env))
+    record = {
+        "environment": env,
+        "models": {b.name: {"model": b.model.name, "note": b.note, "classes": b.num_classes} for b in benches},
+        "missing": missing,
+        "rows": [asdict(r) for r in rows],
+    }
+    args.output.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    print_table(rows, missing)
+    print(f"wrote {args.output} and {args.output.with_suffix('.json')} in {env['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

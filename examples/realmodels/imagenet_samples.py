@@ -1,0 +1,63 @@
+"""The 20 ImageNet validation photos shipped in the `foolbox` wheel, with their labels, found without importing it.
+
+foolbox keeps them as `foolbox/data/imagenet_<index>_<label>.jpg` (index 00-19, label the ImageNet-1k class
+id 0-999) for its own tests; `importlib.util.find_spec` locates the folder without running foolbox's
+`__init__` (which imports eagerpy, GitPython and requests).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE = "foolbox"
+DISTRIBUTION = "foolbox==3.3.4"
+NUM_CLASSES = 1000
+_NAME = re.compile(r"imagenet_(\d+)_(\d+)\.(?:jpg|jpeg|png)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    path: Path
+    index: int
+    label: int
+
+
+def parse_name(name: str) -> tuple[int, int]:
+    """(index, label) from `imagenet_07_609.jpg`; ValueError for any other name or a label outside 0-999."""
+    match = _NAME.fullmatch(name)
+    if match is None:
+        raise ValueError(f"{name}: not an imagenet_<index>_<label> image name")
+    index, label = int(match.group(1)), int(match.group(2))
+    if not 0 <= label < NUM_CLASSES:
+        raise ValueError(f"{name}: label {label} is not an ImageNet-1k class (0-{NUM_CLASSES - 1})")
+    return index, label
+
+
+def data_dir() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{PACKAGE} is not installed: pip install {DISTRIBUTION} (or int8kit[realmodels])")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def labelled_images(folder: Path | None = None) -> list[LabelledImage]:
+    """Every imagenet_* image in the folder (default: foolbox's), in index order."""
+    folder = data_dir() if folder is None else folder
+    found = []
+    for path in folder.iterdir():
+        if path.name.lower().startswith("imagenet_"):
+            index, label = parse_name(path.name)
+            found.append(LabelledImage(path, index, label))
+    if not found:
+        raise FileNotFoundError(f"{folder}: no imagenet_<index>_<label> images")
+    return sorted(found, key=lambda image: image.index)
+
+
+def write_label_list(images: list[LabelledImage], path: Path) -> Path:
+    """`val_list.txt` for `int8kit preprocess --data-dir <their folder>`."""
+    lines = [f"{image.path.name} {image.label}" for image in images]
+    path.write_text("# label = ImageNet class id from foolbox's file names\n" + "\n".join(lines) + "\n")
+    return path
