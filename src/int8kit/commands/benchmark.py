@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from int8kit.commands._options import add_data, add_model, model_file, write_json
+from int8kit.commands.test import add_precision
 from int8kit.errors import ConfigError
 
 
@@ -50,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time", type=float, default=10.0, help="seconds to run (default 10)")
     p.add_argument("--niter", type=int, default=0, help="stop after this many requests instead (default: use --time)")
     p.add_argument("--no-pin", action="store_true", help="do not pin streams to cores")
+    add_precision(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--json", type=Path, help="write throughput, latency, layout, ISA and environment here")
     p.set_defaults(func=run)
@@ -62,7 +64,9 @@ def print_result(result) -> None:
 
     cfg = result.config
     console = make_console()
-    console.print(f"--- {cfg.model} ({cfg.mode} mode, batch {cfg.batch_size}, ISA {result.isa}) ---")
+    console.print(
+        f"--- {cfg.model} ({cfg.mode} mode, batch {cfg.batch_size}, precision {result.precision}, ISA {result.isa}) ---"
+    )
     console.print(
         f"streams: {result.streams} x {result.threads_per_stream} thread(s), requests: {result.requests}, "
         f"images: {result.images}, duration: {result.duration_s:.2f} s"
@@ -92,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         time_s=args.time,
         niter=args.niter,
         pin=not args.no_pin,
+        precision=args.precision,
     )
     unit = "requests" if config.niter else "seconds"
     with progress("benchmarking", unit=unit, enabled=not args.no_progress) as update:

@@ -27,6 +27,14 @@ def kernels_note(features: list[str]) -> str:
     return "no VNNI or AMX: expect little INT8 speed-up over FP32"
 
 
+def bf16_note(isa: str) -> str:
+    from int8kit.runtime.precision import BF16_ISAS
+
+    if isa in BF16_ISAS:
+        return f"available ({isa}): --precision bf16 runs native bf16 convolutions and inner products"
+    return f"not available (oneDNN dispatches up to {isa}; needs avx512_bf16 or AMX): --precision bf16 runs FP32"
+
+
 def run(args: argparse.Namespace) -> int:
     from int8kit import __version__
     from int8kit.runtime import dnnl
@@ -42,11 +50,13 @@ def run(args: argparse.Namespace) -> int:
         "onednn_isa": dnnl.effective_isa(),
         "int8_kernels": kernels_note(features),
     }
+    facts["bf16_kernels"] = bf16_note(facts["onednn_isa"])
     print(f"oneDNN {lib.version_string} from {lib.path}")
     print(f"CPU: {facts['cpu']}")
     print(f"ISA flags: {', '.join(features) or 'none'}")
     print(f"oneDNN dispatches up to: {facts['onednn_isa']}")
     print(f"INT8 kernels: {facts['int8_kernels']}")
+    print(f"bf16 kernels: {facts['bf16_kernels']}")
     if args.json:
         print(f"wrote {write_json(facts, args.json)}")
     return 0

@@ -39,6 +39,16 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
 
 
+def add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="run the model's float convolutions and inner products in FP32 or bf16 (int8kit backend; bf16 "
+        "needs AMX or avx512_bf16, else a warning and FP32) (default: fp32)",
+    )
+
+
 def config_from_args(args: argparse.Namespace, model: Path, backend: str | None = None) -> TestConfig:
     return TestConfig(
         model=model_file(model),
@@ -50,6 +60,7 @@ def config_from_args(args: argparse.Namespace, model: Path, backend: str | None 
         with_accuracy_layer=args.with_accuracy_layer,
         optimize_fp32_model=args.optimize_fp32_model,
         backend=backend or args.backend,
+        precision=getattr(args, "precision", "fp32"),
     )
 
 
@@ -71,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data(p, DATA_HELP, "--infer-data")
     add_test_options(p)
     p.add_argument("--streams", type=int, default=1, help="batches in flight, --num-threads each (int8kit backend)")
+    add_precision(p)
     p.add_argument(
         "--json", type=Path, help="also write the results, settings, model hash and environment here (default: none)"
     )
@@ -85,7 +97,8 @@ def print_result(result: TestResult) -> None:
     console.print(f"--- {cfg.model} on {cfg.data} ({cfg.backend}) ---")
     console.print(
         f"threads: {cfg.num_threads}, batch size: {cfg.batch_size}, iterations: {result.iterations}, "
-        f"warm-up: {cfg.warmup_iter}, images: {result.images}"
+        f"warm-up: {cfg.warmup_iter}, images: {result.images}, precision: {result.precision}"
+        + (f" ({cfg.precision} requested: no bf16 kernels on this CPU)" if result.precision != cfg.precision else "")
     )
     table = Table(show_header=True)
     table.add_column("metric")

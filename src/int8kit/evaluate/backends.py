@@ -107,7 +107,7 @@ class Int8kitBackend:
 
     name = "int8kit"
 
-    def __init__(self, model: Path, num_threads: int, optimize: bool) -> None:
+    def __init__(self, model: Path, num_threads: int, optimize: bool, precision: str = "fp32") -> None:
         from int8kit.runtime.predictor import Predictor
 
         if optimize:
@@ -115,7 +115,8 @@ class Int8kitBackend:
         graph = _load_graph(model)
         refuse_fake_quant(model, graph)
         self.inputs = _onnx_inputs(model, graph)
-        self._predictor = Predictor(model, num_threads=num_threads)
+        self._predictor = Predictor(model, num_threads=num_threads, precision=precision)
+        self.precision = self._predictor.precision
         self._outputs = list(self._predictor.output_names)
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -126,11 +127,15 @@ class Int8kitBackend:
 BACKENDS = {"int8kit": Int8kitBackend, "onnxruntime": OnnxRuntimeBackend}
 
 
-def make_backend(name: str, model: Path, num_threads: int, optimize: bool) -> Backend:
+def make_backend(name: str, model: Path, num_threads: int, optimize: bool, precision: str = "fp32") -> Backend:
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     from int8kit.paddle import is_paddle_model
 
     if not Path(model).is_file() and not is_paddle_model(model):
         raise ModelError(f"{model}: model file not found")
+    if name == "int8kit":
+        return Int8kitBackend(Path(model), num_threads, optimize, precision)
+    if precision != "fp32":
+        raise ConfigError(f"precision {precision} runs on the int8kit backend only, not {name}")
     return BACKENDS[name](Path(model), num_threads, optimize)

@@ -45,8 +45,12 @@ class BenchmarkConfig:
     niter: int = 0  # stop after this many requests (0: run for time_s)
     pin: bool = True
     seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"  # float convolutions / inner products in FP32 or bf16
 
     def __post_init__(self) -> None:
+        from int8kit.runtime.precision import check_precision
+
+        check_precision(self.precision)
         if self.mode not in ("latency", "throughput"):
             raise ConfigError(f"mode must be latency or throughput, got {self.mode!r}")
         for name, low in (("batch_size", 1), ("niter", 0)):
@@ -82,6 +86,7 @@ class BenchmarkResult:
     latency_ms: dict[str, float]
     isa: str
     environment: dict[str, Any]
+    precision: str = "fp32"  # what ran ("fp32" also when bf16 was asked for on a CPU without bf16 kernels)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -143,7 +148,9 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
         raise ModelError(f"{config.model}: model file not found")
     streams, threads = config.layout()
     logger.info("benchmark: %s mode, %d stream(s) x %d thread(s)", config.mode, streams, threads)
-    predictor = Predictor(config.model, num_threads=threads, streams=streams, pin_streams=config.pin)
+    predictor = Predictor(
+        config.model, num_threads=threads, streams=streams, pin_streams=config.pin, precision=config.precision
+    )
     try:
         if config.data is not None:
             batches = _data_batches(predictor, config.data, config.batch_size)
@@ -167,6 +174,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
         latency_ms=latency_stats(latencies),
         isa=dnnl.effective_isa(),
         environment=environment(),
+        precision=predictor.precision,
     )
 
 

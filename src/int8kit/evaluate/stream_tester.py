@@ -45,7 +45,9 @@ def run_stream_test(config: TestConfig, streams: int, progress: Callable[[int, i
         raise ConfigError("--streams does not support --with-accuracy-layer; leave out one of them")
     data = open_dataset(config.data)
     labels = data.labels
-    with Predictor(config.model, num_threads=config.num_threads, streams=streams) as predictor:
+    with Predictor(
+        config.model, num_threads=config.num_threads, streams=streams, precision=config.precision
+    ) as predictor:
         name = predictor.input_names[0]
         fixed = _check_shapes(config, data, InputInfo(name, predictor.input_shapes[name] or ()))
         n, size = len(data), config.batch_size
@@ -111,5 +113,6 @@ def run_stream_test(config: TestConfig, streams: int, progress: Callable[[int, i
         environment=environment(),
         timed_images=timed_images,
         nonfinite_images=len(nonfinite),
+        precision=predictor.precision,
         model_sha256=sha256(config.model),
     )

@@ -46,8 +46,14 @@ class TestConfig:
     with_accuracy_layer: bool = False
     optimize_fp32_model: bool = False
     backend: Literal["int8kit", "onnxruntime"] = "int8kit"
+    precision: Literal["fp32", "bf16"] = "fp32"  # int8kit: run float convolutions / inner products in bf16
 
     def __post_init__(self) -> None:
+        from int8kit.runtime.precision import check_precision
+
+        check_precision(self.precision)
+        if self.precision != "fp32" and self.backend != "int8kit":
+            raise ConfigError(f"--precision {self.precision} runs on the int8kit backend only, not {self.backend}")
         for name, low in (("batch_size", 1), ("iterations", 0), ("num_threads", 1), ("warmup_iter", 0)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
@@ -78,6 +84,7 @@ class TestResult:
     environment: dict[str, Any]
     timed_images: int = 0
     nonfinite_images: int = 0
+    precision: str = "fp32"  # what ran: "fp32" also when bf16 was asked for on a CPU without bf16 kernels
     model_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,7 +154,9 @@ def run_test(
     labels = data.labels
     if config.with_accuracy_layer and labels is None:
         raise ConfigError(f"{config.data} has no labels, so --with-accuracy-layer has nothing to feed")
-    backend = backend or make_backend(config.backend, config.model, config.num_threads, config.optimize_fp32_model)
+    backend = backend or make_backend(
+        config.backend, config.model, config.num_threads, config.optimize_fp32_model, config.precision
+    )
     wanted = 2 if config.with_accuracy_layer else 1
     if len(backend.inputs) != wanted:
         raise InputError(
@@ -243,5 +252,6 @@ def run_test(
         environment=environment(),
         timed_images=timed_images,
         nonfinite_images=len(nonfinite),
+        precision=getattr(backend, "precision", "fp32"),
         model_sha256=sha256(config.model) if Path(config.model).is_file() else "",
     )
