@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
-import time
 from pathlib import Path
 
 from int8kit.commands._options import add_data, add_model, add_output, write_json
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Post-training quantization: symmetric s8 per-channel weights, u8 activations after "
         "ReLU-like ops and s8 elsewhere, written as an ONNX QDQ model onnxruntime runs as is. With "
         "--max-accuracy-drop the exit status is 1 when the budget is not met (the model with the most layers "
-        "kept FP32 is still written).",
+        "out of INT8 is still written).",
     )
     add_model(p, "FP32 ONNX model")
     add_data(p, "calibration images: .npy (N, C, H, W float32, normalised) or a preprocess data file", "--calib-data")
@@ -54,13 +55,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="POINTS",
-        help="keep the worst layers FP32 until INT8 top-1 is within this many points of FP32 "
-        "(needs labelled --eval-data; default: no budget)",
+        help="take the worst layers (by SQNR) out of INT8, searched by bisection, until top-1 is within this many "
+        "points of FP32 (needs labelled --eval-data; default: no budget)",
     )
     p.add_argument(
         "--eval-data", type=Path, default=None, help="labelled data for --max-accuracy-drop (default: --data)"
     )
     p.add_argument("--eval-samples", type=int, default=2000, help="images for --max-accuracy-drop")
+    p.add_argument(
+        "--fallback",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="where layers leaving INT8 run: auto = bf16 where the CPU has bf16 kernels, then FP32",
+    )
     p.add_argument(
         "--json", type=Path, help="also write the calibration table (and budget rounds) here (default: none)"
     )
@@ -91,15 +98,15 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(result, args.output)
     budget = None
     if args.max_accuracy_drop is not None:
-        budget = _fit_budget(args, qdq, len(result.plan.quantized_nodes))
+        budget = _fit_budget(args, qdq)
         qdq = budget.model
     save_model(qdq, args.output)
     if args.json:
         print(f"wrote {write_json(_record(args, result, budget), args.json)}")
     if budget is not None and not budget.met:
         print(
-            f"int8kit quantize: error: top-1 drop {budget.rounds[-1].drop:.2f} points is over the budget of "
-            f"{args.max_accuracy_drop}; {args.output} keeps {len(budget.rounds[-1].kept_fp32)} layer(s) FP32 "
+            f"int8kit quantize: error: top-1 drop {budget.chosen.drop:.2f} points is over the budget of "
+            f"{args.max_accuracy_drop}; {args.output} keeps {len(budget.chosen.fallback)} layer(s) out of INT8 "
             "and is written anyway",
             file=sys.stderr,
         )
@@ -107,49 +114,49 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-MAX_ROUNDS = 32  # fit_accuracy_budget's default max_rounds
-
-
-def _fit_budget(args: argparse.Namespace, qdq, quantized_layers: int):
-    """The accuracy-budget loop, one line per round: the layer it added, top-1, drop and an ETA."""
+def _fit_budget(args: argparse.Namespace, qdq):
+    """The accuracy budget: one line per round (what left INT8, top-1, drop, an ETA), then the verdict and speed."""
+    from int8kit.budget import BudgetConfig, fit_accuracy_budget
     from int8kit.data.open_data import open_dataset
-    from int8kit.quantize.accuracy_budget import fit_accuracy_budget
 
-    start = time.perf_counter()
-    seen: list = []
+    config = BudgetConfig(
+        max_drop=args.max_accuracy_drop,
+        eval_samples=args.eval_samples,
+        num_threads=args.num_threads,
+        fallback=args.fallback,
+    )
 
     def show(r) -> None:
-        seen.append(r)
-        elapsed = time.perf_counter() - start
-        added = f"+{r.kept_fp32[-1]}" if r.kept_fp32 else "none yet"
+        where = f"{len(r.fallback)} layer(s) {r.precision.upper()}" if r.fallback else "all INT8"
         line = (
-            f"round {len(seen)}: {len(r.kept_fp32)} layer(s) FP32 ({added}), INT8 top-1 {r.int8_top1:.2f}%, "
-            f"drop {r.drop:+.2f} points (budget {args.max_accuracy_drop})"
+            f"round {r.index}: {where}, top-1 {r.top1:.2f}%, drop {r.drop:+.2f} points "
+            f"({'within' if r.passed else 'over'} {args.max_accuracy_drop}), {duration(r.seconds)}"
         )
-        if r.drop > args.max_accuracy_drop:
-            left = max(0, min(MAX_ROUNDS, quantized_layers + 1) - len(seen))
-            per_round = elapsed / len(seen)
-            line += f"; {duration(per_round)}/round, at most {left} more (ETA <= {duration(left * per_round)})"
+        if r.rounds_left:
+            per_round = r.elapsed / r.index
+            line += f"; at most {r.rounds_left} more (ETA <= {duration(r.rounds_left * per_round)})"
         print(line, flush=True)
 
     data = open_dataset(args.eval_data or args.data)
-    result = fit_accuracy_budget(
-        args.model,
-        qdq,
-        data,
-        args.max_accuracy_drop,
-        eval_samples=args.eval_samples,
-        num_threads=args.num_threads,
-        max_rounds=MAX_ROUNDS,
-        on_round=show,
-    )
-    last = result.rounds[-1]
+    result = fit_accuracy_budget(args.model, qdq, data, config, on_round=show)
     verdict = "within" if result.met else "NOT within"
-    kept = ", ".join(last.kept_fp32) or "none"
+    total = len(result.ranking)
     print(
-        f"FP32 top-1 {result.fp32_top1:.2f}%, INT8 top-1 {last.int8_top1:.2f}%: {verdict} the budget of "
-        f"{args.max_accuracy_drop} points with {len(last.kept_fp32)} layer(s) kept FP32: {kept}"
+        f"FP32 top-1 {result.fp32_top1:.2f}%, full INT8 {result.int8_top1:.2f}%, chosen {result.chosen.top1:.2f}%: "
+        f"{verdict} the budget of {args.max_accuracy_drop} points in {len(result.rounds)} rounds"
     )
+    print(
+        f"{total} ranked layers: {len(result.int8_layers)} INT8, {len(result.bf16_layers)} bf16"
+        + (f" ({', '.join(result.bf16_layers)})" if result.bf16_layers else "")
+        + f", {len(result.fp32_layers)} FP32"
+        + (f" ({', '.join(result.fp32_layers)})" if result.fp32_layers else "")
+    )
+    if result.speed is not None:
+        s = result.speed
+        print(
+            f"speed on one batch of {s.batch}: chosen model {s.mixed:,.0f} images/s = {s.mixed / s.fp32:.2f}x FP32 "
+            f"({s.fp32:,.0f} images/s), {s.mixed / s.int8:.2f}x full INT8 ({s.int8:,.0f} images/s)"
+        )
     return result
 
 
@@ -173,11 +180,30 @@ def _record(args: argparse.Namespace, result, budget) -> dict:
             "max_drop": args.max_accuracy_drop,
             "met": budget.met,
             "fp32_top1": budget.fp32_top1,
+            "int8_top1": budget.int8_top1,
+            "ranking": [{"layer": name, "sqnr_db": _json_number(db)} for name, db in budget.ranking],
             "rounds": [
-                {"kept_fp32": list(r.kept_fp32), "int8_top1": r.int8_top1, "drop": r.drop} for r in budget.rounds
+                {
+                    "precision": r.precision,
+                    "fallback": list(r.fallback),
+                    "top1": r.top1,
+                    "drop": r.drop,
+                    "seconds": r.seconds,
+                }
+                for r in budget.rounds
             ],
+            "layers": {
+                "int8": list(budget.int8_layers),
+                "bf16": list(budget.bf16_layers),
+                "fp32": list(budget.fp32_layers),
+            },
+            "speed_images_per_s": None if budget.speed is None else dataclasses.asdict(budget.speed),
         }
     return record
+
+
+def _json_number(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
 
 
 def _print_summary(result, output: Path) -> None:

@@ -1,6 +1,7 @@
 """Per-layer error of an INT8 model against its FP32 model: SQNR by original node name, worst first.
 
-Both models are run on the same inputs with every fused Conv/Dense output exposed. Those outputs keep
+Both models are run on the same inputs with every fused Conv/Dense output exposed (files, models or
+Predictors built once by `layer_predictors`). Those outputs keep
 the name of the last original tensor they absorbed in both pipelines, so they line up by name; INT8
 tensors are dequantized with the scale their producer wrote them at.
 """
@@ -18,6 +19,8 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.convert.place_int8 import DATA_MOVEMENT_OPS
+from int8kit.errors import ConfigError
+from int8kit.runtime.predictor import ModelLike, Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -61,35 +64,75 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a.ravel(), b.ravel()) / (na * nb)) if na and nb else float(na == nb)
 
 
+def layer_outputs(fp32_model: ir.Model) -> list[str]:
+    """The layer outputs compare_layers reads: every fused int8kit op's output in an optimised FP32 graph."""
+    return [n.outputs[0].name for n in fp32_model.graph if n.domain == ops.DOMAIN]
+
+
+def layer_predictors(
+    fp32_model: ModelLike, int8_model: ModelLike, num_threads: int | None = None
+) -> tuple[Predictor, Predictor]:
+    """FP32 and INT8 Predictors exposing every layer output the two graphs share, for compare_layers.
+
+    Each model is loaded and optimised once (an ir.Model argument is used, and changed, in place); callers
+    that compare repeatedly keep these Predictors so nothing is recompiled.
+    """
+    from int8kit.ir.load import as_ir_model
+    from int8kit.ir.optimize import optimize_fp32
+
+    reference = as_ir_model(fp32_model)
+    if ops.OPTIMIZED_KEY not in reference.metadata_props:
+        reference = optimize_fp32(reference)
+    converted = as_ir_model(int8_model)
+    present = {v.name for n in converted.graph for v in n.outputs if v is not None}
+    names = [name for name in layer_outputs(reference) if name in present]
+    if not names:
+        raise ConfigError(
+            f"{_label(int8_model)} shares no layer outputs with {_label(fp32_model)}: is it converted from it?"
+        )
+    return (
+        Predictor(reference, num_threads=num_threads, extra_outputs=names),
+        Predictor(converted, num_threads=num_threads, extra_outputs=names),
+    )
+
+
+def _label(model: ModelLike) -> str:
+    return str(model) if isinstance(model, str | os.PathLike) else f"the {type(model).__name__}"
+
+
 def compare_layers(
-    fp32_model: str | os.PathLike,
-    int8_model: str | os.PathLike,
+    fp32_model: ModelLike | Predictor,
+    int8_model: ModelLike | Predictor,
     batches: Iterable[np.ndarray],
     num_threads: int | None = None,
 ) -> list[LayerError]:
-    """SQNR and cosine of every fused Conv/Dense output, INT8 vs FP32, worst SQNR first."""
-    from int8kit.ir.load import load_model
+    """SQNR and cosine of every fused Conv/Dense output, INT8 vs FP32, worst SQNR first.
+
+    Takes files, models or the Predictors `layer_predictors` builds (reused as they are: no reload, no
+    re-optimisation, no temporary files).
+    """
     from int8kit.ir.node_ids import node_id
-    from int8kit.ir.optimize import optimize_fp32
-    from int8kit.runtime.predictor import Predictor
 
-    reference = optimize_fp32(load_model(fp32_model))
-    candidates = {n.outputs[0].name: n for n in reference.graph if n.domain == ops.DOMAIN}
-    int8_graph = load_model(int8_model)
-    int8_values = {v.name: (v, n) for n in int8_graph.graph for v in n.outputs if v is not None}
-    names = [name for name in candidates if name in int8_values]
+    if isinstance(fp32_model, Predictor) and isinstance(int8_model, Predictor):
+        fp32, int8 = fp32_model, int8_model
+    elif isinstance(fp32_model, Predictor) or isinstance(int8_model, Predictor):
+        raise ConfigError("compare_layers takes two Predictors (from layer_predictors) or two models, not one of each")
+    else:
+        fp32, int8 = layer_predictors(fp32_model, int8_model, num_threads)
+    candidates = {n.outputs[0].name: n for n in fp32.model.graph if n.domain == ops.DOMAIN}
+    int8_values = {v.name: (v, n) for n in int8.model.graph for v in n.outputs if v is not None}
+    exposed = set(fp32.output_names) & set(int8.output_names)
+    names = [name for name in candidates if name in int8_values and name in exposed]
     if not names:
-        from int8kit.errors import ConfigError
-
-        raise ConfigError(f"{int8_model} shares no layer outputs with {fp32_model}: is it converted from it?")
-    fp32 = Predictor(fp32_model, num_threads=num_threads, extra_outputs=names)
-    int8 = Predictor(int8_model, num_threads=num_threads, extra_outputs=names)
+        raise ConfigError(
+            "the two Predictors expose no shared layer outputs: build them with layer_predictors(fp32, int8)"
+        )
     scales = {name: value_scale(int8_values[name][0]) for name in names}
     refs: dict[str, list] = {n: [] for n in names}
     tests: dict[str, list] = {n: [] for n in names}
     for batch in batches:
-        feed = {fp32.input_names[0]: batch}
-        a, b = fp32.run_dict(feed), int8.run_dict({int8.input_names[0]: batch})
+        a = fp32.run_dict({fp32.input_names[0]: batch})
+        b = int8.run_dict({int8.input_names[0]: batch})
         for name in names:
             refs[name].append(a[name].astype(np.float32).ravel())
             got = b[name].astype(np.float32)

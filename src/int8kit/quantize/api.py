@@ -20,8 +20,8 @@ import onnx
 
 from int8kit.data.atomic_file import AtomicFile
 from int8kit.errors import ConfigError, InputError, ModelError
-from int8kit.quantize.accuracy_budget import keep_fp32
 from int8kit.quantize.calibrate import BACKENDS, ActivationSource, Progress, calibrate
+from int8kit.quantize.keep_fp32 import keep_fp32
 from int8kit.quantize.observers import METHODS
 from int8kit.quantize.plan import SUPPORTED_OPS, QuantPlan, plan_quantization
 from int8kit.quantize.qdq_writer import write_qdq
