@@ -18,10 +18,14 @@ Conv(X, W, B?, Sum?) -> Y                       (domain DOMAIN)
         sum_scale: FLOAT        scale of Sum when Sum is int8 (absent when Sum is float)
         sum_zero_point: INT     zero point of Sum (default 0)
     B stays float32 (oneDNN adds it after applying x_scale * w_scale).
+    precision: STRING       "bf16" on a float node: run it in bf16 (bf16 X and W, f32 B and accumulation;
+                            Y in bf16 where every reader takes bf16, else float32) on CPUs with AMX or
+                            avx512_bf16; elsewhere it runs FP32 with a warning. "fp32" or absent: FP32
+                            (unless the Predictor's precision is "bf16"). `convert --bf16-nodes` sets it.
 
 Dense(X, W, B?, Sum?) -> Y                      (domain DOMAIN)
     Inner product: Y[n, m] = sum_k X[n, k] * W[m, k] + B[m]; X of rank > 2 is flattened from axis 1.
-    W is [M, K] (output features first). Same post_ops and INT8 attributes as Conv.
+    W is [M, K] (output features first). Same post_ops, INT8 and precision attributes as Conv.
 
 Affine(X, Scale, Shift) -> Y                    (domain DOMAIN)
     Y = post_ops(X * Scale[c] + Shift[c]) per channel (axis 1): a BatchNorm no conv absorbed, with its

@@ -14,6 +14,10 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip().lower() for t in text.split(",") if t.strip())
 
 
+def _names(text: str) -> frozenset[str]:
+    return frozenset(t.strip() for t in text.split(",") if t.strip())
+
+
 def _ids(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(t) for t in text.split(",") if t.strip())
@@ -54,6 +58,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated op ids to keep in FP32, ids as --debug draws them (default: none)",
     )
     p.add_argument(
+        "--bf16-nodes",
+        type=_names,
+        default=frozenset(),
+        help="comma-separated names (as in the QDQ model) of Conv/Gemm/MatMul nodes the QDQ file leaves float, "
+        "to run in bf16 instead of FP32 on CPUs with AMX or avx512_bf16 (default: none)",
+    )
+    p.add_argument(
+        "--bf16-op-ids",
+        type=_ids,
+        default=(),
+        help="the same by op ids, as --debug draws them (default: none)",
+    )
+    p.add_argument(
         "--debug",
         type=Path,
         metavar="DIR",
@@ -78,6 +95,15 @@ def summary_record(summary, source: Path, output: Path) -> dict:
     }
 
 
+def bf16_nodes(model) -> list[str]:
+    """Names of the converted model's nodes marked to run bf16 (convert.mark_bf16)."""
+    from int8kit.convert.mark_bf16 import PRECISION_ATTR
+
+    return [
+        n.name for n in model.graph if PRECISION_ATTR in n.attributes and n.attributes[PRECISION_ATTR].value == "bf16"
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -87,7 +113,13 @@ def run(args: argparse.Namespace) -> int:
 
     source = model_file(args.model)
     output = int8_output_path(args.output, source)
-    config = ConvertConfig(args.ops_to_quantize, args.op_ids_to_skip, args.debug)
+    config = ConvertConfig(
+        args.ops_to_quantize,
+        args.op_ids_to_skip,
+        args.debug,
+        bf16_nodes=args.bf16_nodes,
+        bf16_op_ids=args.bf16_op_ids,
+    )
     if args.debug:
         args.debug.mkdir(parents=True, exist_ok=True)
     result = convert(source, config)
@@ -109,9 +141,13 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     for line in s.notes():
         console.print(line, style="yellow" if line.startswith("warning") else None)
+    bf16 = bf16_nodes(result.model)
+    if bf16:
+        console.print(f"bf16 (instead of FP32): {len(bf16)} op(s): {', '.join(bf16)}")
     if args.debug:
         console.print(f"debug graphs: {args.debug}/*.dot (render with `dot -Tsvg`)")
     console.print(f"wrote {output}")
     if args.json:
-        console.print(f"wrote {write_json(summary_record(s, source, output), args.json)}")
+        record = summary_record(s, source, output) | {"bf16_ops": bf16}
+        console.print(f"wrote {write_json(record, args.json)}")
     return 0

@@ -56,14 +56,22 @@ class ConvertConfig:
 
     quantize_float_weights: also run INT8 the Conv/Gemm/MatMul ops whose weights the QDQ file leaves in
     float (a QDQ tool's exclusion); off by default, since that overrides the file.
+    bf16_nodes / bf16_op_ids: the Conv/Gemm/MatMul ops the QDQ model leaves float that run bf16 instead of
+    FP32, by the QDQ model's node names or by the ids `--debug` draws (convert.mark_bf16).
     """
 
     ops_to_quantize: tuple[str, ...] = ()
     op_ids_to_skip: tuple[int, ...] = ()
     debug_dir: Path | None = None
     quantize_float_weights: bool = False
+    bf16_nodes: frozenset[str] = frozenset()
+    bf16_op_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.bf16_nodes, str) or not all(isinstance(n, str) for n in self.bf16_nodes):
+            raise ConfigError(f"bf16_nodes must be a set of node names, got {self.bf16_nodes!r}")
+        object.__setattr__(self, "bf16_nodes", frozenset(self.bf16_nodes))
+        object.__setattr__(self, "bf16_op_ids", tuple(int(i) for i in self.bf16_op_ids))
         unknown = [k for k in self.ops_to_quantize if k not in OP_KINDS and k not in ONNX_OP_KINDS]
         if unknown:
             raise ConfigError(

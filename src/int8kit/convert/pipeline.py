@@ -20,6 +20,7 @@ from int8kit import ops
 from int8kit.convert.config import ConvertConfig
 from int8kit.convert.gather_scales import GatherScalesPass
 from int8kit.convert.insert_borders import InsertBordersPass
+from int8kit.convert.mark_bf16 import MarkBf16Pass
 from int8kit.convert.place_int8 import PlaceInt8Pass
 from int8kit.convert.propagate_scales import PropagateScalesPass
 from int8kit.convert.quantize_weights import QuantizeWeightsPass
@@ -91,6 +92,7 @@ def conversion_passes(config: ConvertConfig) -> list[tuple[str, ir.passes.PassBa
         ("insert_borders", InsertBordersPass()),
         ("squash_requantize", SquashRequantizePass()),
         ("quantize_weights", QuantizeWeightsPass()),
+        ("mark_bf16", MarkBf16Pass(config.bf16_nodes, config.bf16_op_ids)),
         ("remove_unused", RemoveUnusedNodesPass()),
         ("topological_sort", TopologicalSortPass()),
         ("finalize", FinalizePass()),
