@@ -148,6 +148,23 @@ def test_bf16_model_keeps_bf16_between_layers_and_matches_emulation():
     assert prog.outputs["logits"].dtype != 2  # dnnl.DT_BF16: the model's output stays float32
 
 
+def branchy(emulate: bool) -> onnx.ModelProto:
+    """c1's output feeds a bf16 conv and a Mul (FP32): it is written float32, rounded only where c2 reads it."""
+    n = Net(emulate, seed=2)
+    y = n.op("Relu", [n.conv(n.round("x"), 8, 16, 3, "c1")], "r1")
+    z = n.conv(n.round(y), 16, 16, 3, "c2")
+    n.inits.append(init("two", np.full((1, 16, 1, 1), 2.0, np.float32)))
+    n.op("Add", [n.op("Mul", [y, "two"], "twice"), z], "out")
+    return n.model(["N", 8, 6, 6], "out", ["N", 16, 6, 6])
+
+
+@needs_bf16
+def test_tensor_read_by_bf16_and_fp32_ops_stays_float32():
+    x = _x((2, 8, 6, 6))
+    got = Predictor(branchy(emulate=False), num_threads=1, precision="bf16").run(x)
+    _check_bf16(got, run_ort(branchy(emulate=False), {"x": x}), run_ort(branchy(emulate=True), {"x": x}), 1e-5)
+
+
 def test_fp32_is_the_default_and_unchanged():
     x = _x((2, 8, 12, 12))
     model = small_cnn(emulate=False)
