@@ -1,14 +1,24 @@
-"""Accuracy-driven fallback: layers go back to FP32, worst SQNR first, until the top-1 drop fits the budget."""
+"""The accuracy budget: rank once, bisect the fallback prefix, and the prefix it picks is the shortest that passes.
+
+Each claim is checked against an independent measurement: the test converts the QDQ model with a given
+prefix excluded itself and counts top-1 with its own Predictor.
+"""
+
+import math
 
 import numpy as np
 import onnx
 import pytest
 
+from int8kit.budget import BudgetConfig, fit_accuracy_budget
+from int8kit.budget.precision import fallback_precisions
 from int8kit.convert.pipeline import convert
+from int8kit.data.open_data import open_dataset
 from int8kit.data.seed_format import write_seed
+from int8kit.errors import ConfigError
 from int8kit.models import zoo
-from int8kit.quantize.accuracy_budget import KEEP_FP32_KEY, fit_accuracy_budget, keep_fp32, top1
 from int8kit.quantize.api import QuantizeConfig, quantize_model
+from int8kit.quantize.keep_fp32 import KEEP_FP32_KEY, keep_fp32
 from int8kit.runtime.predictor import Predictor
 
 
@@ -23,11 +33,17 @@ def setup(tmp_path_factory):
     # A deliberately bad calibration (clip at the 60th percentile) so INT8 loses accuracy; the converter honours
     # the file exactly, so every clipped tensor costs accuracy until its layers fall back.
     qdq = quantize_model(fp32, x, QuantizeConfig(method="percentile", percentile=60.0, num_samples=48))
-    return fp32, data_path, qdq
+    return fp32, data_path, qdq, x, labels
+
+
+def _top1(qdq: onnx.ModelProto, names, x, labels) -> float:
+    """Top-1 (percent) of `qdq` with `names` excluded, converted and run here, independently of the budget."""
+    model = convert(keep_fp32(qdq, tuple(names))).model
+    return 100.0 * float(np.mean(Predictor(model, num_threads=1).run(x).argmax(1) == labels))
 
 
 def test_keep_fp32_marks_named_nodes_and_rejects_unknown_names(setup):
-    _, _, qdq = setup
+    _, _, qdq, _, _ = setup
     conv = next(n.name for n in qdq.graph.node if n.op_type == "Conv")
     marked = keep_fp32(qdq, (conv,))
     node = next(n for n in marked.graph.node if n.name == conv)
@@ -35,51 +51,37 @@ def test_keep_fp32_marks_named_nodes_and_rejects_unknown_names(setup):
     assert not any(p.key == KEEP_FP32_KEY for n in qdq.graph.node for p in n.metadata_props)  # a copy
     summary = convert(marked).summary
     assert any(op.name == conv and "kept FP32" in op.reason for op in summary.fp32_reasons)
-    with pytest.raises(ValueError, match="no node named nope"):
+    with pytest.raises(ConfigError, match="no node named nope"):
         keep_fp32(qdq, ("nope",))
 
 
-def test_layers_fall_back_until_the_budget_is_met(setup):
-    from int8kit.data.open_data import open_dataset
+def test_bisection_picks_the_shortest_passing_prefix_of_the_ranking(setup):
+    fp32, data_path, qdq, x, labels = setup
+    config = BudgetConfig(max_drop=0.0, batch_size=16, num_threads=1, fallback="fp32", speed_seconds=0.05)
+    result = fit_accuracy_budget(fp32, qdq, open_dataset(data_path), config)
+    assert result.fp32_top1 == 100.0 and result.rounds[0].drop > 0, "the bad calibration should lose accuracy"
+    assert result.met and result.chosen.passed and result.chosen.drop <= 0.0
+    k = len(result.chosen.fallback)
+    order = [name for name, _ in result.ranking]
+    assert k > 0 and result.chosen.fallback == tuple(order[:k])
+    # Ranked once, worst SQNR first (data ops, not measured, last).
+    sqnr = [db for _, db in result.ranking if not math.isnan(db)]
+    assert sqnr == sorted(sqnr)
+    # Independently: the chosen prefix meets the budget, one layer fewer does not.
+    assert _top1(qdq, order[:k], x, labels) == pytest.approx(result.chosen.top1) == 100.0
+    assert _top1(qdq, order[: k - 1], x, labels) < 100.0
+    # Bisection, not one layer per round: at most 1 (full INT8) + 1 (all out) + ceil(log2 n) rounds.
+    n = len(order)
+    assert len(result.rounds) <= 2 + math.ceil(math.log2(n))
+    assert len({len(r.fallback) for r in result.rounds}) == len(result.rounds)  # no prefix measured twice
+    assert result.rounds[0].rounds_left >= len(result.rounds) - 1  # the ETA bound never undercounts
+    # The written QDQ model marks exactly the chosen layers; the summary accounts for every ranked layer.
+    marked = {n.name for n in result.model.graph.node if any(p.key == KEEP_FP32_KEY for p in n.metadata_props)}
+    assert marked == set(result.chosen.fallback) == set(result.fp32_layers)
+    assert set(result.int8_layers) | marked == set(order) and not set(result.int8_layers) & marked
+    assert result.speed is not None and min(result.speed.fp32, result.speed.int8, result.speed.mixed) > 0
 
-    fp32, data_path, qdq = setup
-    data = open_dataset(data_path)
-    result = fit_accuracy_budget(fp32, qdq, data, max_drop=0.0, batch_size=16, num_threads=1)
-    first, last = result.rounds[0], result.rounds[-1]
-    assert first.drop > 0, "the bad calibration should lose accuracy before any fallback"
-    assert result.met and last.drop <= 0.0 and last.kept_fp32
-    # Each round keeps one more layer in FP32, and the final model really runs them in FP32.
-    assert [len(r.kept_fp32) for r in result.rounds] == list(range(len(result.rounds)))
-    converted = convert(result.model)
-    fp32_names = {op.name for op in converted.summary.fp32_reasons}
-    assert set(last.kept_fp32) <= fp32_names
-    assert top1(converted.model, data, 16, 1, len(data)) == pytest.approx(last.int8_top1)
 
-
-def test_cli_writes_the_qdq_model_with_the_fallback_layers(setup, tmp_path, capsys):
-    from int8kit.cli import main
-
-    fp32, data_path, _ = setup
-    out = tmp_path / "qdq.onnx"
-    argv = [
-        "quantize",
-        str(fp32),
-        "--calib-data",
-        str(data_path),
-        "-o",
-        str(out),
-        "--method",
-        "percentile",
-        "--percentile",
-        "50",
-        "--max-accuracy-drop",
-        "0",
-        "--no-progress",
-        "--num-threads",
-        "1",
-    ]
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "within the budget" in printed
-    marked = [n.name for n in onnx.load(out).graph.node if any(p.key == KEEP_FP32_KEY for p in n.metadata_props)]
-    assert marked and all(name in printed for name in marked)
+def test_fp32_fallback_is_always_available_and_bf16_needs_the_converter():
+    assert fallback_precisions("fp32") == ("fp32",)
+    assert fallback_precisions("auto")[-1] == "fp32"

@@ -269,13 +269,12 @@ def test_missed_accuracy_budget_exits_1_and_prints_one_line_per_round(files, tmp
     assert out.is_file()  # the best model found is still written
     assert "int8kit quantize: error:" in captured.err and "over the budget of -100.0" in captured.err
     rounds = [line for line in captured.out.splitlines() if line.startswith("round ")]
-    assert len(rounds) >= 2
+    assert len(rounds) >= 2  # full INT8, then everything out of INT8 (still over): the search ends there
     for i, line in enumerate(rounds):
-        assert line.startswith(f"round {i + 1}: {i} layer(s) FP32")
-        assert "ETA <=" in line  # never met, so every round estimates the rest
-        assert line.count("+") <= 1 + line.count("drop +")  # the one layer added, not the growing list
+        assert line.startswith(f"round {i + 1}: ") and "/" not in line  # counts, not the growing list of names
+    assert "ETA <=" in rounds[0]
     marked = [n.name for n in onnx.load(out).graph.node if any(p.key == "int8kit.keep_fp32" for p in n.metadata_props)]
-    assert len(marked) == len(rounds) - 1 and all(f"(+{name})" in captured.out for name in marked)
+    assert marked and f"{len(marked)} layer(s) out of INT8" in captured.err
 
 
 def test_met_accuracy_budget_exits_0(files, tmp_path, capsys):

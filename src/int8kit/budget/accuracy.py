@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,12 +44,41 @@ class EvalSet:
         return next(self.batches())
 
 
-def top1(predictor, images: EvalSet) -> float:
-    """Top-1 accuracy (percent) of `predictor` on `images`."""
+@dataclass(frozen=True)
+class Score:
+    """Top-1 of a run on `seen` of the `total` images (fewer when it stopped once the budget was out of reach)."""
+
+    correct: int
+    seen: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.seen == self.total
+
+    @property
+    def top1(self) -> float:
+        """Percent correct on the images seen."""
+        return 100.0 * self.correct / max(self.seen, 1)
+
+
+def score(predictor, images: EvalSet, need: float | None = None) -> Score:
+    """Top-1 of `predictor` on `images`; stops early once fewer than `need` correct answers are reachable.
+
+    The budget passes only with at least `need` of the images right, so a candidate that can no longer get
+    there is decided and the rest of its images would only cost time.
+    """
     from int8kit.evaluate.metrics import topk_correct
 
-    correct = 0
+    correct = seen = 0
     for start, batch in zip(images.starts, images.batches(), strict=True):
-        scores = predictor.run(batch)
-        correct += topk_correct(scores, images.labels[start : start + len(batch)], 1)
-    return 100.0 * correct / len(images)
+        correct += topk_correct(predictor.run(batch), images.labels[start : start + len(batch)], 1)
+        seen += len(batch)
+        if need is not None and correct + (len(images) - seen) < need:
+            break
+    return Score(correct, seen, len(images))
+
+
+def top1(predictor, images: EvalSet) -> float:
+    """Top-1 accuracy (percent) of `predictor` on all of `images`."""
+    return score(predictor, images).top1

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import onnx
 import onnx_ir as ir
 
-from int8kit.budget.accuracy import EvalSet, top1
+from int8kit.budget.accuracy import EvalSet, Score, score, top1
 from int8kit.budget.config import BudgetConfig
 from int8kit.budget.precision import convert_config, fallback_precisions
 from int8kit.budget.search import PrefixBisection
@@ -37,9 +37,10 @@ class BudgetRound:
     index: int  # 1-based
     precision: str  # "bf16" or "fp32" for the fallback layers ("int8" when there are none)
     fallback: tuple[str, ...]
-    top1: float
+    top1: float  # percent, on the first `images` evaluation images
     drop: float
     passed: bool
+    images: int  # fewer than all when the round stopped once the budget was out of reach
     seconds: float  # this round
     elapsed: float  # since the search started (ranking and FP32 reference included)
     rounds_left: int  # at most, by the bisection bound
@@ -60,7 +61,7 @@ class BudgetResult:
     model: onnx.ModelProto  # the QDQ model, chosen layers excluded and marked
     converted: ir.Model  # it converted as the budget measured it (bf16 layers placed)
     fp32_top1: float
-    int8_top1: float  # full INT8, before any fallback
+    int8_top1: float  # full INT8, before any fallback (on rounds[0].images images)
     rounds: tuple[BudgetRound, ...]
     chosen: BudgetRound
     met: bool
@@ -76,8 +77,8 @@ class BudgetResult:
 class _Candidate:
     round: BudgetRound
     qdq: onnx.ModelProto
-    predictor: object
-    converted: ir.Model
+    predictor: object | None
+    converted: ir.Model | None
 
 
 def fit_accuracy_budget(
@@ -105,20 +106,24 @@ def fit_accuracy_budget(
     int8 = Predictor(int8_full.clone(), num_threads=threads)
     fp32_top1 = top1(fp32, images)
     logger.info("FP32 top-1 %.2f%% on %d images", fp32_top1, len(images))
+    need = len(images) * (fp32_top1 - config.max_drop) / 100 - 1e-9  # correct answers a passing round needs
 
     rounds: list[BudgetRound] = []
     measured: dict[tuple[str, int], _Candidate] = {}
 
-    def record(precision: str, names: tuple[str, ...], acc: float, began: float, left: int) -> BudgetRound:
-        drop = fp32_top1 - acc
+    def passes(got: Score) -> bool:
+        return got.complete and got.correct >= need
+
+    def record(precision: str, names: tuple[str, ...], got: Score, began: float, left: int) -> BudgetRound:
+        acc, passed = got.top1, passes(got)
         now = time.perf_counter()
         r = BudgetRound(
-            len(rounds) + 1, precision, names, acc, drop, drop <= config.max_drop, now - began, now - start, left
+            len(rounds) + 1, precision, names, acc, fp32_top1 - acc, passed, got.seen, now - began, now - start, left
         )
         rounds.append(r)
         logger.info(
             "round %d: %d layer(s) %s, top-1 %.2f%% (drop %.2f), %.1f s; at most %d more",
-            r.index, len(names), precision.upper(), acc, drop, r.seconds, left,
+            r.index, len(names), precision.upper(), acc, r.drop, r.seconds, left,
         )  # fmt: skip
         if on_round is not None:
             on_round(r)
@@ -126,14 +131,16 @@ def fit_accuracy_budget(
 
     # Round 1: full INT8, which is also what the layers are ranked on.
     began = time.perf_counter()
-    int8_top1 = top1(int8, images)
-    errors = compare_layers(*layer_predictors(fp32_opt, int8_full, threads), _compare_batches(data, config))
+    int8_score = score(int8, images, need)
+    exposed = layer_predictors(fp32_opt.clone(), int8_full.clone(), threads)  # ranking only: fp32/int8 stay lean
+    errors = compare_layers(*exposed, _compare_batches(data, config))
+    del exposed
     ranking = _rank(errors, qdq)
     order = [name for name, _ in ranking]
     precisions = fallback_precisions(config.fallback)
     n = len(order)
     searches = [PrefixBisection(n, zero_failed=True) for _ in precisions]
-    first = record("int8", (), int8_top1, began, _bound(searches, 0, n))
+    first = record("int8", (), int8_score, began, 0 if passes(int8_score) else _bound(searches, 0))
     measured[("int8", 0)] = _Candidate(first, qdq, int8, int8_full)
     best: _Candidate | None = measured[("int8", 0)] if first.passed else None
 
@@ -146,16 +153,19 @@ def fit_accuracy_budget(
             names = tuple(order[:k])
             marked = keep_fp32(qdq, names)
             if not any(node.op_type in QDQ_OPS for node in marked.graph.node):
-                acc, predictor, converted = fp32_top1, fp32, fp32_opt  # nothing left to quantize: the FP32 model
+                got = Score(round(fp32_top1 * len(images) / 100), len(images), len(images))
+                predictor, converted = fp32, fp32_opt  # nothing left to quantize: the FP32 model
             else:
                 converted = convert(marked, convert_config(precision, names)).model
                 predictor = Predictor(converted, num_threads=threads)
-                acc = top1(predictor, images)
-            passed = fp32_top1 - acc <= config.max_drop
-            search.record(k, passed)
-            r = record(precision, names, acc, began, _bound(searches, stage, n))
-            measured[(precision, k)] = cand = _Candidate(r, marked, predictor, converted)
-            if passed:
+                got = score(predictor, images, need)
+            search.record(k, passes(got))
+            r = record(precision, names, got, began, _bound(searches, stage))
+            keep = r.passed or k == n  # a failed round's programs are never run again (k = n: the fallback result)
+            measured[(precision, k)] = cand = _Candidate(
+                r, marked, predictor if keep else None, converted if keep else None
+            )
+            if r.passed:
                 best = cand
         if best is None:
             logger.info("%s fallback of all %d ranked layers misses the budget", precision.upper(), n)
@@ -169,13 +179,13 @@ def fit_accuracy_budget(
     speed = None
     if config.speed_seconds > 0:
         batch = images.first_batch()
-        ips = images_per_second({"fp32": fp32, "int8": int8, "mixed": best.predictor}, batch, 3 * config.speed_seconds)
+        ips = images_per_second({"fp32": fp32, "int8": int8, "mixed": best.predictor}, batch, config.speed_seconds)
         speed = Speed(len(batch), ips["fp32"], ips["int8"], ips["mixed"])
     return BudgetResult(
         model=best.qdq,
         converted=best.converted,
         fp32_top1=fp32_top1,
-        int8_top1=int8_top1,
+        int8_top1=first.top1,
         rounds=tuple(rounds),
         chosen=chosen,
         met=met,
@@ -187,9 +197,12 @@ def fit_accuracy_budget(
     )
 
 
-def _bound(searches: list[PrefixBisection], stage: int, n: int) -> int:
-    """Rounds left at most: this stage's bisection plus every later stage's full search."""
-    return searches[stage].probes_left() + sum(s.probes_left() for s in searches[stage + 1 :])
+def _bound(searches: list[PrefixBisection], stage: int) -> int:
+    """Rounds left at most: this stage's bisection, plus every later stage's unless this one has passed."""
+    here = searches[stage]
+    if here.hi is not None:
+        return here.probes_left()
+    return here.probes_left() + sum(s.probes_left() for s in searches[stage + 1 :])
 
 
 def _compare_batches(data, config: BudgetConfig):

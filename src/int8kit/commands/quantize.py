@@ -126,10 +126,14 @@ def _fit_budget(args: argparse.Namespace, qdq):
         fallback=args.fallback,
     )
 
+    data = open_dataset(args.eval_data or args.data)
+    eval_images = min(config.eval_samples, len(data))
+
     def show(r) -> None:
         where = f"{len(r.fallback)} layer(s) {r.precision.upper()}" if r.fallback else "all INT8"
+        seen = "" if r.images == eval_images else f" on the first {r.images} images (out of reach: stopped)"
         line = (
-            f"round {r.index}: {where}, top-1 {r.top1:.2f}%, drop {r.drop:+.2f} points "
+            f"round {r.index}: {where}, top-1 {r.top1:.2f}%{seen}, drop {r.drop:+.2f} points "
             f"({'within' if r.passed else 'over'} {args.max_accuracy_drop}), {duration(r.seconds)}"
         )
         if r.rounds_left:
@@ -137,7 +141,6 @@ def _fit_budget(args: argparse.Namespace, qdq):
             line += f"; at most {r.rounds_left} more (ETA <= {duration(r.rounds_left * per_round)})"
         print(line, flush=True)
 
-    data = open_dataset(args.eval_data or args.data)
     result = fit_accuracy_budget(args.model, qdq, data, config, on_round=show)
     verdict = "within" if result.met else "NOT within"
     total = len(result.ranking)
