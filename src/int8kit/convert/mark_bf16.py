@@ -59,7 +59,9 @@ def _check(node: ir.Node) -> None:
             f"bf16: {label} is a {node.op_type}; only convolutions and matrix products (Conv, Gemm, MatMul) run bf16"
         )
     weights = node.inputs[1].const_value if len(node.inputs) > 1 and node.inputs[1] is not None else None
-    if weights is None or weights.numpy().dtype == np.int8:
+    if weights is None:
+        raise ConfigError(f"bf16: {label} has no constant weights")
+    if weights.numpy().dtype == np.int8:
         raise ConfigError(
             f"bf16: {label} runs INT8 (the QDQ file quantizes it); keep it float first "
             f"(--op-ids-to-skip {node_id(node)}, or exclude it from quantization in the QDQ file)"
