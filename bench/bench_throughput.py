@@ -40,16 +40,17 @@ class Row:
 
 def make_files(name: str, size: int, folder: Path, calibration: int) -> tuple[Path, Path]:
     """(QDQ file, INT8 file) for one zoo model."""
-    from int8kit.convert.pipeline import convert, save
+    from int8kit.convert.pipeline import convert
+    from int8kit.ir.save import save_model
     from int8kit.models import zoo
-    from int8kit.quantize.api import QuantizeConfig, quantize, save_model
+    from int8kit.quantize.api import QuantizeConfig, quantize
 
     fp32 = zoo.build(name, size=size)
     images = np.random.default_rng(1).standard_normal((calibration, 3, size, size)).astype(np.float32)
     qdq = quantize(fp32, images, QuantizeConfig(num_samples=calibration, batch_size=8)).model
     qdq_path, int8_path = folder / f"{name}_qdq.onnx", folder / f"{name}_int8.onnx"
     save_model(qdq, qdq_path)
-    save(convert(qdq).model, int8_path)
+    save_model(convert(qdq).model, int8_path)
     return qdq_path, int8_path
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from int8kit.convert.pipeline import convert, save
+from int8kit.convert.pipeline import convert
 from int8kit.evaluate.tester import TestConfig, TestResult, run_test
+from int8kit.ir.save import save_model
 from int8kit.quantize.api import QuantizeConfig, quantize_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ def fashion_mnist_files(work: Path) -> tuple[Path, Path]:
 
 def ptq(fp32: Path, calib: Path, out: Path) -> Path:
     qdq = quantize_model(fp32, calib, QuantizeConfig(num_samples=300, seed=0))
-    save(convert(qdq).model, out)
+    save_model(convert(qdq).model, out)
     return out
 
 
@@ -62,7 +63,7 @@ def qat(fp32: Path, train: Path, out: Path, steps: int, threads: int) -> Path:
 
     images, labels = load_labelled(train)
     result = quant_aware_train(fp32, images, labels, QatConfig(steps=steps, seed=0, threads=max(threads, 1)))
-    save(convert(result.model).model, out)
+    save_model(convert(result.model).model, out)
     return out
 
 
@@ -145,7 +146,7 @@ def efficientnet_agreement(work: Path, threads: int) -> Agreement:
     evaluation = np.concatenate([evaluation, evaluation[..., ::-1]])  # and their mirror images
     qdq = quantize_model(fp32, calib, QuantizeConfig(num_samples=len(calib), seed=0))
     int8_path = work / "efficientnet_lite0_int8.onnx"
-    save(convert(qdq).model, int8_path)
+    save_model(convert(qdq).model, int8_path)
     f, q = Predictor(fp32, num_threads=threads), Predictor(int8_path, num_threads=threads)
     a, b = f.run(evaluation), q.run(evaluation)
     top5 = lambda s: np.argsort(-s, axis=1)[:, :5]  # noqa: E731

@@ -46,16 +46,11 @@ def convert_model(model, config=None):
     return convert(model, config).model
 
 
-def save_model(model, path) -> None:
-    """Save an onnx_ir Model (what convert_model returns) or an onnx ModelProto."""
-    import onnx
+def save_model(model, path):
+    """Save an onnx_ir Model (what convert_model returns) or an onnx ModelProto, atomically."""
+    from int8kit.ir.save import save_model as save
 
-    if isinstance(model, onnx.ModelProto):
-        onnx.save(model, str(path))
-    else:
-        from int8kit.convert.pipeline import save
-
-        save(model, path)
+    return save(model, path)
 
 
 __all__ = [

@@ -53,11 +53,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# OPTIMIZED_KEY marks optimised/converted models so the runtime does not optimise them again; every
+# int8kit.* metadata key is defined in int8kit.metadata.
+from int8kit.metadata import OPTIMIZED_KEY  # noqa: F401
+
 DOMAIN = "int8kit"
 DOMAIN_VERSION = 1
 
-# Model metadata key set on converted/optimised models so the runtime does not optimise them again.
-OPTIMIZED_KEY = "int8kit.optimized"
 
 FLOAT, UINT8, INT8 = 1, 2, 3
 

@@ -57,7 +57,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     [
         (["convert", "--quant_model_path=q.onnx", "--int8_model_save_path=out/"], {"model": Path("q.onnx")}),
         (["convert", "--quant_model_path", "q.onnx", "--int8_model_save_path", "o.onnx"], {"output": Path("o.onnx")}),
-        (["convert", "q.onnx", "-o", "o.onnx", "--ops_to_quantize=conv,fc"], {"ops_to_quantize": ("conv", "fc")}),
+        (
+            ["convert", "q.onnx", "-o", "o.onnx", "--ops_to_quantize=conv,fc"],
+            {"ops_to_quantize": ("Conv[!depthwise]", "Gemm|MatMul")},
+        ),
         (["convert", "q.onnx", "-o", "o.onnx", "--op_ids_to_skip=3,17"], {"op_ids_to_skip": (3, 17)}),
         (["test", "--infer_model=m.onnx", "--infer_data=v.bin"], {"model": Path("m.onnx"), "data": Path("v.bin")}),
         (["test", "m.onnx", "--data", "v", "--batch_size=7", "--iterations=3"], {"batch_size": 7, "iterations": 3}),

@@ -13,7 +13,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from int8kit.convert.config import ConvertConfig
-from int8kit.convert.pipeline import conversion_passes
+from int8kit.convert.pipeline import convert
 
 SIZE = 32
 N_CALIB = 16
@@ -127,16 +127,7 @@ def assert_agrees(got: np.ndarray, want: np.ndarray, cos: float = 0.999, top1: f
 
 def run_until(model, last: str, config: ConvertConfig | None = None) -> ir.Model:
     """The model after the conversion pipeline's passes up to and including `last`."""
-    from int8kit.ir.load import as_ir_model
-
-    m = as_ir_model(model)
-    names = [n for n, _ in conversion_passes(config or ConvertConfig())]
-    assert last in names, names
-    for name, p in conversion_passes(config or ConvertConfig()):
-        m = p(m).model
-        if name == last:
-            return m
-    raise AssertionError(last)
+    return convert(model, config or ConvertConfig(), stop_after=last).model
 
 
 # -- hand-written QDQ graphs ---------------------------------------------------------------------

@@ -8,10 +8,11 @@ import pytest
 from onnx import numpy_helper
 
 from int8kit.cli import main
-from int8kit.convert.pipeline import convert, save
+from int8kit.convert.pipeline import convert
 from int8kit.evaluate.layer_error import compare_layers
 from int8kit.ir.load import as_ir_model
 from int8kit.ir.optimize import optimize_fp32
+from int8kit.ir.save import save_model
 
 from ._util import eval_inputs
 
@@ -22,7 +23,7 @@ MODEL = "resnet_tiny"
 def paths(tmp_path_factory, qdq, fp32):
     d = tmp_path_factory.mktemp("compare")
     onnx.save(fp32(MODEL), d / "fp32.onnx")
-    save(convert(qdq(MODEL, "int8kit")).model, d / "int8.onnx")
+    save_model(convert(qdq(MODEL, "int8kit")).model, d / "int8.onnx")
     return d / "fp32.onnx", d / "int8.onnx"
 
 

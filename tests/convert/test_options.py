@@ -1,4 +1,4 @@
-"""Options and errors: ops_to_quantize / op_ids_to_skip checks, --op-ids-to-skip really keeps convs FP32,
+"""Options and errors: scope checks, --op-ids-to-skip really keeps convs FP32,
 --debug writes one .dot per pass, and the CLI reports errors as one line with exit status 2."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from int8kit.convert.pipeline import conversion_passes, convert
 from int8kit.errors import ConfigError
 from int8kit.ir.dot import FP32_COLOR, INT8_COLOR
 from int8kit.ir.node_ids import ID_KEY, node_id
+from int8kit.ir.pipeline import pass_names
+from int8kit.scope import Scope
 
 from ._util import assert_agrees, eval_inputs, run_int8kit, run_ort
 
@@ -22,13 +24,13 @@ MODEL, VARIANT = "resnet_tiny", "ort_pc_u8"
 
 
 def test_unknown_op_type_is_named():
-    with pytest.raises(ConfigError, match="bogus"):
-        ConvertConfig(ops_to_quantize=("conv", "bogus"))
+    with pytest.raises(ConfigError, match="Bogus"):
+        ConvertConfig(scope=Scope(op_types=("Conv", "Bogus")))
 
 
 def test_op_id_that_matches_nothing_is_named(qdq):
     with pytest.raises(ConfigError, match="99999"):
-        convert(qdq(MODEL, VARIANT), ConvertConfig(op_ids_to_skip=(99999,)))
+        convert(qdq(MODEL, VARIANT), ConvertConfig(scope=Scope(exclude_ids=(99999,))))
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ def test_skipped_convs_keep_float_weights_and_the_model_still_agrees(skipped_run
 def test_debug_writes_one_dot_per_pass_with_ids_and_colours(skipped_run):
     _, _, debug, ids = skipped_run
     files = sorted(debug.glob("*.dot"))
-    names = [n for n, _ in conversion_passes(ConvertConfig())]
+    names = pass_names(conversion_passes(ConvertConfig()))
     assert [f.stem.split("_", 1)[1] for f in files] == names
     first, last = files[0].read_text(), files[-1].read_text()
     assert first.startswith("digraph")
@@ -98,7 +100,7 @@ def test_cli_errors_are_one_line_with_status_2(capsys, tmp_path, qdq):
     q = tmp_path / "qdq.onnx"
     onnx.save(qdq(MODEL, VARIANT), q)
     base = ["convert", "--quant-model-path", str(q), "--int8-model-save-path", str(tmp_path / "o.onnx")]
-    assert "bogus" in _cli_error(capsys, [*base, "--ops-to-quantize", "conv,bogus"])
+    assert "Bogus" in _cli_error(capsys, [*base, "--ops-to-quantize", "conv,Bogus"])
     assert "4242" in _cli_error(capsys, [*base, "--op-ids-to-skip", "4242"])
     missing = str(tmp_path / "missing.onnx")
     line = _cli_error(
@@ -123,13 +125,18 @@ def test_ops_to_quantize_on_the_cli_limits_int8_to_those_kinds(tmp_path, qdq):
 
 
 def test_ops_to_quantize_takes_the_onnx_op_types_quantize_takes():
-    """One vocabulary: every op type `int8kit quantize --ops-to-quantize` takes is valid here, Conv covers
-    depthwise convolutions, and Gemm/MatMul cover the fused Dense."""
+    """One vocabulary: every op type `int8kit quantize --ops-to-quantize` takes is valid here; other names
+    are refused naming them."""
     from int8kit.quantize.plan import SUPPORTED_OPS
 
     for op in SUPPORTED_OPS:
-        ConvertConfig(ops_to_quantize=(op,))
-    conv_only = ConvertConfig(ops_to_quantize=("Conv",))
-    assert conv_only.quantizes("conv") and conv_only.quantizes("depthwise_conv") and not conv_only.quantizes("gemm")
-    assert ConvertConfig(ops_to_quantize=("MatMul",)).quantizes("gemm")
-    assert ConvertConfig(ops_to_quantize=("conv",)).quantizes("conv")  # the old int8kit kinds still work
+        ConvertConfig(scope=Scope(op_types=(op,)))
+    with pytest.raises(ConfigError, match="Softmax"):
+        ConvertConfig(scope=Scope(op_types=("Softmax",)))
+
+
+def test_a_scope_rule_matching_no_node_is_an_error_naming_it(qdq):
+    with pytest.raises(ConfigError, match="'Conv\\[depthwise\\]'"):
+        convert(qdq(MODEL, VARIANT), ConvertConfig(scope=Scope(op_types=("Conv[depthwise]",))))
+    with pytest.raises(ConfigError, match="node 'no_such_node'"):
+        convert(qdq(MODEL, VARIANT), ConvertConfig(scope=Scope(exclude_nodes=("no_such_node",))))

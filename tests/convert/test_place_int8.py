@@ -1,4 +1,4 @@
-"""place_int8: every node INT8 or FP32 with the reason, from ops_to_quantize, op_ids_to_skip and ranges."""
+"""place_int8: every node INT8 or FP32 with the reason, from the scope (apply_scope) and the ranges."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from int8kit.convert.config import ConvertConfig
 from int8kit.convert.place_int8 import PRECISION_KEY, REASON_KEY
 from int8kit.ir.node_ids import node_id
+from int8kit.scope import Scope
 
 from ._util import QDQGraph, run_until
 
@@ -25,7 +26,7 @@ def _chain():
 
 
 def _placed(model, **config):
-    m = run_until(model, "place_int8", ConvertConfig(**config))
+    m = run_until(model, "place_int8", ConvertConfig(scope=Scope(**config)))
     return {n.name: (n.metadata_props.get(PRECISION_KEY), n.metadata_props.get(REASON_KEY, "")) for n in m.graph}
 
 
@@ -36,8 +37,8 @@ def test_everything_with_ranges_runs_int8():
 
 def test_skipped_id_stays_fp32_and_the_pool_after_it_too():
     ids = {n.name: node_id(n) for n in run_until(_chain(), "fuse").graph}
-    placed = _placed(_chain(), op_ids_to_skip=(ids["conv2"],))
-    assert placed["conv2"] == ("fp32", "skipped by op_ids_to_skip")
+    placed = _placed(_chain(), exclude_ids=(ids["conv2"],))
+    assert placed["conv2"] == ("fp32", f"skipped by scope: id {ids['conv2']}")
     assert placed["conv1"][0] == "int8"
     # data movement on FP32 input stays FP32 (INT8 there would only add conversions)
     assert placed["pool"][0] == "fp32" and "input arrives in FP32" in placed["pool"][1]
@@ -55,21 +56,21 @@ def test_missing_range_stays_fp32_and_names_the_tensor():
     assert placed["conv2"][0] == "int8"
 
 
-def test_ops_to_quantize_keeps_other_kinds_fp32():
-    placed = _placed(_chain(), ops_to_quantize=("conv",))
+def test_op_types_scope_keeps_other_types_fp32():
+    placed = _placed(_chain(), op_types=("Conv",))
     assert placed["conv1"][0] == placed["conv2"][0] == "int8"
-    assert placed["fc"] == ("fp32", "gemm not in ops_to_quantize")
-    assert placed["pool"] == ("fp32", "maxpool not in ops_to_quantize")
-    assert placed["flatten"] == ("fp32", "reshape not in ops_to_quantize")
+    assert placed["fc"] == ("fp32", "Gemm not in the scope's op types (Conv)")
+    assert placed["pool"] == ("fp32", "MaxPool not in the scope's op types (Conv)")
+    assert placed["flatten"] == ("fp32", "Flatten not in the scope's op types (Conv)")
 
 
 @pytest.mark.parametrize(
-    ("kinds", "dw", "regular"), [(("depthwise_conv",), "int8", "fp32"), (("conv",), "fp32", "int8")]
+    ("kinds", "dw", "regular"), [(("Conv[depthwise]",), "int8", "fp32"), (("Conv[!depthwise]",), "fp32", "int8")]
 )
-def test_depthwise_and_regular_convs_are_separate_kinds(kinds, dw, regular):
+def test_depthwise_is_a_predicate_on_conv(kinds, dw, regular):
     g = QDQGraph()
     x = g.qdq("input", 0.02, 0, np.int8)
     c = g.qdq(g.conv(x, 3, 6, name="regular"), 0.05, 0, np.int8)
     y = g.conv(c, 6, 6, group=6, name="dw", output="y")
-    placed = _placed(g.build([y]), ops_to_quantize=kinds)
+    placed = _placed(g.build([y]), op_types=kinds)
     assert placed["dw"][0] == dw and placed["regular"][0] == regular

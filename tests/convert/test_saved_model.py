@@ -9,7 +9,8 @@ import pytest
 from onnx import TensorProto
 
 from int8kit import ops
-from int8kit.convert.pipeline import convert, save
+from int8kit.convert.pipeline import convert
+from int8kit.ir.save import save_model
 
 from ._util import eval_inputs, run_int8kit
 
@@ -18,7 +19,7 @@ from ._util import eval_inputs, run_int8kit
 def saved(tmp_path_factory, qdq):
     path = tmp_path_factory.mktemp("saved") / "int8.onnx"
     result = convert(qdq("concat_tiny", "ort_pc_u8"))
-    save(result.model, path)
+    save_model(result.model, path)
     return path, result
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from int8kit.convert.config import ConvertConfig
 from int8kit.convert.pipeline import convert
 from int8kit.ir.node_ids import node_id
+from int8kit.scope import Scope
 
 from ._util import QDQGraph, run_until
 from .test_place_int8 import _chain
@@ -14,15 +15,15 @@ from .test_place_int8 import _chain
 
 def test_counts_match_the_graph_and_fp32_ops_have_reasons():
     ids = {n.name: node_id(n) for n in run_until(_chain(), "fuse").graph}
-    s = convert(_chain(), ConvertConfig(op_ids_to_skip=(ids["conv2"],))).summary
+    s = convert(_chain(), ConvertConfig(scope=Scope(exclude_ids=(ids["conv2"],)))).summary
     # conv1 INT8; conv2 skipped; pool and flatten then read float; the Gemm quantizes its input
     assert s.rows() == [("Conv", 1, 1), ("Dense", 1, 0), ("Flatten", 0, 1), ("MaxPool", 0, 1)]
     reasons = {op.name: op.reason for op in s.fp32_reasons}
-    assert reasons["conv2"] == "skipped by op_ids_to_skip" and set(reasons) == {"conv2", "pool", "flatten"}
+    assert reasons["conv2"] == f"skipped by scope: id {ids['conv2']}" and set(reasons) == {"conv2", "pool", "flatten"}
     # the input and the Gemm's input; conv2's FP32 output is rounded onto the file's grid by conv2 itself
     assert dict(s.conversions) == {"QuantizeLinear": 2}
     text = "\n".join(s.lines())
-    assert f"FP32 #{ids['conv2']} Conv conv2: skipped by op_ids_to_skip" in text
+    assert f"FP32 #{ids['conv2']} Conv conv2: skipped by scope: id {ids['conv2']}" in text
 
 
 def _sigmoid_sandwich(convs: int):

@@ -15,10 +15,11 @@ import pytest
 from onnx import numpy_helper
 
 from int8kit.cli import main
-from int8kit.convert.pipeline import convert, save
+from int8kit.convert.pipeline import convert
 from int8kit.convert.validate_qdq import ValidateQDQPass
 from int8kit.errors import ModelError
 from int8kit.ir.load import as_ir_model
+from int8kit.ir.save import save_model
 
 from ._util import QDQGraph
 
@@ -101,7 +102,7 @@ def test_cli_refuses_bad_scale_in_one_line_and_writes_nothing(capsys, tmp_path, 
 
 def test_already_converted_model_is_refused(capsys, tmp_path):
     int8 = tmp_path / "int8.onnx"
-    save(convert(_model()).model, int8)
+    save_model(convert(_model()).model, int8)
     code, err, dst = _cli(capsys, tmp_path, onnx.load(int8))
     assert code == 2 and len(err) == 1, err
     assert "already converted" in err[0] and "int8kit.optimized" in err[0]
@@ -110,7 +111,7 @@ def test_already_converted_model_is_refused(capsys, tmp_path):
 
 def test_converted_model_without_metadata_is_refused_by_its_int8kit_nodes(tmp_path):
     int8 = tmp_path / "int8.onnx"
-    save(convert(_model()).model, int8)
+    save_model(convert(_model()).model, int8)
     proto = onnx.load(int8)
     del proto.metadata_props[:]
     with pytest.raises(ModelError) as info:

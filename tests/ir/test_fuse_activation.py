@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from int8kit.ir.fuse_activation import FuseActivationPass
-from int8kit.ir.fuse_conv import FuseConvPass
+from int8kit.ir.retype_conv import ConvToInt8kitPass
 from int8kit.ops import PostOp
 
-from ._fusion_util import assert_equivalent, build, kinds, nodes, post_ops, prepare, randn
+from .fusion_util import assert_equivalent, build, kinds, nodes, post_ops, prepare, randn
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 X = {"x": randn(2, 3, 5, 5, seed=11, scale=2.0)}
@@ -17,7 +17,7 @@ X = {"x": randn(2, 3, 5, 5, seed=11, scale=2.0)}
 
 def _run(proto):
     model = prepare(proto)
-    FuseConvPass()(model)
+    ConvToInt8kitPass()(model)
     p = FuseActivationPass()
     modified = p(model).modified
     return model, p.report, modified

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from int8kit.ir.fuse_bias_add import FuseBiasAddPass
-from int8kit.ir.fuse_conv import FuseConvPass
+from int8kit.ir.retype_conv import ConvToInt8kitPass
 
-from ._fusion_util import assert_equivalent, build, kinds, nodes, prepare, randn
+from .fusion_util import assert_equivalent, build, kinds, nodes, prepare, randn
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 
 
 def _fused(proto):
     model = prepare(proto)
-    FuseConvPass()(model)
+    ConvToInt8kitPass()(model)
     p = FuseBiasAddPass()
     result = p(model)
     return model, p.report, result.modified

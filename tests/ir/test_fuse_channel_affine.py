@@ -9,10 +9,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from int8kit.ir.fuse_channel_affine import FuseChannelAffinePass
-from int8kit.ir.fuse_conv import FuseConvPass
+from int8kit.ir.retype_conv import ConvToInt8kitPass
 from int8kit.runtime.predictor import Predictor
 
-from ._fusion_util import assert_equivalent, build, kinds, prepare, randn
+from .fusion_util import assert_equivalent, build, kinds, prepare, randn
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 
@@ -29,7 +29,7 @@ def test_mul_add_activation_becomes_one_affine(act):
     weights = {"s": randn(8, 1, 1, seed=1), "t": randn(1, 8, 1, 1, seed=2), "lo": np.float32(-0.5), "hi": np.float32(1)}
     proto = build(text, weights if "Clip" in act else {k: weights[k] for k in ("s", "t")})
     model = prepare(proto)
-    FuseConvPass()(model)
+    ConvToInt8kitPass()(model)
     assert FuseChannelAffinePass()(model).modified
     assert kinds(model)[0] == "int8kit.Affine" and ("Relu" not in kinds(model)) and ("Clip" not in kinds(model))
     x = randn(2, 8, 5, 5, seed=3, scale=2.0)

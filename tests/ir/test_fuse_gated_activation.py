@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from int8kit.ir.fuse_conv import FuseConvPass
 from int8kit.ir.fuse_gated_activation import FuseGatedActivationPass
+from int8kit.ir.retype_conv import ConvToInt8kitPass
 
-from ._fusion_util import assert_equivalent, build, kinds, nodes, post_ops, prepare, randn
+from .fusion_util import assert_equivalent, build, kinds, nodes, post_ops, prepare, randn
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 X = {"x": randn(2, 3, 5, 5, seed=3, scale=2.0)}
@@ -15,7 +15,7 @@ X = {"x": randn(2, 3, 5, 5, seed=3, scale=2.0)}
 
 def _run(proto):
     model = prepare(proto)
-    FuseConvPass()(model)
+    ConvToInt8kitPass()(model)
     p = FuseGatedActivationPass()
     modified = p(model).modified
     return model, modified

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from int8kit.ir.fuse_conv import FuseConvPass
 from int8kit.ir.fuse_residual_add import FuseResidualAddPass
 from int8kit.ir.optimize import run_fusions
+from int8kit.ir.retype_conv import ConvToInt8kitPass
 
-from ._fusion_util import assert_equivalent, build, kinds, nodes, post_ops, prepare, randn
+from .fusion_util import assert_equivalent, build, kinds, nodes, post_ops, prepare, randn
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 X = {"x": randn(2, 4, 5, 5, seed=21)}
@@ -14,7 +14,7 @@ X = {"x": randn(2, 4, 5, 5, seed=21)}
 
 def _residual(proto):
     model = prepare(proto)
-    FuseConvPass()(model)
+    ConvToInt8kitPass()(model)
     p = FuseResidualAddPass()
     modified = p(model).modified
     return model, p.report, modified

@@ -9,7 +9,7 @@ import pytest
 from int8kit.ir.optimize import optimize_fp32
 from int8kit.models import zoo
 
-from ._fusion_util import build, randn, run
+from .fusion_util import build, randn, run
 
 predictor = pytest.importorskip("int8kit.runtime.predictor")
 

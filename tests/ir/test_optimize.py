@@ -12,7 +12,7 @@ from int8kit import ops
 from int8kit.ir.optimize import optimize_fp32
 from int8kit.models import zoo
 
-from ._fusion_util import assert_equivalent, post_ops
+from .fusion_util import assert_equivalent, post_ops
 
 ACTIVATIONS = {"Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid"}
 

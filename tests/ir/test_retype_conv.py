@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from int8kit import ops
-from int8kit.ir.fuse_conv import FuseConvPass, same_pads
+from int8kit.ir.retype_conv import ConvToInt8kitPass, same_pads
 
-from ._fusion_util import assert_equivalent, build, kinds, nodes, prepare, randn
+from .fusion_util import assert_equivalent, build, kinds, nodes, prepare, randn
 
 
 def _conv_model(attrs: str, x_shape: str = "N,3,9,9"):
@@ -24,7 +24,7 @@ def test_defaults_become_explicit_and_node_identity_is_kept():
     model = prepare(proto)
     conv = nodes(model)["y"]
     conv.metadata_props["int8kit.id"] = "7"
-    p = FuseConvPass()
+    p = ConvToInt8kitPass()
     assert p(model).modified
     assert conv.graph is model.graph and kinds(model) == ["int8kit.Conv"]
     assert conv.name == "y" and conv.metadata_props["int8kit.id"] == "7" and conv.outputs[0].name == "y"
@@ -43,7 +43,7 @@ def test_auto_pad_resolved_like_onnxruntime(auto_pad, stride):
     # (onnxruntime refuses dilation with SAME padding, so the reference cannot check that case)
     proto = _conv_model(f'auto_pad="{auto_pad}", strides=[{stride},{stride}]', "N,3,9,10")
     model = prepare(proto)
-    FuseConvPass()(model)
+    ConvToInt8kitPass()(model)
     pads = list(nodes(model)["y"].attributes["pads"].as_ints())
     if auto_pad != "VALID" and stride == 2:
         assert pads != [0, 0, 0, 0]
@@ -60,7 +60,7 @@ def test_same_pads_follows_the_onnx_formula():
 def test_auto_pad_with_unknown_spatial_shape_is_refused_with_a_reason():
     proto = _conv_model('auto_pad="SAME_UPPER"', "N,3,H,W")
     model = prepare(proto)
-    p = FuseConvPass()
+    p = ConvToInt8kitPass()
     assert not p(model).modified
     assert kinds(model) == ["Conv"]
     assert "spatial shape" in p.report.reasons("y")[0]
@@ -74,7 +74,7 @@ def test_non_constant_weight_and_1d_conv_are_refused():
       z = Conv (s, v)
     }"""
     model = prepare(build(text, {"v": randn(4, 3, 3)}))
-    p = FuseConvPass()
+    p = ConvToInt8kitPass()
     assert not p(model).modified
     assert "not a constant" in p.report.reasons("y")[0]
     assert "1-D" in p.report.reasons("z")[0]
@@ -90,7 +90,7 @@ def test_depthwise_group_is_kept():
     }"""
     proto = build(text, {"w": randn(4, 1, 3, 3)})
     model = prepare(proto)
-    FuseConvPass()(model)
+    ConvToInt8kitPass()(model)
     conv = nodes(model)["y"]
     assert conv.attributes["group"].as_int() == 4
     assert list(conv.attributes["pads"].as_ints()) == [1, 1, 0, 0]

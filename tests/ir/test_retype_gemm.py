@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from int8kit.ir.fuse_gemm import FuseGemmPass
+from int8kit.ir.retype_gemm import GemmToDensePass
 
-from ._fusion_util import assert_equivalent, build, kinds, nodes, prepare, randn
+from .fusion_util import assert_equivalent, build, kinds, nodes, prepare, randn
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 X = {"x": randn(3, 8, seed=31)}
@@ -15,7 +15,7 @@ X = {"x": randn(3, 8, seed=31)}
 
 def _run(proto):
     model = prepare(proto)
-    p = FuseGemmPass()
+    p = GemmToDensePass()
     modified = p(model).modified
     return model, p.report, modified
 

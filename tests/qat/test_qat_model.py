@@ -100,14 +100,15 @@ def test_training_moves_weights_and_untied_biases_differ(trained):
 
 
 def test_int8kit_convert_and_predictor_agree_with_onnxruntime(trained, tmp_path):
-    from int8kit.convert.pipeline import convert, save
+    from int8kit.convert.pipeline import convert
+    from int8kit.ir.save import save_model
     from int8kit.runtime.predictor import Predictor
 
     result, _ = trained
     converted = convert(result.model)
     assert sum(converted.summary.int8_ops.values()) >= 4
     path = tmp_path / "int8.onnx"
-    save(converted.model, path)
+    save_model(converted.model, path)
     x, _ = make_images(32, seed=9)
     got = Predictor(path, num_threads=2).run(x)
     assert _cosine(got, _ort(result.model, x)) >= 0.999

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from pathlib import Path
 
 from int8kit.commands._options import add_model, add_output, int8_output_path, model_file, write_json
 
+# The lowercase kinds --ops-to-quantize took before it took ONNX op types; still accepted on the command
+# line, each as the Scope rule it meant ("conv" was the non-depthwise convolutions).
+LEGACY_KINDS = {
+    "conv": "Conv[!depthwise]",
+    "depthwise_conv": "Conv[depthwise]",
+    "gemm": "Gemm|MatMul",
+    "matmul": "Gemm|MatMul",
+    "fc": "Gemm|MatMul",
+    "maxpool": "MaxPool",
+    "avgpool": "AveragePool",
+    "globalavgpool": "GlobalAveragePool",
+    "concat": "Concat",
+    "reshape": "Reshape|Flatten|Squeeze|Unsqueeze",
+    "transpose": "Transpose",
+    "split": "Split|Slice",
+    "add": "Add",
+    "mul": "Mul",
+    "affine": "BatchNormalization",
+}
 
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(t.strip().lower() for t in text.split(",") if t.strip())
+
+def _op_types(text: str) -> tuple[str, ...]:
+    """ONNX op type rules (Conv, Conv[depthwise], Gemm|MatMul), or the legacy lowercase kinds."""
+    return tuple(LEGACY_KINDS.get(t.strip(), t.strip()) for t in text.split(",") if t.strip())
 
 
 def _names(text: str) -> frozenset[str]:
@@ -26,7 +46,7 @@ def _ids(text: str) -> tuple[int, ...]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from int8kit.convert.config import ONNX_OP_KINDS, OP_KINDS
+    from int8kit.convert.config import CONVERT_OP_TYPES
 
     p = sub.add_parser(
         "convert",
@@ -45,11 +65,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--ops-to-quantize",
-        type=_csv,
+        type=_op_types,
         default=(),
         help="comma-separated ONNX op types to run in INT8, others stay FP32 (default: all): "
-        f"{', '.join(ONNX_OP_KINDS)}, the same names as quantize's --ops-to-quantize (Conv includes "
-        f"depthwise convolutions; the int8kit kinds {', '.join(OP_KINDS)} are accepted too)",
+        f"{', '.join(CONVERT_OP_TYPES)}, the same names as quantize's --ops-to-quantize; Conv includes "
+        "depthwise convolutions, Conv[depthwise] / Conv[!depthwise] name them apart",
+    )
+    p.add_argument(
+        "--exclude-nodes",
+        type=_names,
+        default=frozenset(),
+        help="comma-separated node names to keep in FP32 (default: none)",
     )
     p.add_argument(
         "--op-ids-to-skip",
@@ -109,27 +135,25 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from int8kit.convert.config import ConvertConfig
-    from int8kit.convert.pipeline import convert, save
+    from int8kit.convert.pipeline import convert
+    from int8kit.ir.save import save_model
+    from int8kit.scope import Scope
 
     source = model_file(args.model)
     output = int8_output_path(args.output, source)
+    scope = Scope(
+        op_types=args.ops_to_quantize, exclude_nodes=tuple(sorted(args.exclude_nodes)), exclude_ids=args.op_ids_to_skip
+    )
     config = ConvertConfig(
-        args.ops_to_quantize,
-        args.op_ids_to_skip,
-        args.debug,
+        scope=scope,
+        debug_dir=args.debug,
         bf16_nodes=args.bf16_nodes,
         bf16_op_ids=args.bf16_op_ids,
     )
     if args.debug:
         args.debug.mkdir(parents=True, exist_ok=True)
     result = convert(source, config)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    part = output.with_name(f".{output.name}.part")
-    try:  # written whole or not at all: a reader never finds half a model under the final name
-        save(result.model, part)
-        os.replace(part, output)
-    finally:
-        part.unlink(missing_ok=True)
+    save_model(result.model, output)  # whole or not at all
     s = result.summary
     console = Console(highlight=False)
     table = Table(title=f"{source.name} -> {output}")

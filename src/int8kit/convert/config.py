@@ -2,57 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from int8kit.errors import ConfigError
+from int8kit.scope import Scope
 
-# User-facing op kinds for --ops-to-quantize, and the graph ops (after fusion) each covers.
-OP_KINDS: dict[str, tuple[str, ...]] = {
-    "conv": ("Conv",),
-    "depthwise_conv": ("Conv",),
-    "gemm": ("Dense",),
-    "matmul": ("Dense",),
-    "fc": ("Dense",),
-    "maxpool": ("MaxPool",),
-    "avgpool": ("AveragePool",),
-    "globalavgpool": ("GlobalAveragePool",),
-    "concat": ("Concat",),
-    "reshape": ("Reshape", "Flatten", "Squeeze", "Unsqueeze"),
-    "transpose": ("Transpose",),
-    "split": ("Split", "Slice"),
-    "add": ("Add",),
-    "mul": ("Mul",),
-    "affine": ("Affine",),
-}
-
-
-# The ONNX op types users name (the same vocabulary as `int8kit quantize --ops-to-quantize`), and the kinds
-# each covers: Conv covers depthwise convolutions too; Gemm and MatMul become Dense after fusion.
-ONNX_OP_KINDS: dict[str, tuple[str, ...]] = {
-    "Conv": ("conv", "depthwise_conv"),
-    "Gemm": ("gemm",),
-    "MatMul": ("gemm",),
-    "MaxPool": ("maxpool",),
-    "AveragePool": ("avgpool",),
-    "GlobalAveragePool": ("globalavgpool",),
-    "Concat": ("concat",),
-    "Reshape": ("reshape",),
-    "Flatten": ("reshape",),
-    "Squeeze": ("reshape",),
-    "Unsqueeze": ("reshape",),
-    "Transpose": ("transpose",),
-    "Split": ("split",),
-    "Slice": ("split",),
-    "Add": ("add",),
-    "Mul": ("mul",),
-    "BatchNormalization": ("affine",),
-}
+# The ONNX op types a conversion scope may name (the vocabulary of `int8kit quantize` too): the ops that
+# have INT8 kernels. Conv covers depthwise convolutions ("Conv[depthwise]" names those alone); Gemm and
+# MatMul become Dense, BatchNormalization an Affine, and answer to their ONNX names.
+CONVERT_OP_TYPES: tuple[str, ...] = (
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Concat",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Split",
+    "Slice",
+    "Add",
+    "Mul",
+    "BatchNormalization",
+)
 
 
 @dataclass(frozen=True)
 class ConvertConfig:
-    """ops_to_quantize: OP_KINDS names (empty = all); op_ids_to_skip: node ids kept in FP32.
+    """scope: which nodes may run INT8 (ONNX op types, node names, the ids `--debug` draws); the rest stay FP32.
 
     quantize_float_weights: also run INT8 the Conv/Gemm/MatMul ops whose weights the QDQ file leaves in
     float (a QDQ tool's exclusion); off by default, since that overrides the file.
@@ -60,8 +42,7 @@ class ConvertConfig:
     FP32, by the QDQ model's node names or by the ids `--debug` draws (convert.mark_bf16).
     """
 
-    ops_to_quantize: tuple[str, ...] = ()
-    op_ids_to_skip: tuple[int, ...] = ()
+    scope: Scope = field(default_factory=Scope)
     debug_dir: Path | None = None
     quantize_float_weights: bool = False
     bf16_nodes: frozenset[str] = frozenset()
@@ -72,16 +53,6 @@ class ConvertConfig:
             raise ConfigError(f"bf16_nodes must be a set of node names, got {self.bf16_nodes!r}")
         object.__setattr__(self, "bf16_nodes", frozenset(self.bf16_nodes))
         object.__setattr__(self, "bf16_op_ids", tuple(int(i) for i in self.bf16_op_ids))
-        unknown = [k for k in self.ops_to_quantize if k not in OP_KINDS and k not in ONNX_OP_KINDS]
-        if unknown:
-            raise ConfigError(
-                f"unknown op type(s) in ops_to_quantize: {', '.join(unknown)}; known: {', '.join(ONNX_OP_KINDS)} "
-                f"(or the int8kit kinds {', '.join(OP_KINDS)})"
-            )
-
-    def quantizes(self, kind: str) -> bool:
-        """Whether ops of `kind` may run INT8: ONNX op types expand to the kinds they cover."""
-        if not self.ops_to_quantize:
-            return True
-        kinds = {k for name in self.ops_to_quantize for k in ONNX_OP_KINDS.get(name, (name,))}
-        return kind in kinds
+        if not isinstance(self.scope, Scope):
+            raise ConfigError(f"scope must be an int8kit.scope.Scope, got {type(self.scope).__name__}")
+        self.scope.check_supported(CONVERT_OP_TYPES, what="convert")

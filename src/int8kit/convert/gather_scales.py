@@ -16,8 +16,10 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import UnsupportedOpError
-from int8kit.ir._graph import const_array
+from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import Encoding, set_encoding
+from int8kit.ir.graph import const_array
+from int8kit.metadata import ENCODING_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +52,10 @@ def activation_encoding(node: ir.Node) -> Encoding:
     return Encoding(ONNX_TYPE[dtype], float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) if zp is not None else 0)
 
 
-class GatherScalesPass(ir.passes.InPlacePass):
+class GatherScalesPass(ContractPass):
     """Records each QuantizeLinear's encoding on the activation tensor it reads."""
+
+    writes = (ENCODING_KEY,)
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         found = 0

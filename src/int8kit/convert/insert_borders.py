@@ -26,8 +26,10 @@ from int8kit.convert.place_int8 import (
     is_int8,
 )
 from int8kit.convert.propagate_scales import VALUE_PRESERVING
-from int8kit.ir._graph import add_initializer, taken_names
+from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import FLOAT, Encoding, covering, encoding, fake_quant_post_op
+from int8kit.ir.graph import add_initializer, taken_names
+from int8kit.metadata import ENCODING_KEY, PRECISION_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ class Borders:
         return out
 
     def _fresh(self, base: str) -> str:
-        from int8kit.ir._graph import fresh_name
+        from int8kit.ir.graph import fresh_name
 
         return fresh_name(base, self.taken)
 
@@ -164,8 +166,10 @@ def _set_zero_point(node: ir.Node, name: str, enc: Encoding) -> None:
         node.attributes.pop(name, None)
 
 
-class InsertBordersPass(ir.passes.InPlacePass):
+class InsertBordersPass(ContractPass):
     """Quantize/dequantize/requantize at INT8-FP32 borders; INT8 attributes on Conv/Dense."""
+
+    reads = (PRECISION_KEY, OUTPUT_INT8_KEY, ENCODING_KEY)
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         b = Borders(model.graph)

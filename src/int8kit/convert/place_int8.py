@@ -1,8 +1,8 @@
-"""Decide which ops run in INT8: the ops to quantize, minus skipped ids, minus those without ranges.
+"""Decide which ops run in INT8: the ops in scope (convert.apply_scope), minus those without ranges.
 
 Compute ops (fused Conv/Dense) run INT8 when their input has a range; data-movement ops (pools,
 reshapes, transposes, concat) when their inputs will arrive in INT8. Every op left in FP32 gets a
-reason (skipped, not in ops_to_quantize, missing range, unsupported), which the summary prints.
+reason (out of scope, kept by the quantizer, missing range, unsupported), which the summary prints.
 Output encodings are decided here too: an INT8 compute op writes INT8 when its output has a range
 and some consumer runs INT8, else it writes float (dequantizing inside the kernel for free).
 """
@@ -15,18 +15,14 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.convert.config import ConvertConfig
-from int8kit.errors import ConfigError
+from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
-from int8kit.ir.node_ids import node_id, nodes_by_id
 from int8kit.ir.weight_grid import GRID_REFUSED_KEY, grid_of
+from int8kit.metadata import ENCODING_KEY, FP32_REASON_KEY, ID_KEY, KEEP_FP32_KEY, OUTPUT_INT8_KEY, PRECISION_KEY
 
 logger = logging.getLogger(__name__)
 
-PRECISION_KEY = "int8kit.precision"
-REASON_KEY = "int8kit.fp32_reason"
-OUTPUT_INT8_KEY = "int8kit.output_int8"
-# Set on a node by the quantizer (excluded nodes, accuracy budget): the converter keeps it FP32.
-KEEP_FP32_KEY = "int8kit.keep_fp32"
+REASON_KEY = FP32_REASON_KEY
 
 COMPUTE_OPS = ("Conv", "Dense")
 DATA_MOVEMENT_OPS = (
@@ -104,26 +100,11 @@ def is_int8(node: ir.Node | None) -> bool:
     return node is not None and node.metadata_props.get(PRECISION_KEY) == "int8"
 
 
-def kind_of(node: ir.Node) -> str:
-    """The ops_to_quantize kind a node belongs to (conv vs depthwise_conv, gemm...)."""
-    from int8kit.convert.config import OP_KINDS
-
-    if node.op_type == "Conv":
-        group = node.attributes.get("group")
-        shape = node.inputs[1].shape if node.inputs[1] is not None else None
-        if group is not None and group.as_int() > 1 and shape is not None and shape[1] == 1:
-            return "depthwise_conv"
-        return "conv"
-    if node.op_type == "Dense":
-        return "gemm"
-    return next(k for k, types in OP_KINDS.items() if node.op_type in types)
-
-
-def _allowed(node: ir.Node, config: ConvertConfig) -> bool:
-    kind = kind_of(node)
-    if kind == "gemm":
-        return any(config.quantizes(k) for k in ("gemm", "matmul", "fc"))
-    return config.quantizes(kind)
+def _kept_fp32(node: ir.Node) -> str | None:
+    """Why the scope (convert.apply_scope) or the quantizer keeps the node FP32, or None."""
+    if node.metadata_props.get(KEEP_FP32_KEY) != "1":
+        return None
+    return node.metadata_props.get(REASON_KEY) or "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
 
 
 def _produces_int8(value: ir.Value) -> bool:
@@ -193,32 +174,17 @@ def _affine_reason(node: ir.Node) -> str | None:
     return None
 
 
-def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
+def _decide(node: ir.Node, config: ConvertConfig) -> str | None:
     """None when the node runs INT8, else the reason it stays FP32."""
     if is_affine(node):
-        if node_id(node) in skip:
-            return "skipped by op_ids_to_skip"
-        if node.metadata_props.get(KEEP_FP32_KEY) == "1":
-            return "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
-        if not config.quantizes("affine"):
-            return "affine not in ops_to_quantize"
-        return _affine_reason(node)
+        return _kept_fp32(node) or _affine_reason(node)
     if is_binary(node):
-        if node_id(node) in skip:
-            return "skipped by op_ids_to_skip"
-        if node.metadata_props.get(KEEP_FP32_KEY) == "1":
-            return "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
-        if not config.quantizes("add" if node.op_type == "Add" else "mul"):
-            return f"{node.op_type.lower()} not in ops_to_quantize"
-        return _binary_reason(node)
+        return _kept_fp32(node) or _binary_reason(node)
     if not (is_compute(node) or is_data_movement(node)):
         return "no INT8 kernel for this op"
-    if node_id(node) in skip:
-        return "skipped by op_ids_to_skip"
-    if node.metadata_props.get(KEEP_FP32_KEY) == "1":
-        return "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
-    if not _allowed(node, config):
-        return f"{kind_of(node)} not in ops_to_quantize"
+    kept = _kept_fp32(node)
+    if kept:
+        return kept
     inputs = [v for v in node.inputs[: 1 if is_compute(node) else None] if v is not None]
     if is_data_movement(node) and node.op_type != "Concat":
         inputs = inputs[:1]
@@ -243,22 +209,21 @@ def _decide(node: ir.Node, config: ConvertConfig, skip: set[int]) -> str | None:
     return None
 
 
-class PlaceInt8Pass(ir.passes.InPlacePass):
+class PlaceInt8Pass(ContractPass):
     """Marks every node INT8 or FP32 (with a reason), and INT8 compute outputs as INT8 or float."""
+
+    reads = (ENCODING_KEY, ID_KEY, KEEP_FP32_KEY)
+    writes = (PRECISION_KEY, FP32_REASON_KEY, OUTPUT_INT8_KEY)
 
     def __init__(self, config: ConvertConfig):
         super().__init__()
         self.config = config
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        skip = set(self.config.op_ids_to_skip)
-        unknown = sorted(skip - set(nodes_by_id(model)))
-        if unknown:
-            raise ConfigError(f"op_ids_to_skip: no node has id {', '.join(map(str, unknown))} (see --debug graphs)")
         nodes = list(model.graph)
         for _ in range(3):  # later sweeps see the output decisions made for later consumers
             for node in nodes:
-                reason = _decide(node, self.config, skip)
+                reason = _decide(node, self.config)
                 node.metadata_props[PRECISION_KEY] = "fp32" if reason else "int8"
                 if reason:
                     node.metadata_props[REASON_KEY] = reason
@@ -267,21 +232,21 @@ class PlaceInt8Pass(ir.passes.InPlacePass):
             for node in nodes:
                 if is_compute(node) or is_binary(node) or is_affine(node):
                     out = node.outputs[0]
-                    wants = encoding(out) is not None and any(self._reads_int8(u.node, u.idx, skip) for u in out.uses())
+                    wants = encoding(out) is not None and any(self._reads_int8(u.node, u.idx) for u in out.uses())
                     node.metadata_props[OUTPUT_INT8_KEY] = "1" if (is_int8(node) and wants) else "0"
         return ir.passes.PassResult(model, modified=True)
 
-    def _reads_int8(self, node: ir.Node, index: int, skip: set[int]) -> bool:
+    def _reads_int8(self, node: ir.Node, index: int) -> bool:
         """Whether `node` will want its input `index` in INT8."""
         if is_compute(node):
             if index == 3:  # a residual: INT8 when the consumer writes INT8
                 return is_int8(node) and node.metadata_props.get(OUTPUT_INT8_KEY) == "1"
-            return index == 0 and _decide(node, self.config, skip) is None
+            return index == 0 and _decide(node, self.config) is None
         if is_affine(node):
-            return index == 0 and _decide(node, self.config, skip) is None
+            return index == 0 and _decide(node, self.config) is None
         if is_global_mean(node):
             return index == 0  # read INT8 directly into a float mean (int8kit.Mean)
         if is_data_movement(node) or is_binary(node):
-            reason = _decide(node, self.config, skip)
+            reason = _decide(node, self.config)
             return reason is None or reason.startswith("input arrives in FP32")
         return False

@@ -14,7 +14,9 @@ import logging
 
 import onnx_ir as ir
 
+from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import copy_encoding, covering, encoding, set_encoding
+from int8kit.metadata import ENCODING_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +60,11 @@ def _step(node: ir.Node) -> bool:
     return False
 
 
-class PropagateScalesPass(ir.passes.InPlacePass):
+class PropagateScalesPass(ContractPass):
     """Fixed-point propagation of encodings through value-preserving ops and Concat."""
+
+    reads = (ENCODING_KEY,)
+    writes = (ENCODING_KEY,)
 
     MAX_ROUNDS = 32
 

@@ -16,8 +16,10 @@ import onnx_ir as ir
 
 from int8kit.convert.place_int8 import is_compute, is_int8
 from int8kit.errors import ModelError
-from int8kit.ir._graph import add_initializer, const_array, drop_unused_initializers, taken_names
+from int8kit.ir.contract import ContractPass
+from int8kit.ir.graph import add_initializer, const_array, drop_unused_initializers, taken_names
 from int8kit.ir.weight_grid import WeightGrid, grid_of
+from int8kit.metadata import GRID_KEY, PRECISION_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,13 @@ def per_channel_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(w.shape), scales
 
 
-class QuantizeWeightsPass(ir.passes.InPlacePass):
+class QuantizeWeightsPass(ContractPass):
     """Float weights of INT8 Conv/Dense -> int8 initializers plus a w_scales attribute."""
+
+    reads = (
+        PRECISION_KEY,
+        GRID_KEY,
+    )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph

@@ -13,9 +13,11 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
-from int8kit.ir._graph import add_initializer, const_array, drop_unused_initializers, taken_names
+from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
-from int8kit.ir.weight_grid import GRID_REFUSED_KEY, WeightGrid, set_grid
+from int8kit.ir.graph import add_initializer, const_array, drop_unused_initializers, taken_names
+from int8kit.ir.weight_grid import WeightGrid, set_grid
+from int8kit.metadata import ENCODING_KEY, GRID_KEY, GRID_REFUSED_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +65,14 @@ def _replace_output(graph: ir.Graph, old: ir.Value, new: ir.Value) -> None:
         new.name = name
 
 
-class RemoveQDQPass(ir.passes.InPlacePass):
+class RemoveQDQPass(ContractPass):
     """Bypass activation Q->DQ pairs; fold DQ(constant) and Q->DQ(constant) into float constants."""
+
+    reads = (ENCODING_KEY,)
+    writes = (
+        GRID_KEY,
+        GRID_REFUSED_KEY,
+    )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph

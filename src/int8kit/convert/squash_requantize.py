@@ -18,8 +18,10 @@ import onnx_ir as ir
 from int8kit import ops
 from int8kit.convert.insert_borders import IR_TYPE, requantize_node
 from int8kit.convert.place_int8 import is_compute, is_int8
-from int8kit.ir._graph import const_array, drop_unused_initializers
+from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import FLOAT, QRANGE, Encoding
+from int8kit.ir.graph import const_array, drop_unused_initializers
+from int8kit.metadata import PRECISION_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +100,10 @@ def _sole_conversion(conv: ir.Node) -> ir.Node | None:
     return uses[0].node
 
 
-class SquashRequantizePass(ir.passes.InPlacePass):
+class SquashRequantizePass(ContractPass):
     """Fold requantize/dequantize/quantize into INT8 producers; squash dequantize->quantize pairs."""
+
+    reads = (PRECISION_KEY,)
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph

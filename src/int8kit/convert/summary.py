@@ -10,7 +10,7 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.convert.place_int8 import PRECISION_KEY, REASON_KEY, is_binary, is_compute, is_data_movement, is_int8
-from int8kit.ir._fusion import FusionReport
+from int8kit.ir.fusion import FusionReport
 from int8kit.ir.node_ids import node_id
 
 CONVERSION_OPS = ("QuantizeLinear", "DequantizeLinear", "Requantize")

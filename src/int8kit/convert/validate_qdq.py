@@ -15,7 +15,7 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import ModelError
-from int8kit.ir._graph import const_array
+from int8kit.ir.graph import const_array
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import logging
 
 import onnx_ir as ir
 
-from int8kit.ir._graph import const_array
+from int8kit.ir.graph import const_array
 
 logger = logging.getLogger(__name__)
 

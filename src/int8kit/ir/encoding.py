@@ -15,8 +15,8 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
+from int8kit.metadata import ENCODING_KEY
 
-ENCODING_KEY = "int8kit.encoding"
 QRANGE = {ops.UINT8: (0, 255), ops.INT8: (-128, 127)}
 NUMPY_DTYPE = {ops.UINT8: np.uint8, ops.INT8: np.int8}
 

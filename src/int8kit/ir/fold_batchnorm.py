@@ -14,7 +14,7 @@ import numpy as np
 import onnx_ir as ir
 from onnx_ir.passes.common import ShapeInferencePass
 
-from int8kit.ir._graph import (
+from int8kit.ir.graph import (
     add_initializer,
     const_array,
     drop_unused_constant_nodes,

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
-from int8kit.ir._graph import const_array, drop_unused_constant_nodes, drop_unused_initializers
+from int8kit.ir.graph import const_array, drop_unused_constant_nodes, drop_unused_initializers
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
-from int8kit.ir._fusion import (
+from int8kit.ir.fusion import (
     FusionPass,
     FusionReport,
     absorb,

@@ -12,7 +12,10 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.ir._fusion import (
+from int8kit.ir.encoding import fake_quant_post_op
+from int8kit.ir.fuse_activation import post_op_for
+from int8kit.ir.fuse_bias_add import channel_vector
+from int8kit.ir.fusion import (
     FusionPass,
     absorb,
     const_array,
@@ -21,9 +24,6 @@ from int8kit.ir._fusion import (
     post_ops_rounded,
     set_post_ops,
 )
-from int8kit.ir.encoding import fake_quant_post_op
-from int8kit.ir.fuse_activation import post_op_for
-from int8kit.ir.fuse_bias_add import channel_vector
 
 
 def _constant_operand(node: ir.Node) -> tuple[ir.Value, np.ndarray] | None:

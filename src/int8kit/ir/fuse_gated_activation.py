@@ -12,8 +12,8 @@ import math
 
 import onnx_ir as ir
 
-from int8kit.ir._fusion import FusionPass, FusionReport, absorb, is_onnx_op, post_ops_rounded, set_post_ops
 from int8kit.ir.encoding import fake_quant_post_op
+from int8kit.ir.fusion import FusionPass, FusionReport, absorb, is_onnx_op, post_ops_rounded, set_post_ops
 from int8kit.ops import PostOp
 
 

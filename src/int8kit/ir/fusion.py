@@ -13,13 +13,13 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.ir._graph import add_initializer, const_array, taken_names  # noqa: F401  (const_array re-exported)
+from int8kit.ir.contract import ContractPass
+from int8kit.ir.graph import add_initializer, const_array, taken_names  # noqa: F401  (const_array re-exported)
+from int8kit.metadata import ABSORBED_KEY, ENCODING_KEY
 
 logger = logging.getLogger(__name__)
 
 FUSED_OPS = ("Conv", "Dense")
-# Metadata key on a fused node listing the names of the nodes it absorbed, in order.
-ABSORBED_KEY = "int8kit.absorbed"
 
 
 @dataclass
@@ -120,8 +120,6 @@ def absorb(node: ir.Node, follower: ir.Node) -> None:
     out.name = name
     if shape is not None:
         out.shape = shape
-    from int8kit.ir.encoding import ENCODING_KEY
-
     out.metadata_props.pop(ENCODING_KEY, None)  # the surviving tensor is the follower's: its encoding or none
     out.metadata_props.update(meta)
     record_absorbed(node, follower)
@@ -174,16 +172,22 @@ def fmt_shape(shape: ir.Shape | None) -> str:
     return "unknown" if shape is None else str(list(shape))
 
 
-class FusionPass(ir.passes.InPlacePass):
-    """Tries `fuse_node` on every node in order; `report` records what fused and what was refused, and why."""
+class FusionPass(ContractPass):
+    """Tries `fuse_node` on every node in order; `report` records what fused and what was refused, and why.
+
+    Run repeatedly (a fixed point), the report keeps what fused in every round and the refusals of the
+    latest round only: the reasons that still hold for the graph as it ends up.
+    """
 
     report_name = ""
+    writes = (ABSORBED_KEY,)
 
     def __init__(self) -> None:
         super().__init__()
         self.report = FusionReport(self.report_name)
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
+        self.report.skipped = []
         self.prepare(model)
         changed = False
         for node in list(model.graph):

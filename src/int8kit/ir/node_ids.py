@@ -12,10 +12,10 @@ import logging
 import onnx_ir as ir
 
 from int8kit.errors import ModelError
+from int8kit.ir.contract import ContractPass
+from int8kit.metadata import ID_KEY
 
 logger = logging.getLogger(__name__)
-
-ID_KEY = "int8kit.id"
 
 
 def node_id(node: ir.Node) -> int | None:
@@ -50,8 +50,10 @@ def nodes_by_id(model: ir.Model) -> dict[int, ir.Node]:
     return found
 
 
-class AssignNodeIdsPass(ir.passes.InPlacePass):
+class AssignNodeIdsPass(ContractPass):
     """Numbers, in graph (topological) order, the nodes that have no id, starting after the max id."""
+
+    writes = (ID_KEY,)
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         nodes = list(ir.traversal.RecursiveGraphIterator(model.graph))

@@ -1,69 +1,96 @@
-"""The FP32 optimisation pipeline: intake, then the fusion passes; the only place naming their order.
+"""The FP32 optimisation pipeline: intake, then the fusion passes repeated to a fixed point.
 
 Order: Conv/Gemm become int8kit ops first (the other passes only match those); bias Adds fold before
 activations (a bias after a relu is not a bias); activations before residual Adds (relu(conv) + skip);
-the list then repeats to a fixed point so conv + sum -> relu also fuses.
+the fusions then repeat until none changes the graph, so conv + sum -> relu also fuses.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.ir._fusion import FusionReport
+from int8kit.ir.contract import ContractPass
 from int8kit.ir.fuse_activation import FuseActivationPass
 from int8kit.ir.fuse_bias_add import FuseBiasAddPass
 from int8kit.ir.fuse_channel_affine import FuseChannelAffinePass
-from int8kit.ir.fuse_conv import FuseConvPass
 from int8kit.ir.fuse_gated_activation import FuseGatedActivationPass
-from int8kit.ir.fuse_gemm import FuseGemmPass
 from int8kit.ir.fuse_residual_add import FuseResidualAddPass
+from int8kit.ir.fusion import FusionPass, FusionReport
+from int8kit.ir.pipeline import FixedPoint, iter_passes, run_passes
+from int8kit.ir.retype_conv import ConvToInt8kitPass
+from int8kit.ir.retype_gemm import GemmToDensePass
+from int8kit.metadata import OPTIMIZED_KEY
 
 logger = logging.getLogger(__name__)
 
-FUSION_PASSES: tuple[type[ir.passes.InPlacePass], ...] = (
-    FuseConvPass,
-    FuseGemmPass,
-    FuseBiasAddPass,
-    FuseActivationPass,
-    FuseGatedActivationPass,
-    FuseResidualAddPass,
-    FuseChannelAffinePass,
-)
 MAX_ROUNDS = 8
 
 
-def run_fusions(model: ir.Model) -> list[FusionReport]:
-    """Apply FUSION_PASSES in order until none changes the graph; one merged report per pass.
+def fusion_passes() -> list[ir.passes.PassBase]:
+    """The fusions in order, as fresh instances (each keeps the report of this run)."""
+    return [
+        ConvToInt8kitPass(),
+        GemmToDensePass(),
+        FuseBiasAddPass(),
+        FuseActivationPass(),
+        FuseGatedActivationPass(),
+        FuseResidualAddPass(),
+        FuseChannelAffinePass(),
+    ]
+
+
+def fuse_to_fixed_point() -> FixedPoint:
+    """The fusions as one named step that repeats them until the graph stops changing."""
+    return FixedPoint("fuse", fusion_passes(), steps=MAX_ROUNDS)
+
+
+class MarkOptimizedPass(ContractPass):
+    """Marks the model `int8kit.optimized = <how>` so the runtime runs it as it is."""
+
+    writes = (OPTIMIZED_KEY,)
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        model.metadata_props[OPTIMIZED_KEY] = self.how
+        model.opset_imports.setdefault(ops.DOMAIN, ops.DOMAIN_VERSION)
+        return ir.passes.PassResult(model, modified=True)
+
+
+def fp32_passes() -> list[ir.passes.PassBase]:
+    """Intake, the fusions, the mark."""
+    from int8kit.ir.intake import intake_passes  # lazily: intake pulls in the loaders
+
+    return [*intake_passes(), fuse_to_fixed_point(), MarkOptimizedPass("fp32")]
+
+
+def fusion_reports(passes) -> list[FusionReport]:
+    """One report per fusion pass in `passes` (nested fixed points included): what fused, what was refused.
 
     A report lists everything its pass fused in any round, and the refusals of the last round (the
     reasons that still hold for the final graph).
     """
-    merged = {cls: FusionReport(cls().report.pass_name) for cls in FUSION_PASSES}
-    for round_ in range(MAX_ROUNDS):
-        changed = False
-        for cls in FUSION_PASSES:
-            p = cls()
-            result = p(model)
-            changed |= result.modified
-            merged[cls].fused += p.report.fused
-            merged[cls].skipped = p.report.skipped
-        if not changed:
-            break
-        logger.debug("fusion round %d changed the graph", round_ + 1)
-    reports = list(merged.values())
+    return [p.report for p in iter_passes(passes) if isinstance(p, FusionPass)]
+
+
+def run_fusions(model: ir.Model) -> list[FusionReport]:
+    """Apply the fusions to a fixed point on an intake'd model; one report per pass."""
+    passes = [fuse_to_fixed_point()]
+    run_passes(model, passes)
+    reports = fusion_reports(passes)
     for report in reports:
         logger.info("%s: %d fused, %d refused", report.pass_name, len(report.fused), len(report.skipped))
     return reports
 
 
-def optimize_fp32(model: ir.Model) -> ir.Model:
+def optimize_fp32(
+    model: ir.Model, *, stop_after: int | str | None = None, debug_dir: str | os.PathLike | None = None
+) -> ir.Model:
     """Intake (opset, constants, BN/Pad folds, shapes, ids) then the FP32 fusions; changes `model`."""
-    from int8kit.ir.intake import intake  # lazily: intake pulls in the loaders
-
-    model = intake(model)
-    run_fusions(model)
-    model.metadata_props[ops.OPTIMIZED_KEY] = "fp32"
-    return model
+    return run_passes(model, fp32_passes(), stop_after=stop_after, debug_dir=debug_dir)

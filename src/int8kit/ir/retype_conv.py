@@ -1,4 +1,4 @@
-"""ONNX Conv (2-D) -> int8kit.Conv with every attribute explicit.
+"""ONNX Conv (2-D) -> int8kit.Conv with every attribute explicit (a retype: nothing is fused here).
 
 The later passes and the runtime then never deal with ONNX defaults or auto_pad: pads are always
 [top, left, bottom, right], resolved here from auto_pad with the (inferred) input shape. The node is
@@ -13,13 +13,14 @@ import math
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.ir._fusion import (
+from int8kit.ir.fusion import (
     FusionPass,
     const_array,
     is_onnx_op,
     set_attr_ints,
     set_post_ops,
 )
+from int8kit.metadata import SOURCE_OP_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def convert_conv(node: ir.Node) -> str | None:
         return pads
     if len(pads) != 4 or len(strides) != 2 or len(dilations) != 2:
         return f"malformed attributes: pads={pads} strides={strides} dilations={dilations}"
+    node.metadata_props[SOURCE_OP_KEY] = node.op_type
     node.domain = ops.DOMAIN
     node.op_type = "Conv"
     node.version = None
@@ -90,10 +92,10 @@ def convert_conv(node: ir.Node) -> str | None:
     return None
 
 
-class FuseConvPass(FusionPass):
+class ConvToInt8kitPass(FusionPass):
     """Every convertible 2-D ONNX Conv becomes an int8kit.Conv; the rest stay ONNX Convs."""
 
-    report_name = "fuse_conv"
+    report_name = "conv_to_int8kit"
 
     def fuse_node(self, node: ir.Node) -> bool:
         if not is_onnx_op(node, "Conv"):

@@ -1,4 +1,4 @@
-"""Gemm / MatMul with a constant 2-D weight -> int8kit.Dense (an inner product, W stored [M, K]).
+"""Gemm / MatMul with a constant 2-D weight -> int8kit.Dense (an inner product, W stored [M, K]); a retype.
 
 oneDNN's inner product wants the weight output-features first; storing it that way here means the
 converter and runtime never transpose. Gemm's alpha/beta are folded into W and B; a MatMul's
@@ -13,7 +13,8 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit import ops
-from int8kit.ir._fusion import (
+from int8kit.ir.fuse_bias_add import channel_vector, fold_following_bias
+from int8kit.ir.fusion import (
     FusionPass,
     const_array,
     drop_if_unused,
@@ -22,8 +23,8 @@ from int8kit.ir._fusion import (
     set_input,
     set_post_ops,
 )
-from int8kit.ir.fuse_bias_add import channel_vector, fold_following_bias
 from int8kit.ir.weight_grid import grid_of, set_grid, transposed
+from int8kit.metadata import SOURCE_OP_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def _to_dense(node: ir.Node, weight: np.ndarray, bias: np.ndarray | None, transp
     elif len(node.inputs) > 2:
         node.resize_inputs(2)
     drop_if_unused(graph, *old)
+    node.metadata_props[SOURCE_OP_KEY] = node.op_type
     node.domain = ops.DOMAIN
     node.op_type = "Dense"
     node.version = None
@@ -99,10 +101,14 @@ def convert_matmul(node: ir.Node) -> str | None:
     return None
 
 
-class FuseGemmPass(FusionPass):
-    """Gemm and MatMul with constant weights become int8kit.Dense (MatMul + constant Add gets B)."""
+class GemmToDensePass(FusionPass):
+    """Gemm and MatMul with constant weights become int8kit.Dense (MatMul + constant Add gets B).
 
-    report_name = "fuse_gemm"
+    The node records its ONNX op type (SOURCE_OP_KEY), which scopes match on.
+    """
+
+    report_name = "gemm_to_dense"
+    writes = (*FusionPass.writes, SOURCE_OP_KEY)
 
     def fuse_node(self, node: ir.Node) -> bool:
         if is_onnx_op(node, "Gemm"):

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-GRID_KEY = "int8kit.weight_grid"
-# Set instead when the file quantized the weight in a way int8 cannot hold exactly: why, for the summary.
-GRID_REFUSED_KEY = "int8kit.weight_grid_refused"
+# GRID_REFUSED_KEY is set instead of GRID_KEY when int8 cannot hold the file's grid exactly (why, for the summary).
+from int8kit.metadata import GRID_KEY, GRID_REFUSED_KEY  # noqa: F401
 
 
 @dataclass(frozen=True)
