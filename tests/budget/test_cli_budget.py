@@ -52,7 +52,7 @@ def test_a_met_budget_prints_one_line_per_round_and_the_speed(files, tmp_path, c
     assert saved["met"] and len(rounds) == len(saved["rounds"]) >= 2
     for i, (line, r) in enumerate(zip(rounds, saved["rounds"], strict=True)):
         assert line.startswith(f"round {i + 1}: ")
-        assert f"{len(r['fallback'])} layer(s) FP32" in line if r["fallback"] else "all INT8" in line
+        assert f"{len(r['fallback'])} layer(s) to fp32" in line if r["fallback"] else "all INT8" in line
         assert "/" not in line  # counts, not the growing list of layer names
     assert "ETA <=" in rounds[0] and "ETA" not in rounds[-1]
     assert "within the budget of 0.0 points" in printed

@@ -85,3 +85,20 @@ def test_bisection_picks_the_shortest_passing_prefix_of_the_ranking(setup):
 def test_fp32_fallback_is_always_available_and_bf16_needs_the_converter():
     assert fallback_precisions("fp32") == ("fp32",)
     assert fallback_precisions("auto")[-1] == "fp32"
+
+
+def test_bf16_fallback_runs_the_chosen_convolutions_bf16(setup):
+    from int8kit.budget.precision import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("no native bf16 kernels on this CPU")
+    fp32, data_path, qdq, x, labels = setup
+    config = BudgetConfig(max_drop=0.0, batch_size=16, num_threads=1, fallback="bf16", speed_seconds=0)
+    result = fit_accuracy_budget(fp32, qdq, open_dataset(data_path), config)
+    assert result.met and result.chosen.precision == "bf16" and result.bf16_layers
+    precision = {n.name: n.attributes.get("precision") for n in result.converted.graph}
+    assert all(precision[name] is not None and precision[name].as_string() == "bf16" for name in result.bf16_layers)
+    assert set(result.bf16_layers) | set(result.fp32_layers) == set(result.chosen.fallback)
+    # Independently: the converted model the budget returns scores what the round measured.
+    got = Predictor(result.converted, num_threads=1).run(x).argmax(1)
+    assert 100.0 * float(np.mean(got == labels)) == pytest.approx(result.chosen.top1)

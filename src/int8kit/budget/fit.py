@@ -20,7 +20,7 @@ import onnx_ir as ir
 
 from int8kit.budget.accuracy import EvalSet, Score, score, top1
 from int8kit.budget.config import BudgetConfig
-from int8kit.budget.precision import convert_config, fallback_precisions
+from int8kit.budget.precision import bf16_part, convert_config, fallback_precisions
 from int8kit.budget.search import PrefixBisection
 from int8kit.budget.speed import images_per_second
 from int8kit.quantize.keep_fp32 import keep_fp32, reads_quantized_activations
@@ -136,6 +136,7 @@ def fit_accuracy_budget(
     errors = compare_layers(*exposed, _compare_batches(data, config))
     del exposed
     ranking = _rank(errors, qdq)
+    compute = {e.name for e in errors if e.op_type in ("Conv", "Dense")}  # what bf16 can run
     order = [name for name, _ in ranking]
     precisions = fallback_precisions(config.fallback)
     n = len(order)
@@ -152,15 +153,16 @@ def fit_accuracy_budget(
             began = time.perf_counter()
             names = tuple(order[:k])
             marked = keep_fp32(qdq, names)
+            runs_at = precision
             if not any(node.op_type in QDQ_OPS for node in marked.graph.node):
                 got = Score(round(fp32_top1 * len(images) / 100), len(images), len(images))
-                predictor, converted = fp32, fp32_opt  # nothing left to quantize: the FP32 model
+                predictor, converted, runs_at = fp32, fp32_opt, "fp32"  # nothing left to quantize: the FP32 model
             else:
-                converted = convert(marked, convert_config(precision, names)).model
+                converted = convert(marked, convert_config(precision, names, compute)).model
                 predictor = Predictor(converted, num_threads=threads)
                 got = score(predictor, images, need)
             search.record(k, passes(got))
-            r = record(precision, names, got, began, _bound(searches, stage))
+            r = record(runs_at, names, got, began, _bound(searches, stage))
             keep = r.passed or k == n  # a failed round's programs are never run again (k = n: the fallback result)
             measured[(precision, k)] = cand = _Candidate(
                 r, marked, predictor if keep else None, converted if keep else None
@@ -176,6 +178,7 @@ def fit_accuracy_budget(
         logger.warning("accuracy budget of %.2f not met with %d layers out of INT8", config.max_drop, n)
     chosen = best.round
     out = set(chosen.fallback)
+    bf16_now = bf16_part(chosen.precision, chosen.fallback, compute)
     speed = None
     if config.speed_seconds > 0:
         batch = images.first_batch()
@@ -191,8 +194,8 @@ def fit_accuracy_budget(
         met=met,
         ranking=tuple(ranking),
         int8_layers=tuple(name for name in order if name not in out),
-        bf16_layers=chosen.fallback if chosen.precision == "bf16" else (),
-        fp32_layers=chosen.fallback if chosen.precision == "fp32" else (),
+        bf16_layers=bf16_now,
+        fp32_layers=tuple(name for name in chosen.fallback if name not in bf16_now),
         speed=speed,
     )
 

@@ -130,7 +130,7 @@ def _fit_budget(args: argparse.Namespace, qdq):
     eval_images = min(config.eval_samples, len(data))
 
     def show(r) -> None:
-        where = f"{len(r.fallback)} layer(s) {r.precision.upper()}" if r.fallback else "all INT8"
+        where = f"{len(r.fallback)} layer(s) to {r.precision}" if r.fallback else "all INT8"
         seen = "" if r.images == eval_images else f" on the first {r.images} images (out of reach: stopped)"
         line = (
             f"round {r.index}: {where}, top-1 {r.top1:.2f}%{seen}, drop {r.drop:+.2f} points "
