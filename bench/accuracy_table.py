@@ -253,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    from int8kit.runtime import dnnl
+    from int8kit.runtime import cpu, dnnl
 
     env = {
         "date": str(datetime.date.today()),
-        "cpu": dnnl.cpu_model(),
+        "cpu": cpu.cpu_model(),
         "onednn": dnnl.library().version_string,
         "isa": dnnl.effective_isa(),
         "threads": args.threads,

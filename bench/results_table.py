@@ -222,9 +222,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    from int8kit.runtime import dnnl
+    from int8kit.runtime import cpu, dnnl
 
-    env = {"cpu": dnnl.cpu_model(), "onednn": dnnl.library().version_string, "isa": dnnl.effective_isa()}
+    env = {"cpu": cpu.cpu_model(), "onednn": dnnl.library().version_string, "isa": dnnl.effective_isa()}
     rows = fashion_mnist_rows(args.workdir, args.qat_steps, args.threads)
     eff: Agreement | str = "skipped (--skip-efficientnet)"
     if not args.skip_efficientnet:

@@ -37,15 +37,15 @@ def bf16_note(isa: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from int8kit import __version__
-    from int8kit.runtime import dnnl
+    from int8kit.runtime import cpu, dnnl
 
     lib = dnnl.library()
-    features = dnnl.cpu_int8_features()
+    features = cpu.cpu_int8_features()
     facts = {
         "int8kit": __version__,
         "onednn_version": lib.version_string,
         "onednn_library": str(lib.path),
-        "cpu": dnnl.cpu_model(),
+        "cpu": cpu.cpu_model(),
         "isa_flags": features,
         "onednn_isa": dnnl.effective_isa(),
         "int8_kernels": kernels_note(features),

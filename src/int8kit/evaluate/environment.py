@@ -1,24 +1,14 @@
-"""What a benchmark number depends on: the CPU, the core count and the library versions."""
+"""What a benchmark number depends on: the CPU (runtime.cpu), the core count and the library versions."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
 import platform
-from pathlib import Path
+
+from int8kit.runtime.cpu import cpu_model
 
 DISTRIBUTIONS = ("int8kit", "numpy", "onnx", "onnxruntime", "pillow", "onednn-cpu-gomp")
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (platform.processor() elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def library_versions() -> dict[str, str]:

@@ -17,6 +17,7 @@ import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl, host_eval, memory_plan, precision
+from int8kit.runtime.registry import lowering  # noqa: F401  (re-exported: where the lowerings used to find it)
 
 logger = logging.getLogger(__name__)
 
@@ -119,30 +120,6 @@ class Program:
         return times
 
 
-Lowering = Callable[["Builder", ir.Node], None]
-LOWERINGS: dict[tuple[str, str], Lowering] = {}
-
-
-def lowering(*op_types: str, domain: str = "") -> Callable[[Lowering], Lowering]:
-    """Register a function that turns one node into primitives."""
-
-    def register(fn: Lowering) -> Lowering:
-        for op in op_types:
-            LOWERINGS[(domain, op)] = fn
-        return fn
-
-    return register
-
-
-def supported_ops() -> set[str]:
-    _load_lowerings()
-    return {op if not dom else f"{dom}::{op}" for dom, op in LOWERINGS}
-
-
-def _load_lowerings() -> None:
-    from int8kit.runtime import lowering_compute, lowering_layout, lowering_pointwise, lowering_shape  # noqa: F401
-
-
 class WeightCache:
     """Reordered constants shared by the programs of one model (one per input shape)."""
 
@@ -167,7 +144,6 @@ class Builder:
         opset: int = 17,
         precision_plan: precision.PrecisionPlan | None = None,
     ):
-        _load_lowerings()
         self.graph = graph
         self.precision = precision_plan or precision.PrecisionPlan()
         self._graph_outputs = {v.name for v in graph.outputs}
@@ -202,22 +178,9 @@ class Builder:
             last[v.name] = 1 << 30
         return last
 
-    # ---- compiling ----------------------------------------------------------------------------
-    def compile(self) -> Program:
-        for index, node in enumerate(self.graph):
-            self.node_index = index
-            if self._fold_on_host(node):
-                continue
-            fn = LOWERINGS.get((node.domain or "", node.op_type))
-            if fn is None:
-                raise UnsupportedOpError(
-                    f"node {node.name!r}: op {node.domain + '.' if node.domain else ''}{node.op_type} "
-                    "is not supported by the int8kit engine"
-                )
-            try:
-                fn(self, node)
-            except dnnl.DnnlError as exc:
-                raise UnsupportedOpError(f"node {node.name!r} ({node.op_type}): {exc}") from exc
+    # ---- finishing (runtime.lowering walks the nodes) -------------------------------------------
+    def finish(self) -> Program:
+        """The graph outputs as plain float32/int8 tensors, then the finished program."""
         outputs = {}
         for value in self.graph.outputs:
             src = self.values.get(value.name) or self._host_tensor(value.name)
@@ -268,7 +231,7 @@ class Builder:
             keep_alive=[self.steps, scratch_buf, scratch_mem, self.keep_alive],
         )
 
-    def _fold_on_host(self, node: ir.Node) -> bool:
+    def fold_on_host(self, node: ir.Node) -> bool:
         """Evaluate `node` now when every input is known at compile time (see host_eval)."""
         if not host_eval.is_standard(node) or not node.outputs:
             return False

@@ -251,27 +251,6 @@ def effective_isa() -> str:
     return ISA_NAMES.get(isa, f"{isa:#x}")
 
 
-def cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def cpu_int8_features() -> list[str]:
-    """The CPU flags that decide int8 speed (VNNI, AMX), as the kernel reports them."""
-    try:
-        text = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-    wanted = ("avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "amx_tile")
-    return [f for f in wanted if f in flags]
-
-
 def _dims(values) -> Dims:
     d = Dims()
     for i, v in enumerate(values):
@@ -661,26 +640,3 @@ def execute(prim: Primitive, stream: Stream, args) -> None:
 
 def set_verbose(level: int) -> None:
     _lib().dnnl_set_verbose(level)
-
-
-@functools.cache
-def _gomp() -> ctypes.CDLL | None:
-    try:
-        g = ctypes.CDLL("libgomp.so.1")
-    except OSError:
-        return None
-    g.omp_set_num_threads.argtypes = [c_int]
-    g.omp_get_max_threads.restype = c_int
-    return g
-
-
-def set_num_threads(n: int) -> None:
-    """Set the OpenMP thread count of the calling thread (GNU OpenMP, which libdnnl uses)."""
-    g = _gomp()
-    if g is not None:
-        g.omp_set_num_threads(int(n))
-
-
-def get_num_threads() -> int:
-    g = _gomp()
-    return int(g.omp_get_max_threads()) if g is not None else 1

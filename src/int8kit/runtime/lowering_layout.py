@@ -13,7 +13,8 @@ import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl
-from int8kit.runtime.compile import Builder, attr_int, attr_ints, layout_variants, lowering, with_layout_of
+from int8kit.runtime.compile import Builder, attr_int, attr_ints, layout_variants, with_layout_of
+from int8kit.runtime.registry import lowering
 
 
 def _reshaped(b: Builder, node: ir.Node, dims: tuple[int, ...]) -> None:

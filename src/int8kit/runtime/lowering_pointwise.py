@@ -24,9 +24,9 @@ from int8kit.runtime.compile import (
     attr_ints,
     attr_str,
     layout_variants,
-    lowering,
     with_layout_of,
 )
+from int8kit.runtime.registry import lowering
 
 
 def _eltwise(b: Builder, node: ir.Node, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:

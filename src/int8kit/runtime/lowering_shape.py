@@ -11,8 +11,9 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime.compile import Builder, attr_int, lowering
+from int8kit.runtime.compile import Builder, attr_int
 from int8kit.runtime.host_eval import HOST_ONLY_OPS
+from int8kit.runtime.registry import lowering
 
 
 @lowering("Shape")

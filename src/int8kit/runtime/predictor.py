@@ -21,8 +21,9 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import ConfigError, InputError
-from int8kit.runtime import dnnl, fork_guard
-from int8kit.runtime.compile import Builder, Program, WeightCache, supported_ops
+from int8kit.runtime import cpu, fork_guard
+from int8kit.runtime.compile import Program, WeightCache
+from int8kit.runtime.lowering import compile_graph, supported_ops
 from int8kit.runtime.precision import PrecisionPlan, check_precision
 from int8kit.runtime.streams import StreamConfig, StreamPool
 
@@ -126,7 +127,7 @@ class Predictor:
         self.model = prepare_model(model, extra_outputs)
         self.precision_plan = PrecisionPlan.resolve(precision, self.model.graph)
         self.precision = self.precision_plan.default
-        self.num_threads = num_threads or dnnl.get_num_threads()
+        self.num_threads = num_threads or cpu.get_num_threads()
         self.stream_config = StreamConfig(streams, self.num_threads, pin_streams)
         self.program_cache_size = program_cache_size
         self.max_tensor_bytes = max_tensor_bytes if max_tensor_bytes is not None else default_max_tensor_bytes()
@@ -219,7 +220,7 @@ class Predictor:
             return self._pool
 
     def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        dnnl.set_num_threads(self.num_threads)
+        cpu.set_num_threads(self.num_threads)
         shapes = {k: v.shape for k, v in feeds.items()}
         key = self._key(shapes)
         prog = self._checkout(key, shapes)
@@ -256,8 +257,8 @@ class Predictor:
                     return idle.pop()
         self._check_sizes(shapes)
         with self._compile_lock:
-            dnnl.set_num_threads(self.num_threads)
-            prog = Builder(self.model.graph, dict(shapes), self._weights, precision_plan=self.precision_plan).compile()
+            cpu.set_num_threads(self.num_threads)
+            prog = compile_graph(self.model.graph, dict(shapes), self._weights, precision_plan=self.precision_plan)
             self.compiles += 1
         logger.info("compiled %d primitives for input shapes %s", len(prog.steps), key)
         with self._lock:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from int8kit.errors import ConfigError
-from int8kit.runtime import dnnl
+from int8kit.runtime import cpu
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class StreamPool:
                 os.sched_setaffinity(0, self.cores[index])
             except OSError as exc:  # a container may forbid it; streams still run, unpinned
                 logger.info("stream %d: cannot pin to cores %s: %s", index, self.cores[index], exc)
-        dnnl.set_num_threads(self.config.threads_per_stream)
+        cpu.set_num_threads(self.config.threads_per_stream)
         logger.debug("stream %d: %d thread(s), cores %s", index, self.config.threads_per_stream, self.cores)
 
     def submit(self, fn: Callable[..., T], *args, **kwargs) -> Future[T]:
