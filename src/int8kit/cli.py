@@ -13,23 +13,26 @@ import copy
 import importlib
 import logging
 import sys
+from collections.abc import Iterable
 
 from int8kit.errors import Int8kitError
 
-# The order here is the order `int8kit --help` lists them.
-COMMANDS = [
-    "info",
-    "preprocess",
-    "quantize",
-    "qat",
-    "convert",
-    "compare",
-    "test",
-    "benchmark",
-    "classify",
-    "report",
-    "demo",
-]
+# Every command and its one-line help, in the order `int8kit --help` lists them. Only the module of the
+# command being run is imported (int8kit.commands.NAME, with the libraries it needs), so `int8kit --help`
+# and `int8kit info` start without loading onnx, the runtime or torch.
+COMMANDS: dict[str, str] = {
+    "info": "show the oneDNN library, its version and the CPU's int8 features",
+    "preprocess": "decode and preprocess images into a data file for `int8kit test`",
+    "quantize": "calibrate an FP32 ONNX model on sample data and write a QDQ model (int8 weights)",
+    "qat": "quant-aware fine-tuning (torch fake-quant) of an FP32 ONNX model into a QDQ model",
+    "convert": "turn a QDQ (fake-quant) ONNX model into an int8kit INT8 model",
+    "compare": "per-layer error (SQNR) of an INT8 model against its FP32 model",
+    "test": "time a model on a data file and report its top-1/top-5 accuracy",
+    "benchmark": "time a model like OpenVINO's benchmark_app: latency, or throughput with parallel streams",
+    "classify": "predict the top-k classes of every image in a folder or list (CSV or Parquet rows)",
+    "report": "compare FP32 and INT8 models: accuracy, img/s and speed-up table",
+    "demo": "run preprocess -> quantize -> convert -> test -> report on Fashion-MNIST",
+}
 
 DESCRIPTION = (
     "FP32 ONNX image classifiers to fast INT8 on CPUs with oneDNN: preprocess images, quantize (QDQ), "
@@ -94,14 +97,18 @@ def _version() -> str:
         return __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with the full options of `commands` (default: all) and a one-line stub for the others."""
+    full = set(COMMANDS if commands is None else commands)
     parser = Parser(prog="int8kit", description=DESCRIPTION, epilog=SNAKE_CASE_NOTE)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     parser.add_argument("--version", action="version", version=f"int8kit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for name in COMMANDS:
-        module = importlib.import_module(f"int8kit.commands.{name}")
-        module.add_parser(sub)
+    for name, help_text in COMMANDS.items():
+        if name in full:
+            importlib.import_module(f"int8kit.commands.{name}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     helps = {a.dest: a.help for a in sub._choices_actions}
     for name, p in sub.choices.items():
         p.description = p.description or helps.get(name)  # every subcommand's --help says what it does
@@ -113,8 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand on the command line: the first word that is not an option (only -v, -h and
+    --version come before it). None when there is none; an unknown word means all (argparse names them)."""
+    word = next((w for w in argv if not w.startswith("-")), None)
+    if word is None:
+        return None
+    return word if word in COMMANDS else "*"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_in(argv)
+    parser = build_parser(None if command == "*" else [command] if command else [])
     args = parser.parse_args(argv)
     from int8kit.commands._options import finish_args
 
