@@ -17,7 +17,6 @@ import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl, host_eval, memory_plan, precision
-from int8kit.runtime.registry import lowering  # noqa: F401  (re-exported: where the lowerings used to find it)
 
 logger = logging.getLogger(__name__)
 
@@ -486,23 +485,3 @@ def _aligned_empty(nbytes: int, alignment: int = 64) -> np.ndarray:
     raw = np.empty(nbytes + alignment, dtype=np.uint8)
     start = (-raw.ctypes.data) % alignment
     return raw[start : start + nbytes]
-
-
-def attr_ints(node: ir.Node, name: str, default: list[int] | None = None) -> list[int]:
-    attr = node.attributes.get(name)
-    return list(attr.as_ints()) if attr is not None else list(default or [])
-
-
-def attr_int(node: ir.Node, name: str, default: int) -> int:
-    attr = node.attributes.get(name)
-    return attr.as_int() if attr is not None else default
-
-
-def attr_float(node: ir.Node, name: str, default: float | None) -> float | None:
-    attr = node.attributes.get(name)
-    return attr.as_float() if attr is not None else default
-
-
-def attr_str(node: ir.Node, name: str, default: str) -> str:
-    attr = node.attributes.get(name)
-    return attr.as_string() if attr is not None else default

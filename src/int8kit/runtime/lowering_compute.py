@@ -17,15 +17,8 @@ import onnx_ir as ir
 from int8kit import ops
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl, precision
-from int8kit.runtime.compile import (
-    ONNX_TO_DNNL,
-    Builder,
-    Tensor,
-    attr_float,
-    attr_int,
-    attr_ints,
-    lowering,
-)
+from int8kit.runtime.compile import ONNX_TO_DNNL, Builder, Tensor
+from int8kit.runtime.registry import lowering
 
 ELTWISE_POST_OPS = {
     "relu": (dnnl.ELTWISE_RELU, ()),
@@ -72,12 +65,12 @@ class Quant:
     def of(node: ir.Node, weights: np.ndarray) -> Quant | None:
         if weights.dtype != np.int8:
             return None
-        x_scale = attr_float(node, "x_scale", None)
+        x_scale = node.attributes.get_float("x_scale", None)
         w_attr = node.attributes.get("w_scales")
         if x_scale is None or w_attr is None:
             raise UnsupportedOpError(f"node {node.name!r}: int8 weights need x_scale and w_scales attributes")
-        y_type = attr_int(node, "y_type", ops.FLOAT)
-        y_scale = attr_float(node, "y_scale", None)
+        y_type = node.attributes.get_int("y_type", ops.FLOAT)
+        y_scale = node.attributes.get_float("y_scale", None)
         if y_type != ops.FLOAT and y_scale is None:
             raise UnsupportedOpError(f"node {node.name!r}: y_type {y_type} needs a y_scale attribute")
         return Quant(
@@ -85,10 +78,10 @@ class Quant:
             np.asarray(w_attr.as_floats(), dtype=np.float32),
             y_scale,
             y_type,
-            attr_float(node, "sum_scale", None),
-            attr_int(node, "x_zero_point", 0),
-            attr_int(node, "y_zero_point", 0),
-            attr_int(node, "sum_zero_point", 0),
+            node.attributes.get_float("sum_scale", None),
+            node.attributes.get_int("x_zero_point", 0),
+            node.attributes.get_int("y_zero_point", 0),
+            node.attributes.get_int("sum_zero_point", 0),
         )
 
 
@@ -233,10 +226,10 @@ def conv(b: Builder, node: ir.Node) -> None:
         raise UnsupportedOpError(f"node {node.name!r}: only 2-D convolutions (4-D tensors) are supported")
     n, c, h, wd = src.dims
     oc, icg, kh, kw = w.shape
-    group = attr_int(node, "group", 1)
-    strides = attr_ints(node, "strides", [1, 1])
-    dil = attr_ints(node, "dilations", [1, 1])
-    pads = attr_ints(node, "pads", [0, 0, 0, 0])
+    group = node.attributes.get_int("group", 1)
+    strides = list(node.attributes.get_ints("strides", [1, 1]))
+    dil = list(node.attributes.get_ints("dilations", [1, 1]))
+    pads = list(node.attributes.get_ints("pads", [0, 0, 0, 0]))
     if icg * group != c:
         raise UnsupportedOpError(
             f"node {node.name!r}: input has {c} channels but weights expect {icg} x {group} groups"

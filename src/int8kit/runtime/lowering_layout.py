@@ -13,7 +13,7 @@ import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl
-from int8kit.runtime.compile import Builder, attr_int, attr_ints, layout_variants, with_layout_of
+from int8kit.runtime.compile import Builder, layout_variants, with_layout_of
 from int8kit.runtime.registry import lowering
 
 
@@ -28,7 +28,7 @@ def _reshaped(b: Builder, node: ir.Node, dims: tuple[int, ...]) -> None:
 @lowering("Flatten")
 def flatten(b: Builder, node: ir.Node) -> None:
     dims = b.input(node, 0).dims
-    axis = attr_int(node, "axis", 1)
+    axis = node.attributes.get_int("axis", 1)
     axis += len(dims) if axis < 0 else 0  # ONNX: a negative axis counts from rank, in [-r, r]
     _reshaped(b, node, (math.prod(dims[:axis]), math.prod(dims[axis:])))
 
@@ -40,7 +40,7 @@ def reshape(b: Builder, node: ir.Node) -> None:
     if shape is None:
         raise UnsupportedOpError(f"node {node.name!r}: Reshape needs a constant shape")
     dims = [int(s) for s in shape.reshape(-1)]
-    if not attr_int(node, "allowzero", 0):
+    if not node.attributes.get_int("allowzero", 0):
         dims = [src_dims[i] if d == 0 else d for i, d in enumerate(dims)]
     if -1 in dims:
         known = math.prod(d for d in dims if d != -1)
@@ -50,7 +50,7 @@ def reshape(b: Builder, node: ir.Node) -> None:
 
 def _axes(b: Builder, node: ir.Node, rank: int) -> list[int]:
     axes = b.constant_array(node, 1)
-    values = [int(a) for a in axes.reshape(-1)] if axes is not None else attr_ints(node, "axes")
+    values = [int(a) for a in axes.reshape(-1)] if axes is not None else list(node.attributes.get_ints("axes", []))
     return sorted(a % rank for a in values)
 
 
@@ -65,7 +65,7 @@ def squeeze(b: Builder, node: ir.Node) -> None:
 def unsqueeze(b: Builder, node: ir.Node) -> None:
     dims = list(b.input(node, 0).dims)
     axes = b.constant_array(node, 1)
-    raw = [int(a) for a in axes.reshape(-1)] if axes is not None else attr_ints(node, "axes")
+    raw = [int(a) for a in axes.reshape(-1)] if axes is not None else list(node.attributes.get_ints("axes", []))
     rank = len(dims) + len(raw)
     for a in sorted(x % rank for x in raw):
         dims.insert(a, 1)
@@ -81,7 +81,7 @@ def identity(b: Builder, node: ir.Node) -> None:
 def transpose(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
     rank = len(src.dims)
-    perm = attr_ints(node, "perm", list(reversed(range(rank))))
+    perm = list(node.attributes.get_ints("perm", list(reversed(range(rank)))))
     out_dims = tuple(src.dims[p] for p in perm)
     dst = b.new_tensor(dnnl.MemoryDesc.plain(out_dims, src.dtype))
     # Describe the output buffer in the input's axis order: output axis k is input axis perm[k].
@@ -94,7 +94,7 @@ def transpose(b: Builder, node: ir.Node) -> None:
 def concat(b: Builder, node: ir.Node) -> None:
     srcs = [b.input(node, i) for i in range(len(node.inputs))]
     rank = len(srcs[0].dims)
-    axis = attr_int(node, "axis", 1) % rank
+    axis = node.attributes.get_int("axis", 1) % rank
     dtypes = {s.dtype for s in srcs}
     if len(dtypes) != 1:
         raise UnsupportedOpError(f"node {node.name!r}: Concat of mixed data types")
@@ -141,11 +141,11 @@ def _window(b: Builder, node: ir.Node, src, dims: tuple[int, ...], offsets: tupl
 def split(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
     rank = len(src.dims)
-    axis = attr_int(node, "axis", 0) % rank
+    axis = node.attributes.get_int("axis", 0) % rank
     sizes = b.constant_array(node, 1)
     if sizes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
         raise UnsupportedOpError(f"node {node.name!r}: Split needs constant split sizes")
-    parts = [int(s) for s in sizes.reshape(-1)] if sizes is not None else attr_ints(node, "split")
+    parts = [int(s) for s in sizes.reshape(-1)] if sizes is not None else list(node.attributes.get_ints("split", []))
     n_out = len(node.outputs)
     if not parts:
         whole = src.dims[axis]

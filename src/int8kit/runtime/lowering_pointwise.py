@@ -19,10 +19,6 @@ from int8kit.runtime.compile import (
     Builder,
     Const,
     Tensor,
-    attr_float,
-    attr_int,
-    attr_ints,
-    attr_str,
     layout_variants,
     with_layout_of,
 )
@@ -51,7 +47,7 @@ def relu(b: Builder, node: ir.Node) -> None:
 
 @lowering("LeakyRelu")
 def leaky_relu(b: Builder, node: ir.Node) -> None:
-    _eltwise(b, node, dnnl.ELTWISE_RELU, attr_float(node, "alpha", 0.01))
+    _eltwise(b, node, dnnl.ELTWISE_RELU, node.attributes.get_float("alpha", 0.01))
 
 
 @lowering("Sigmoid")
@@ -71,7 +67,13 @@ def hardswish(b: Builder, node: ir.Node) -> None:
 
 @lowering("HardSigmoid")
 def hardsigmoid(b: Builder, node: ir.Node) -> None:
-    _eltwise(b, node, dnnl.ELTWISE_HARDSIGMOID, attr_float(node, "alpha", 0.2), attr_float(node, "beta", 0.5))
+    _eltwise(
+        b,
+        node,
+        dnnl.ELTWISE_HARDSIGMOID,
+        node.attributes.get_float("alpha", 0.2),
+        node.attributes.get_float("beta", 0.5),
+    )
 
 
 @lowering("Clip")
@@ -157,7 +159,7 @@ def _binary_layouts(a: Tensor, src1: Tensor | Const) -> list[tuple[dnnl.MemoryDe
 @lowering("Softmax")
 def softmax(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
-    axis = attr_int(node, "axis", -1) % len(src.dims)
+    axis = node.attributes.get_int("axis", -1) % len(src.dims)
     src = b.as_plain(src, node.name)
     pd = dnnl.softmax_pd(src.md, src.md, axis, dnnl.Attr())
     dst = b.new_tensor(src.md)
@@ -167,10 +169,10 @@ def softmax(b: Builder, node: ir.Node) -> None:
 
 def _pool_geometry(node: ir.Node, spatial: tuple[int, ...], kernel: list[int]):
     nd = len(spatial)
-    strides = attr_ints(node, "strides", [1] * nd)
-    dilations = attr_ints(node, "dilations", [1] * nd)
-    pads = attr_ints(node, "pads", [0] * (2 * nd))
-    auto_pad = attr_str(node, "auto_pad", "NOTSET")
+    strides = list(node.attributes.get_ints("strides", [1] * nd))
+    dilations = list(node.attributes.get_ints("dilations", [1] * nd))
+    pads = list(node.attributes.get_ints("pads", [0] * (2 * nd)))
+    auto_pad = node.attributes.get_string("auto_pad", "NOTSET")
     eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pads = [0] * (2 * nd)
@@ -183,7 +185,7 @@ def _pool_geometry(node: ir.Node, spatial: tuple[int, ...], kernel: list[int]):
         pads = [0] * (2 * nd)
     pad_l, pad_r = pads[:nd], list(pads[nd:])
     out = []
-    ceil = attr_int(node, "ceil_mode", 0)
+    ceil = node.attributes.get_int("ceil_mode", 0)
     for i in range(nd):
         span = spatial[i] + pad_l[i] + pad_r[i] - eff[i]
         o = (-(-span // strides[i]) if ceil else span // strides[i]) + 1
@@ -208,10 +210,10 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None) -> None
         )
     else:
         strides, dil, pad_l, pad_r, out = _pool_geometry(node, spatial, kernel)
-        explicit = attr_ints(node, "pads", [0] * (2 * len(spatial)))[len(spatial) :]
+        explicit = list(node.attributes.get_ints("pads", [0] * (2 * len(spatial))))[len(spatial) :]
         if (
             alg == dnnl.POOLING_AVG_INCLUDE_PADDING
-            and attr_int(node, "ceil_mode", 0)
+            and node.attributes.get_int("ceil_mode", 0)
             and any(r > e for r, e in zip(pad_r, explicit, strict=False))
         ):
             raise UnsupportedOpError(
@@ -238,16 +240,16 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None) -> None
 def max_pool(b: Builder, node: ir.Node) -> None:
     if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
         raise UnsupportedOpError(f"node {node.name!r}: MaxPool Indices output is not supported")
-    if attr_int(node, "storage_order", 0):
+    if node.attributes.get_int("storage_order", 0):
         raise UnsupportedOpError(f"node {node.name!r}: MaxPool storage_order=1 is not supported")
-    _pool(b, node, dnnl.POOLING_MAX, attr_ints(node, "kernel_shape"))
+    _pool(b, node, dnnl.POOLING_MAX, list(node.attributes.get_ints("kernel_shape", [])))
 
 
 @lowering("AveragePool")
 def average_pool(b: Builder, node: ir.Node) -> None:
-    include = attr_int(node, "count_include_pad", 0)
+    include = node.attributes.get_int("count_include_pad", 0)
     alg = dnnl.POOLING_AVG_INCLUDE_PADDING if include else dnnl.POOLING_AVG_EXCLUDE_PADDING
-    _pool(b, node, alg, attr_ints(node, "kernel_shape"))
+    _pool(b, node, alg, list(node.attributes.get_ints("kernel_shape", [])))
 
 
 @lowering("GlobalAveragePool")
@@ -297,16 +299,16 @@ def dequantize_linear(b: Builder, node: ir.Node) -> None:
 @lowering("Requantize", domain=ops.DOMAIN)
 def requantize(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
-    y_type = ONNX_TO_DNNL[attr_int(node, "y_type", ops.UINT8)]
+    y_type = ONNX_TO_DNNL[node.attributes.get_int("y_type", ops.UINT8)]
     dst = b.new_tensor(src.md.like(y_type))
     b.reorder(
         src,
         dst,
         node.name,
-        src_scale=attr_float(node, "x_scale", 1.0),
-        dst_scale=attr_float(node, "y_scale", 1.0),
-        src_zero_point=attr_int(node, "x_zero_point", 0),
-        dst_zero_point=attr_int(node, "y_zero_point", 0),
+        src_scale=node.attributes.get_float("x_scale", 1.0),
+        dst_scale=node.attributes.get_float("y_scale", 1.0),
+        src_zero_point=node.attributes.get_int("x_zero_point", 0),
+        dst_zero_point=node.attributes.get_int("y_zero_point", 0),
     )
     b.set_output(node, dst)
 
@@ -327,8 +329,12 @@ def reduce(b: Builder, node: ir.Node) -> None:
     axes_input = b.constant_array(node, 1)
     if axes_input is None and len(node.inputs) > 1 and node.inputs[1] is not None:
         raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} needs constant axes")
-    raw = [int(a) for a in axes_input.reshape(-1)] if axes_input is not None else attr_ints(node, "axes")
-    if not raw and attr_int(node, "noop_with_empty_axes", 0):
+    raw = (
+        [int(a) for a in axes_input.reshape(-1)]
+        if axes_input is not None
+        else list(node.attributes.get_ints("axes", []))
+    )
+    if not raw and node.attributes.get_int("noop_with_empty_axes", 0):
         b.set_output(node, src)
         return
     axes = sorted({a % rank for a in raw}) if raw else list(range(rank))
@@ -348,7 +354,7 @@ def _reduction(b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dt
     src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
-    if not attr_int(node, "keepdims", 1):
+    if not node.attributes.get_int("keepdims", 1):
         squeezed = tuple(d for i, d in enumerate(src.dims) if i not in axes)
         dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(squeezed or (1,), dst_dtype))
     b.set_output(node, dst)
@@ -362,13 +368,13 @@ def int8_binary(b: Builder, node: ir.Node) -> None:
     (for add) b_scale / y_scale, or (for mul) b_scale, so the primitive needs no destination scale.
     """
     a, other = b.input(node, 0), b.input(node, 1)
-    alg_name = attr_str(node, "alg", "")
+    alg_name = node.attributes.get_string("alg", "")
     if alg_name not in ("add", "mul"):
         raise UnsupportedOpError(f"node {node.name!r}: Binary alg {alg_name!r} is not add or mul")
-    y_type = attr_int(node, "y_type", ops.FLOAT)
-    y_scale = attr_float(node, "y_scale", 1.0) if y_type != ops.FLOAT else 1.0
-    a_scale = attr_float(node, "a_scale", 1.0) / y_scale
-    b_scale = attr_float(node, "b_scale", 1.0)
+    y_type = node.attributes.get_int("y_type", ops.FLOAT)
+    y_scale = node.attributes.get_float("y_scale", 1.0) if y_type != ops.FLOAT else 1.0
+    a_scale = node.attributes.get_float("a_scale", 1.0) / y_scale
+    b_scale = node.attributes.get_float("b_scale", 1.0)
     b_scale = b_scale / y_scale if alg_name == "add" else b_scale
     if other.dtype == dnnl.DT_F32 and alg_name == "add":
         b_scale = 1.0 / y_scale
@@ -419,12 +425,12 @@ def affine(b: Builder, node: ir.Node) -> None:
     if scale is None or shift is None:
         raise UnsupportedOpError(f"node {node.name!r}: Affine needs constant scale and shift")
     scale, shift = scale.astype(np.float64).reshape(-1), shift.astype(np.float64).reshape(-1)
-    x_scale = attr_float(node, "x_scale", None)
-    y_type = attr_int(node, "y_type", ops.FLOAT)
-    y_scale = attr_float(node, "y_scale", 1.0) if y_type != ops.FLOAT else 1.0
+    x_scale = node.attributes.get_float("x_scale", None)
+    y_type = node.attributes.get_int("y_type", ops.FLOAT)
+    y_scale = node.attributes.get_float("y_scale", 1.0) if y_type != ops.FLOAT else 1.0
     chain = ops.decode_post_ops(list(node.attributes["post_ops"].as_strings()) if "post_ops" in node.attributes else [])
     if x_scale is not None:
-        x_zp = attr_int(node, "x_zero_point", 0)
+        x_zp = node.attributes.get_int("x_zero_point", 0)
         shift = shift - x_zp * x_scale * scale
         scale = scale * x_scale
     mul, add = scale / y_scale, shift / y_scale
@@ -445,7 +451,7 @@ def affine(b: Builder, node: ir.Node) -> None:
                 post_ops.append_eltwise(dnnl.ELTWISE_CLIP_V2, op.params[0] / y_scale, op.params[1] / y_scale)
             else:
                 post_ops.append_eltwise(*eltwise_params(op.kind, op.params))
-        y_zp = attr_int(node, "y_zero_point", 0)
+        y_zp = node.attributes.get_int("y_zero_point", 0)
         if y_zp:
             post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, 1.0, float(y_zp))
         return dnnl.binary_pd(dnnl.BINARY_MUL, md, c_md, md.like(dst_dt), dnnl.Attr(None, post_ops))
@@ -471,8 +477,8 @@ def int8_mean(b: Builder, node: ir.Node) -> None:
     """
     src = b.input(node, 0)
     rank = len(src.dims)
-    axes = sorted(a % rank for a in attr_ints(node, "axes"))
-    scale, zp = attr_float(node, "x_scale", 1.0), attr_int(node, "x_zero_point", 0)
+    axes = sorted(a % rank for a in list(node.attributes.get_ints("axes", [])))
+    scale, zp = node.attributes.get_float("x_scale", 1.0), node.attributes.get_int("x_zero_point", 0)
     post_ops = dnnl.PostOps()
     post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, scale, -scale * zp)
     _reduction(b, node, src, dnnl.REDUCTION_MEAN, axes, dnnl.DT_F32, dnnl.Attr(None, post_ops))

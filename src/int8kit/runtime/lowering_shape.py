@@ -11,7 +11,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime.compile import Builder, attr_int
+from int8kit.runtime.compile import Builder
 from int8kit.runtime.host_eval import HOST_ONLY_OPS
 from int8kit.runtime.registry import lowering
 
@@ -20,8 +20,8 @@ from int8kit.runtime.registry import lowering
 def shape(b: Builder, node: ir.Node) -> None:
     dims = np.array(b.input(node, 0).dims, dtype=np.int64)
     rank = len(dims)
-    start = attr_int(node, "start", 0)
-    end = attr_int(node, "end", rank)
+    start = node.attributes.get_int("start", 0)
+    end = node.attributes.get_int("end", rank)
     b.host[node.outputs[0].name] = dims[slice(start, end)]
 
 
