@@ -199,18 +199,32 @@ def _finish(b: Builder, node, pd, src, weights_const, bias, residual, q, scale_a
     b.set_output(node, dst)
 
 
-def _act_layouts(src_dims: tuple[int, ...], dst_dims: tuple[int, ...], dtype: int) -> list[tuple[int, int]]:
+def _act_layouts(
+    src_dims: tuple[int, ...], dst_dims: tuple[int, ...], dtype: int, arrives: dnnl.MemoryDesc | None = None
+) -> list[tuple[int, int]]:
     """(src, dst) layout tags to ask for a convolution's activations, in order of preference.
 
     FP32 with channels in multiples of 16 first tries oneDNN's blocked nChw16c: with `any`, oneDNN 3.2
     picks nhwc brgconv kernels, which measured 20% slower on MobileNetV2 and 6% on ResNet-50 here than
     the blocked jit_1x1/jit_dw ones. INT8 starts from `any` (its nhwc int8 kernels are the fast ones).
     Where a choice has only a reference kernel (grouped convolutions in nChw16c), the next is used.
+    A float input that arrives in nhwc (from an INT8 neighbour, whose kernels write nhwc) keeps nhwc:
+    reordering a mixed-precision border into nChw16c and back costs more than the blocked kernels save.
     """
     tags = [(dnnl.TAG_ANY, dnnl.TAG_ANY), (dnnl.TAG_ACDB, dnnl.TAG_ACDB), (dnnl.TAG_ABCD, dnnl.TAG_ABCD)]
-    if dtype == dnnl.DT_F32 and (src_dims[1] % 16 == 0 or dst_dims[1] % 16 == 0):
+    if dtype != dnnl.DT_F32:
+        return tags
+    if arrives is not None and arrives == _md(src_dims, arrives.dtype, dnnl.TAG_ACDB) and src_dims[1] > 1:
+        return [(dnnl.TAG_ACDB, dnnl.TAG_ACDB), *tags]
+    if src_dims[1] % 16 == 0 or dst_dims[1] % 16 == 0:
         tags.insert(0, tuple(dnnl.TAG_ABCD16B if d[1] % 16 == 0 else dnnl.TAG_ANY for d in (src_dims, dst_dims)))
     return tags
+
+
+def _from_int8(node: ir.Node) -> bool:
+    """Whether a node's input 0 comes across an INT8 -> float border (a dequantize, or an INT8 op writing float)."""
+    producer = node.inputs[0].producer() if node.inputs[0] is not None else None
+    return producer is not None and (producer.op_type == "DequantizeLinear" or "x_scale" in producer.attributes)
 
 
 def _md(dims: tuple[int, ...], dtype: int, tag: int) -> dnnl.MemoryDesc:
@@ -257,7 +271,7 @@ def conv(b: Builder, node: ir.Node) -> None:
                 pads[2:],
                 attr,
             )
-            for st, dt in _act_layouts(src.dims, dst_dims, src_dt)
+            for st, dt in _act_layouts(src.dims, dst_dims, src_dt, src.md if _from_int8(node) else None)
         ],
     )
     w_const = b.reordered_const(node.inputs[1].name, w, w_dims, pd.md(dnnl.QUERY_WEIGHTS_MD))
