@@ -15,7 +15,7 @@ import onnx_ir as ir
 
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
-from int8kit.ir.graph import add_initializer, const_array, drop_unused_initializers, taken_names
+from int8kit.ir.graph import add_initializer, const_array, drop_unused_initializers, take_over, taken_names
 from int8kit.ir.weight_grid import WeightGrid, set_grid
 from int8kit.metadata import ENCODING_KEY, GRID_KEY, GRID_REFUSED_KEY
 
@@ -53,16 +53,6 @@ def _qparams(node: ir.Node) -> tuple[np.ndarray | None, np.ndarray | None, int]:
     zp = const_array(node.inputs[2]) if len(node.inputs) > 2 else None
     axis_attr = node.attributes.get("axis")
     return scale, zp, axis_attr.as_int() if axis_attr is not None else 1
-
-
-def _replace_output(graph: ir.Graph, old: ir.Value, new: ir.Value) -> None:
-    """Let consumers (and graph outputs) of `old` read `new`, keeping a graph output's name."""
-    name = old.name
-    was_output = old.is_graph_output()
-    old.replace_all_uses_with(new, replace_graph_outputs=True)
-    if was_output and not new.is_graph_input() and not new.is_initializer():
-        old.name = None
-        new.name = name
 
 
 class RemoveQDQPass(ContractPass):
@@ -104,7 +94,7 @@ class RemoveQDQPass(ContractPass):
         if q.dtype in (np.int8, np.uint8) and q.ndim >= 2:
             self._keep_grid(new, q, scale, zp, axis, node)
         inputs = list(node.inputs) + (list(producer.inputs) if producer is not None else [])
-        _replace_output(graph, node.outputs[0], new)
+        take_over(node.outputs[0], new)
         graph.remove(node, safe=True)
         if producer is not None and _is(producer, "QuantizeLinear") and not producer.outputs[0].uses():
             graph.remove(producer, safe=True)
@@ -150,9 +140,9 @@ class RemoveQDQPass(ContractPass):
                 graph.insert_before(dq, keep)
                 keep.outputs[0].metadata_props.update(after.metadata_props)
                 keep.outputs[0].shape, keep.outputs[0].type = src.shape, src.type
-                _replace_output(graph, after, keep.outputs[0])
+                take_over(after, keep.outputs[0])
             else:
-                _replace_output(graph, after, src)
+                take_over(after, src)
             graph.remove(dq, safe=True)
         graph.remove(quant, safe=True)
         drop_unused_initializers(graph, params)

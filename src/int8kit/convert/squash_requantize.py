@@ -20,7 +20,7 @@ from int8kit.convert.insert_borders import IR_TYPE, requantize_node
 from int8kit.convert.place_int8 import is_compute, is_int8
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import FLOAT, QRANGE, Encoding
-from int8kit.ir.graph import const_array, drop_unused_initializers
+from int8kit.ir.graph import const_array, drop_unused_initializers, take_over
 from int8kit.metadata import PRECISION_KEY
 
 logger = logging.getLogger(__name__)
@@ -47,15 +47,19 @@ def _qdq_encoding(node: ir.Node) -> Encoding:
 
 def _output_encoding(node: ir.Node) -> Encoding:
     """What an INT8 Conv/Dense writes, from its attributes."""
-    y_type = _attr(node, "y_type", ops.FLOAT)
+    y_type = node.attributes.get_int("y_type", ops.FLOAT)
     if y_type == ops.FLOAT:
         return FLOAT
-    return Encoding(y_type, float(_attr(node, "y_scale")), int(_attr(node, "y_zero_point", 0)))
+    return Encoding(y_type, node.attributes.get_float("y_scale"), node.attributes.get_int("y_zero_point", 0))
 
 
 def _requantize_target(node: ir.Node) -> Encoding:
     """The encoding an int8kit.Requantize writes."""
-    return Encoding(_attr(node, "y_type"), float(_attr(node, "y_scale")), int(_attr(node, "y_zero_point", 0)))
+    return Encoding(
+        node.attributes.get_int("y_type"),
+        node.attributes.get_float("y_scale"),
+        node.attributes.get_int("y_zero_point", 0),
+    )
 
 
 def _write(node: ir.Node, enc: Encoding) -> None:
@@ -69,26 +73,15 @@ def _write(node: ir.Node, enc: Encoding) -> None:
             _set(node, "y_zero_point", ir.AttributeType.INT, enc.zero_point)
 
 
-def _attr(node: ir.Node, name: str, default=None):
-    a = node.attributes.get(name)
-    return default if a is None else a.value
-
-
 def _set(node: ir.Node, name: str, kind: ir.AttributeType, value) -> None:
     node.attributes[name] = ir.Attr(name, kind, value)
 
 
 def _bypass(graph: ir.Graph, conv: ir.Node, conversion: ir.Node) -> None:
     """Remove `conversion`; `conv`'s output takes over its output value (and name)."""
-    out, new = conv.outputs[0], conversion.outputs[0]
-    name = new.name
     params = list(conversion.inputs[1:])
-    was_output = new.is_graph_output()
-    new.replace_all_uses_with(out, replace_graph_outputs=True)
+    take_over(conversion.outputs[0], conv.outputs[0])  # graph outputs keep their names
     graph.remove(conversion, safe=True)
-    if was_output:  # graph outputs keep their names; elsewhere the producer keeps its own
-        new.name = None
-        out.name = name
     drop_unused_initializers(graph, params)
 
 
@@ -126,7 +119,7 @@ class SquashRequantizePass(ContractPass):
             if have.is_int8:
                 self._keep_clipping(node, have, target)
             _write(node, target)
-            node.outputs[0].type = ir.TensorType(IR_TYPE[_attr(node, "y_type", ops.FLOAT)])
+            node.outputs[0].type = ir.TensorType(IR_TYPE[node.attributes.get_int("y_type", ops.FLOAT)])
             _bypass(graph, node, nxt)
             squashed += 1
         for node in list(graph):
@@ -143,7 +136,7 @@ class SquashRequantizePass(ContractPass):
             return
         qmin, qmax = QRANGE[old.dtype]
         fq = ops.PostOp("fq", (old.scale, float(old.zero_point), float(qmin), float(qmax))).encode()
-        chain = list(_attr(node, "post_ops", []) or [])
+        chain = list(node.attributes.get_strings("post_ops", []))
         _set(node, "post_ops", ir.AttributeType.STRINGS, [*chain, fq])
 
     @staticmethod

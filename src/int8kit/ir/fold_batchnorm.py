@@ -20,6 +20,7 @@ from int8kit.ir.graph import (
     drop_unused_constant_nodes,
     drop_unused_initializers,
     fresh_name,
+    take_over,
     taken_names,
 )
 from int8kit.ir.weight_grid import grid_of, scaled, set_grid
@@ -57,19 +58,6 @@ def _foldable_conv(bn: ir.Node) -> ir.Node | None:
     if len(conv.inputs) > 2 and conv.inputs[2] is not None and const_array(conv.inputs[2]) is None:
         return None
     return conv
-
-
-def _replace_output(old: ir.Value, new: ir.Value) -> None:
-    """Point all readers of `old` (graph outputs included) at `new`, which takes over its name."""
-    name = old.name
-    old.replace_all_uses_with(new, replace_graph_outputs=True)
-    old.name = None
-    new.name = name
-    new.metadata_props.update(old.metadata_props)  # facts recorded on the tensor (e.g. its QDQ encoding)
-    if old.shape is not None:
-        new.shape = old.shape
-    if old.type is not None:
-        new.type = old.type
 
 
 class FoldBatchNormPass(ir.passes.InPlacePass):
@@ -120,7 +108,7 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
         drop_unused_initializers(graph, [w_value, b_value])
         drop_unused_constant_nodes(graph, [w_value, b_value])
         y = bn.outputs[0]
-        _replace_output(y, conv.outputs[0])
+        take_over(y, conv.outputs[0], rename=True, carry_facts=True)
         graph.remove(bn, safe=True)
 
     @staticmethod
@@ -146,6 +134,6 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
         graph.insert_after(bn, [mul, add])
         add.outputs[0].shape = x.shape
         add.outputs[0].type = x.type
-        _replace_output(bn.outputs[0], add.outputs[0])
+        take_over(bn.outputs[0], add.outputs[0], rename=True, carry_facts=True)
         graph.remove(bn, safe=True)
         return True

@@ -29,15 +29,10 @@ logger = logging.getLogger(__name__)
 ACTIVATIONS = ("Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "LeakyRelu", "Tanh")
 
 
-def _float_attr(node: ir.Node, name: str, default: float) -> float:
-    attr = node.attributes.get(name)
-    return float(attr.as_float()) if attr is not None else default
-
-
 def _clip_bound(node: ir.Node, index: int, attr: str) -> float | None | str:
     """A Clip bound: a float, None when absent, or why it cannot be used."""
     if attr in node.attributes:  # opset < 11 form
-        return _float_attr(node, attr, 0.0)
+        return node.attributes.get_float(attr, 0.0)
     if len(node.inputs) <= index or node.inputs[index] is None:
         return None
     value = const_array(node.inputs[index])
@@ -70,9 +65,9 @@ def post_op_for(act: ir.Node) -> PostOp | str:
     if kind == "HardSwish":
         return PostOp("hardswish")
     if kind == "HardSigmoid":
-        return PostOp("hardsigmoid", (_float_attr(act, "alpha", 0.2), _float_attr(act, "beta", 0.5)))
+        return PostOp("hardsigmoid", (act.attributes.get_float("alpha", 0.2), act.attributes.get_float("beta", 0.5)))
     if kind == "LeakyRelu":
-        return PostOp("leakyrelu", (_float_attr(act, "alpha", 0.01),))
+        return PostOp("leakyrelu", (act.attributes.get_float("alpha", 0.01),))
     return PostOp(kind.lower())  # Sigmoid, Tanh
 
 

@@ -14,8 +14,8 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.ir.contract import ContractPass
-from int8kit.ir.graph import add_initializer, const_array, taken_names  # noqa: F401  (const_array re-exported)
-from int8kit.metadata import ABSORBED_KEY, ENCODING_KEY
+from int8kit.ir.graph import add_initializer, const_array, take_over, taken_names  # noqa: F401  (const_array re-exported)
+from int8kit.metadata import ABSORBED_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -112,16 +112,8 @@ def absorb(node: ir.Node, follower: ir.Node) -> None:
     """
     graph = node.graph
     assert graph is not None
-    out, new = node.outputs[0], follower.outputs[0]
-    name, shape, meta = new.name, new.shape, dict(new.metadata_props)
-    new.replace_all_uses_with(out, replace_graph_outputs=True)
+    take_over(follower.outputs[0], node.outputs[0], rename=True, carry_facts=True)
     graph.remove(follower, safe=True)
-    new.name = None
-    out.name = name
-    if shape is not None:
-        out.shape = shape
-    out.metadata_props.pop(ENCODING_KEY, None)  # the surviving tensor is the follower's: its encoding or none
-    out.metadata_props.update(meta)
     record_absorbed(node, follower)
 
 

@@ -1,4 +1,4 @@
-"""Small graph helpers shared by the intake passes (constant lookup, fresh names, cleanup)."""
+"""Graph helpers the passes share: constant lookup, fresh names, rewiring (take_over), cleanup."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import onnx_ir as ir
+
+from int8kit.metadata import ENCODING_KEY
 
 
 def const_array(value: ir.Value | None) -> np.ndarray | None:
@@ -70,3 +72,26 @@ def drop_unused_constant_nodes(graph: ir.Graph, values: Iterable[ir.Value | None
             continue
         if not value.uses() and not value.is_graph_output():
             graph.remove(producer, safe=True)
+
+
+def take_over(old: ir.Value, new: ir.Value, *, rename: bool = False, carry_facts: bool = False) -> None:
+    """Let every reader of `old` (graph outputs included) read `new`: the one rewiring helper passes share.
+
+    Names: `new` takes `old`'s name when `rename` is set, and always when `old` was a graph output (so
+    the model's outputs keep their names) unless `new` is a graph input or initializer, whose name is
+    part of the interface too. carry_facts: `new` also takes `old`'s metadata and known shape, as when a
+    fusion removes the node that wrote `old`; its encoding becomes `old`'s or none (never its own, which
+    described a tensor that no longer exists).
+    """
+    name, was_output = old.name, old.is_graph_output()
+    meta, shape = dict(old.metadata_props), old.shape
+    old.replace_all_uses_with(new, replace_graph_outputs=True)
+    fixed_name = new.is_graph_input() or new.is_initializer()
+    if (rename or was_output) and not fixed_name:
+        old.name = None
+        new.name = name
+    if carry_facts:
+        new.metadata_props.pop(ENCODING_KEY, None)
+        new.metadata_props.update(meta)
+        if shape is not None:
+            new.shape = shape

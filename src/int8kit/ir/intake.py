@@ -31,6 +31,7 @@ from int8kit.ir.load import as_ir_model
 from int8kit.ir.node_ids import AssignNodeIdsPass
 from int8kit.ir.pipeline import run_passes
 from int8kit.ir.upgrade_opset import UpgradeOpsetPass
+from int8kit.metadata import INTAKE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,22 @@ def finishing_passes() -> list[ir.passes.PassBase]:
     return [InferShapesPass(), TopologicalSortPass(), AssignNodeIdsPass()]
 
 
+class MarkIntakePass(ir.passes.InPlacePass):
+    """Record that the intake ran (metadata INTAKE_KEY), so later steps do not run it again."""
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        modified = model.metadata_props.get(INTAKE_KEY) != "1"
+        model.metadata_props[INTAKE_KEY] = "1"
+        return ir.passes.PassResult(model, modified=modified)
+
+
 def intake_passes() -> list[ir.passes.PassBase]:
     """The whole intake, in order."""
-    return [*cleanup_passes(), FoldBatchNormPass(), *finishing_passes()]
+    return [*cleanup_passes(), FoldBatchNormPass(), *finishing_passes(), MarkIntakePass()]
+
+
+def intake_done(model: ir.Model) -> bool:
+    return model.metadata_props.get(INTAKE_KEY) == "1"
 
 
 def intake(
@@ -63,5 +77,11 @@ def intake(
     stop_after: int | str | None = None,
     debug_dir: str | os.PathLike | None = None,
 ) -> ir.Model:
-    """Load (if given a path) and normalise a model; an ir.Model argument is changed in place."""
-    return run_passes(as_ir_model(model_or_path), intake_passes(), stop_after=stop_after, debug_dir=debug_dir)
+    """Load (if given a path) and normalise a model; an ir.Model argument is changed in place.
+
+    A model the intake already normalised (INTAKE_KEY) is returned as it is, unless `stop_after` asks for a part.
+    """
+    model = as_ir_model(model_or_path)
+    if intake_done(model) and stop_after is None:
+        return model
+    return run_passes(model, intake_passes(), stop_after=stop_after, debug_dir=debug_dir)

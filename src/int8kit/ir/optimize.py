@@ -63,11 +63,11 @@ class MarkOptimizedPass(ContractPass):
         return ir.passes.PassResult(model, modified=True)
 
 
-def fp32_passes() -> list[ir.passes.PassBase]:
-    """Intake, the fusions, the mark."""
+def fp32_passes(intake: bool = True) -> list[ir.passes.PassBase]:
+    """Intake (unless the model already had it), the fusions, the mark."""
     from int8kit.ir.intake import intake_passes  # lazily: intake pulls in the loaders
 
-    return [*intake_passes(), fuse_to_fixed_point(), MarkOptimizedPass("fp32")]
+    return [*(intake_passes() if intake else ()), fuse_to_fixed_point(), MarkOptimizedPass("fp32")]
 
 
 def fusion_reports(passes) -> list[FusionReport]:
@@ -93,4 +93,7 @@ def optimize_fp32(
     model: ir.Model, *, stop_after: int | str | None = None, debug_dir: str | os.PathLike | None = None
 ) -> ir.Model:
     """Intake (opset, constants, BN/Pad folds, shapes, ids) then the FP32 fusions; changes `model`."""
-    return run_passes(model, fp32_passes(), stop_after=stop_after, debug_dir=debug_dir)
+    from int8kit.ir.intake import intake_done
+
+    passes = fp32_passes(intake=not (intake_done(model) and stop_after is None))
+    return run_passes(model, passes, stop_after=stop_after, debug_dir=debug_dir)

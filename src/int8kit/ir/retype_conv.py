@@ -25,11 +25,6 @@ from int8kit.metadata import SOURCE_OP_KEY
 logger = logging.getLogger(__name__)
 
 
-def _ints(node: ir.Node, name: str, default: list[int]) -> list[int]:
-    attr = node.attributes.get(name)
-    return list(attr.as_ints()) if attr is not None else list(default)
-
-
 def same_pads(size: int, k: int, stride: int, dilation: int, upper: bool) -> tuple[int, int]:
     """(begin, end) padding of one spatial axis for auto_pad SAME_UPPER / SAME_LOWER (ONNX spec)."""
     out = math.ceil(size / stride)
@@ -40,10 +35,9 @@ def same_pads(size: int, k: int, stride: int, dilation: int, upper: bool) -> tup
 
 def _resolve_pads(node: ir.Node, kernel: list[int], strides: list[int], dilations: list[int]) -> list[int] | str:
     """Explicit [t, l, b, r] pads, or a reason string when they cannot be known."""
-    auto_attr = node.attributes.get("auto_pad")
-    auto = auto_attr.as_string() if auto_attr is not None else "NOTSET"
+    auto = node.attributes.get_string("auto_pad", "NOTSET")
     if auto == "NOTSET":
-        return _ints(node, "pads", [0, 0, 0, 0])
+        return list(node.attributes.get_ints("pads", [0, 0, 0, 0]))
     if auto == "VALID":
         return [0, 0, 0, 0]
     if auto not in ("SAME_UPPER", "SAME_LOWER"):
@@ -68,11 +62,11 @@ def convert_conv(node: ir.Node) -> str | None:
         return f"{weight.ndim - 2}-D convolution (only 2-D is supported)"
     if len(node.inputs) > 2 and node.inputs[2] is not None and const_array(node.inputs[2]) is None:
         return "bias is not a constant initializer"
-    kernel = _ints(node, "kernel_shape", list(weight.shape[2:]))
+    kernel = list(node.attributes.get_ints("kernel_shape", list(weight.shape[2:])))
     if kernel != list(weight.shape[2:]):
         return f"kernel_shape {kernel} disagrees with the weight shape {list(weight.shape)}"
-    strides = _ints(node, "strides", [1, 1])
-    dilations = _ints(node, "dilations", [1, 1])
+    strides = list(node.attributes.get_ints("strides", [1, 1]))
+    dilations = list(node.attributes.get_ints("dilations", [1, 1]))
     group = node.attributes["group"].as_int() if "group" in node.attributes else 1
     pads = _resolve_pads(node, kernel, strides, dilations)
     if isinstance(pads, str):

@@ -29,11 +29,6 @@ from int8kit.metadata import SOURCE_OP_KEY
 logger = logging.getLogger(__name__)
 
 
-def _attr(node: ir.Node, name: str, default):
-    attr = node.attributes.get(name)
-    return attr.value if attr is not None else default
-
-
 def _to_dense(node: ir.Node, weight: np.ndarray, bias: np.ndarray | None, transposed_weight: bool) -> None:
     """Rewrite `node` in place as int8kit.Dense(X, W[M, K], B?); name, metadata and output stay."""
     graph = node.graph
@@ -60,15 +55,15 @@ def _to_dense(node: ir.Node, weight: np.ndarray, bias: np.ndarray | None, transp
 
 def convert_gemm(node: ir.Node) -> str | None:
     """Gemm -> Dense in place; None, or why it was left alone."""
-    alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
-    if int(_attr(node, "transA", 0)):
+    alpha, beta = node.attributes.get_float("alpha", 1.0), node.attributes.get_float("beta", 1.0)
+    if node.attributes.get_int("transA", 0):
         return "transA=1 (the activation would need a transpose)"
     weight = const_array(node.inputs[1])
     if weight is None or weight.ndim != 2:
         return "B is not a constant 2-D initializer"
     if weight.dtype != np.float32:
         return f"B has dtype {weight.dtype}, not float32"
-    trans_b = bool(int(_attr(node, "transB", 0)))
+    trans_b = bool(node.attributes.get_int("transB", 0))
     w = weight if trans_b else weight.T  # -> [M, K]
     if alpha != 1.0 and grid_of(node.inputs[1]) is not None:
         return "alpha != 1 on int8 weights (the QDQ grid would no longer hold)"
