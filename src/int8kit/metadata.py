@@ -11,6 +11,9 @@ from __future__ import annotations
 # -- on models -----------------------------------------------------------------------------------
 # "fp32" or "int8": the model was optimised (FP32) or converted, so the runtime runs it as it is.
 OPTIMIZED_KEY = "int8kit.optimized"
+# "1": the intake passes ran (ir.intake's last pass writes it); intake() and optimize_fp32 then skip them,
+# so a model is normalised once however many steps (quantize, budget, convert, Predictor) it goes through.
+INTAKE_KEY = "int8kit.intake"
 QUANTIZE_CONFIG_KEY = "int8kit.quantize.config"  # JSON of the QuantizeConfig that wrote a QDQ model
 QUANTIZE_SAMPLES_KEY = "int8kit.quantize.samples"  # number of calibration samples
 QAT_KEY = "int8kit.qat"  # "true" on a QDQ model written by quant-aware training

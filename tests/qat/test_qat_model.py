@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
@@ -49,14 +50,14 @@ def test_qdq_model_matches_fake_quant_module(trained):
     x, _ = make_images(32, seed=7)
     with torch.no_grad():
         fq = result.qat.module(torch.from_numpy(x)).numpy()
-    qdq = _ort(result.model, x)
+    qdq = _ort(ir.to_proto(result.model), x)
     assert _cosine(fq, qdq) >= 0.999
     assert (fq.argmax(1) == qdq.argmax(1)).mean() >= 0.9
 
 
 def test_qdq_pairs_sit_where_ptq_puts_them(trained):
     result, images = trained
-    ptq = quantize(build_net(), images[:64], QuantizeConfig(num_samples=64, backend="onnxruntime")).model
+    ptq = quantize(build_net(), images[:64], QuantizeConfig(num_samples=64, backend="onnxruntime")).to_proto()
 
     def pairs(model):
         inits = {t.name for t in model.graph.initializer}
@@ -64,19 +65,19 @@ def test_qdq_pairs_sit_where_ptq_puts_them(trained):
         zp_types = {t.name: t.data_type for t in model.graph.initializer}
         return {t: zp_types[n.input[2]] for t, n in quant.items() if t not in inits}
 
-    assert pairs(result.model) == pairs(ptq)
+    assert pairs(ir.to_proto(result.model)) == pairs(ptq)
 
     def int8_weights(model):
         return sorted(n.input[0] for n in model.graph.node if n.input[0].endswith("_quantized"))
 
     # Biases stay float, so untying conv1/conv2's shared bias changes no int8 weight.
-    assert int8_weights(result.model) == int8_weights(ptq)
+    assert int8_weights(ir.to_proto(result.model)) == int8_weights(ptq)
 
 
 def test_exported_int8_weights_are_what_training_saw(trained):
     result, _ = trained
     module = result.qat.module
-    inits = {t.name: numpy_helper.to_array(t) for t in result.model.graph.initializer}
+    inits = {t.name: numpy_helper.to_array(t) for t in ir.to_proto(result.model).graph.initializer}
     checked = 0
     for node_name, _, spec in result.qat.plan.weight_uses:
         param = module.params[module.param_index[spec.name]]
@@ -94,7 +95,7 @@ def test_training_moves_weights_and_untied_biases_differ(trained):
     before = {t.name: numpy_helper.to_array(t) for t in build_net().graph.initializer}
     after = result.qat.module.weights()
     assert not np.allclose(after["c1.w"], before["c1.w"])
-    biases = [n.input[2] for n in result.qat.fp32.graph.node if n.name in ("conv1", "conv2")]
+    biases = [n.inputs[2].name for n in result.qat.fp32.graph if n.name in ("conv1", "conv2")]
     assert len(set(biases)) == 2
     assert not np.array_equal(after[biases[0]], after[biases[1]])
 
@@ -105,13 +106,13 @@ def test_int8kit_convert_and_predictor_agree_with_onnxruntime(trained, tmp_path)
     from int8kit.runtime.predictor import Predictor
 
     result, _ = trained
-    converted = convert(result.model)
+    converted = convert(ir.to_proto(result.model))
     assert sum(converted.summary.int8_ops.values()) >= 4
     path = tmp_path / "int8.onnx"
     save_model(converted.model, path)
     x, _ = make_images(32, seed=9)
     got = Predictor(path, num_threads=2).run(x)
-    assert _cosine(got, _ort(result.model, x)) >= 0.999
+    assert _cosine(got, _ort(ir.to_proto(result.model), x)) >= 0.999
 
 
 def test_fine_tuning_lowers_the_loss_under_fake_quant():

@@ -122,8 +122,8 @@ def test_minmax_scales_equal_observed_maxima(net, images):
     result = quantize(net, x, QuantizeConfig(num_samples=100, batch_size=5, **ORT))  # all 24 samples
     names = ["conv0.relu", "res.relu"]
     acts = dict(zip(names, _run(net, x, names), strict=True))
-    inits = _inits(result.model)
-    qnodes = [n for n in result.model.graph.node if n.op_type == "QuantizeLinear"]
+    inits = _inits(result.to_proto())
+    qnodes = [n for n in result.to_proto().graph.node if n.op_type == "QuantizeLinear"]
     scale = {n.input[0]: float(inits[n.input[1]]) for n in qnodes}
     assert scale["conv0.relu"] == pytest.approx(acts["conv0.relu"].max() / 255, rel=1e-5)
     assert scale["res.relu"] == pytest.approx(acts["res.relu"].max() / 255, rel=1e-5)
@@ -212,7 +212,7 @@ def test_concat_and_relu6_share_one_u8_scale(images):
     assert by_name["cat"].qparams.dtype == "uint8"
     ra, rb = _run(model, images[:16], ["ra", "rb"])
     assert by_name["cat"].qparams.scale == pytest.approx(max(ra.max(), rb.max()) / 255, rel=1e-5)
-    (y,) = _run(result.model, images[:4])
+    (y,) = _run(result.to_proto(), images[:4])
     assert _cosine(_run(model, images[:4])[0].reshape(4, -1), y.reshape(4, -1)).min() >= 0.99
 
 

@@ -23,11 +23,9 @@ from int8kit.budget.config import BudgetConfig
 from int8kit.budget.precision import bf16_part, convert_config, fallback_precisions
 from int8kit.budget.search import PrefixBisection
 from int8kit.budget.speed import images_per_second
-from int8kit.quantize.keep_fp32 import keep_fp32, reads_quantized_activations
+from int8kit.quantize.keep_fp32 import has_qdq, keep_fp32, reads_quantized_activations
 
 logger = logging.getLogger(__name__)
-
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class Speed:
 
 @dataclass(frozen=True)
 class BudgetResult:
-    model: onnx.ModelProto  # the QDQ model, chosen layers excluded and marked
+    model: ir.Model  # the QDQ model, chosen layers excluded and marked
     converted: ir.Model  # it converted as the budget measured it (bf16 layers placed)
     fp32_top1: float
     int8_top1: float  # full INT8, before any fallback (on rounds[0].images images)
@@ -76,14 +74,14 @@ class BudgetResult:
 @dataclass
 class _Candidate:
     round: BudgetRound
-    qdq: onnx.ModelProto
+    qdq: ir.Model
     predictor: object | None
     converted: ir.Model | None
 
 
 def fit_accuracy_budget(
     fp32_model,
-    qdq: onnx.ModelProto,
+    qdq: ir.Model | onnx.ModelProto,
     data,
     config: BudgetConfig,
     *,
@@ -100,8 +98,11 @@ def fit_accuracy_budget(
     threads = config.num_threads
     images = EvalSet(data, config.eval_samples, config.batch_size)
     # The FP32 graph after the same intake as the QDQ model, so node names line up; optimised once.
-    fp32_opt = optimize_fp32(ir.serde.deserialize_model(prepare(fp32_model)))
-    int8_full = convert(qdq).model
+    # prepare() is a no-op on quantize's intake'd FP32 model (QuantizeResult.fp32): intake runs once per model.
+    fp32_opt = optimize_fp32(prepare(fp32_model).clone())
+    if isinstance(qdq, onnx.ModelProto):
+        qdq = ir.serde.deserialize_model(qdq)
+    int8_full = convert(qdq.clone()).model  # convert works in place; qdq stays the file's model
     fp32 = Predictor(fp32_opt.clone(), num_threads=threads)
     int8 = Predictor(int8_full.clone(), num_threads=threads)
     fp32_top1 = top1(fp32, images)
@@ -154,11 +155,11 @@ def fit_accuracy_budget(
             names = tuple(order[:k])
             marked = keep_fp32(qdq, names)
             runs_at = precision
-            if not any(node.op_type in QDQ_OPS for node in marked.graph.node):
+            if not has_qdq(marked):
                 got = Score(round(fp32_top1 * len(images) / 100), len(images), len(images))
                 predictor, converted, runs_at = fp32, fp32_opt, "fp32"  # nothing left to quantize: the FP32 model
             else:
-                converted = convert(marked, convert_config(precision, names, compute)).model
+                converted = convert(marked.clone(), convert_config(precision, names, compute)).model
                 predictor = Predictor(converted, num_threads=threads)
                 got = score(predictor, images, need)
             search.record(k, passes(got))
@@ -213,13 +214,13 @@ def _compare_batches(data, config: BudgetConfig):
     return [data.batch(i, min(config.batch_size, n - i)) for i in range(0, n, config.batch_size)]
 
 
-def _rank(errors, qdq: onnx.ModelProto) -> list[tuple[str, float]]:
+def _rank(errors, qdq: ir.Model) -> list[tuple[str, float]]:
     """INT8 layers by SQNR, worst first (compare_layers' order), then the data ops reading quantized tensors.
 
     Once every compute layer is out of INT8 the remaining roundings sit on the inputs of Add, pools and
     Concat; those come last, in graph order (SQNR nan: compare_layers does not measure them).
     """
-    present = {node.name for node in qdq.graph.node}
+    present = {node.name for node in qdq.graph}
     ranked = [(e.name, e.sqnr_db) for e in errors if e.int8 and e.name in present]
     taken = {name for name, _ in ranked}
     return ranked + [(name, math.nan) for name in reads_quantized_activations(qdq) if name not in taken]

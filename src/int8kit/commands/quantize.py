@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(result, args.output)
     budget = None
     if args.max_accuracy_drop is not None:
-        budget = _fit_budget(args, qdq)
+        budget = _fit_budget(args, result)
         qdq = budget.model
     save_model(qdq, args.output)
     if args.json:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_budget(args: argparse.Namespace, qdq):
+def _fit_budget(args: argparse.Namespace, quantized):
     """The accuracy budget: one line per round (what left INT8, top-1, drop, an ETA), then the verdict and speed."""
     from int8kit.budget import BudgetConfig, fit_accuracy_budget
     from int8kit.data.open_data import open_dataset
@@ -141,7 +141,7 @@ def _fit_budget(args: argparse.Namespace, qdq):
             line += f"; at most {r.rounds_left} more (ETA <= {duration(r.rounds_left * per_round)})"
         print(line, flush=True)
 
-    result = fit_accuracy_budget(args.model, qdq, data, config, on_round=show)
+    result = fit_accuracy_budget(quantized.fp32, quantized.model, data, config, on_round=show)
     verdict = "within" if result.met else "NOT within"
     total = len(result.ranking)
     print(

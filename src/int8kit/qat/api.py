@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from int8kit.qat.export import export_qdq
 from int8kit.qat.prepare import QatModel, prepare_qat
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class QatResult:
-    model: onnx.ModelProto  # the QDQ model
+    model: ir.Model  # the QDQ model (save_model writes it)
     qat: QatModel  # the trained module, its plan and FP32 graph
     losses: list[float]
 

@@ -1,4 +1,4 @@
-"""Labelled images for QAT: a Fashion-MNIST idx folder (the Debian package) or a labelled int8kit data file."""
+"""Labelled images for QAT: an idx folder (e.g. the Debian package dataset-fashion-mnist) or a labelled data file."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ def load_labelled(path: str | Path, split: str = "train") -> tuple[np.ndarray, n
     """(float32 normalised images N x C x H x W, int64 labels); `split` picks train/test of an idx folder."""
     path = Path(path)
     if path.is_dir():
+        from int8kit.data.idx import load_idx_split, pixel_statistics
         from int8kit.data.images import normalize
-        from int8kit.examples import fashion_mnist
 
-        images, labels = fashion_mnist.load_split(split, path)  # type: ignore[arg-type]
-        return normalize(images[:, None], fashion_mnist.MEAN, fashion_mnist.STD), labels
+        images, labels = load_idx_split(path, split)
+        train = images if split == "train" else load_idx_split(path, "train")[0]
+        mean, std = pixel_statistics(train)  # normalised by the training split's statistics
+        return normalize(images[:, None], (mean,), (std,)), labels
     from int8kit.data.open_data import open_dataset
 
     data = open_dataset(path)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
+import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.qat._torch import require_torch
@@ -27,11 +27,29 @@ logger = logging.getLogger(__name__)
 TRAINABLE_OPS = ("Conv", "Gemm", "MatMul")
 
 
-def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+@dataclass(frozen=True)
+class _Node:
+    """What forward() reads of an ir.Node, by tensor name (read once, so training steps do no graph walks)."""
+
+    name: str
+    op_type: str
+    domain: str
+    input: tuple[str, ...]
+    output: tuple[str, ...]
+    attrs: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, node: ir.Node) -> _Node:
+        ins = tuple("" if v is None else v.name for v in node.inputs)
+        attrs = {k: a.value for k, a in node.attributes.items()}
+        return cls(node.name, node.op_type, node.domain, ins, tuple(o.name for o in node.outputs), attrs)
 
 
-def _sym_pads(node: onnx.NodeProto, pads: list[int]) -> tuple[list[int], list[int] | None]:
+def _attrs(node: _Node) -> Mapping[str, Any]:
+    return node.attrs
+
+
+def _sym_pads(node: _Node, pads: list[int]) -> tuple[list[int], list[int] | None]:
     """(torch padding, explicit F.pad list for asymmetric pads or None)."""
     half = len(pads) // 2
     begin, end = pads[:half], pads[half:]
@@ -43,23 +61,23 @@ def _sym_pads(node: onnx.NodeProto, pads: list[int]) -> tuple[list[int], list[in
     return [0] * half, pad
 
 
-def _check_auto_pad(node: onnx.NodeProto, attrs: Mapping[str, Any]) -> None:
+def _check_auto_pad(node: _Node, attrs: Mapping[str, Any]) -> None:
     auto_pad = attrs.get("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     if auto_pad not in ("NOTSET", "VALID") or (auto_pad == "VALID" and any(attrs.get("pads", []))):
         raise UnsupportedOpError(f"node {node.name} ({node.op_type}): auto_pad={auto_pad} is not supported by QAT")
 
 
-def make_graph_module(model: onnx.ModelProto, plan: QuantPlan, qparams: Mapping[str, QParams]) -> Any:
+def make_graph_module(model: ir.Model, plan: QuantPlan, qparams: Mapping[str, QParams]) -> Any:
     """The torch module of `model` (topologically sorted, nodes named) with fake-quant per `plan`/`qparams`."""
     torch = require_torch()
     F = torch.nn.functional
-    graph = model.graph
-    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    inits = {name: v.const_value.numpy() for name, v in model.graph.initializers.items() if v.const_value is not None}
+    nodes = [_Node.of(n) for n in model.graph]
     trainable = sorted(
         {
             name
-            for n in graph.node
+            for n in nodes
             if n.op_type in TRAINABLE_OPS and n.domain in ("", "ai.onnx")
             for name in n.input[1:3]
             if name in inits and inits[name].dtype == np.float32
@@ -69,8 +87,8 @@ def make_graph_module(model: onnx.ModelProto, plan: QuantPlan, qparams: Mapping[
     group_index = {t: k for k, g in enumerate(plan.groups) for t in g}
     quantized = set(plan.activations)
     excluded = set(plan.excluded_nodes)
-    graph_inputs = [v.name for v in graph.input if v.name not in inits]
-    graph_outputs = [v.name for v in graph.output]
+    graph_inputs = [v.name for v in model.graph.inputs if v.name not in inits]
+    graph_outputs = [v.name for v in model.graph.outputs]
 
     class GraphModule(torch.nn.Module):
         """`forward(*inputs)` returns the graph outputs (a tensor when there is one); `quantize` toggles fake-quant."""
@@ -119,7 +137,7 @@ def make_graph_module(model: onnx.ModelProto, plan: QuantPlan, qparams: Mapping[
             env: dict[str, Any] = {}  # what quantized consumers read
             for name, x in zip(graph_inputs, inputs, strict=True):
                 raw[name], env[name] = x, self._quant(name, x)
-            for node in graph.node:
+            for node in nodes:
                 source = raw if node.name in excluded else env
                 args = []
                 for k, name in enumerate(node.input):
@@ -142,14 +160,14 @@ def make_graph_module(model: onnx.ModelProto, plan: QuantPlan, qparams: Mapping[
     module = GraphModule()
     logger.info(
         "QAT graph: %d nodes, %d trainable tensors, %d activation scale groups",
-        len(graph.node),
+        len(nodes),
         len(trainable),
         len(plan.groups),
     )
     return module
 
 
-def _run(torch: Any, F: Any, node: onnx.NodeProto, args: list[Any]) -> list[Any]:
+def _run(torch: Any, F: Any, node: _Node, args: list[Any]) -> list[Any]:
     """One ONNX node in torch (the op set int8kit's intake leaves in image classifiers)."""
     op, a = node.op_type, _attrs(node)
     if node.domain not in ("", "ai.onnx"):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+import onnx_ir as ir
 
 from int8kit.qat._torch import require_torch
 from int8kit.qat.graph_module import TRAINABLE_OPS, make_graph_module
@@ -30,36 +30,38 @@ logger = logging.getLogger(__name__)
 class QatModel:
     """The FP32 graph QAT starts from, its quantization plan and the trainable torch module."""
 
-    fp32: onnx.ModelProto
+    fp32: ir.Model
     plan: QuantPlan
     module: Any
 
 
-def untie_weights(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give every Conv/Gemm/MatMul its own weight and bias initializers.
+def untie_weights(model: ir.Model) -> ir.Model:
+    """Give every Conv/Gemm/MatMul its own weight and bias initializers (in place).
 
     Exporters deduplicate equal constants (all-zero biases of an untrained net, for one), and a tensor that
     two layers share would be trained as one; after untying each layer learns its own values.
     """
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    taken = set(inits) | {o for n in graph.node for o in n.output} | {v.name for v in graph.input}
+    taken = set(graph.initializers) | {o.name for n in graph for o in n.outputs} | {v.name for v in graph.inputs}
     seen: set[str] = set()
-    for node in graph.node:
+    for node in graph:
         if node.op_type not in TRAINABLE_OPS:
             continue
         for k in (1, 2):
-            name = node.input[k] if len(node.input) > k else ""
-            if name not in inits:
+            value = node.inputs[k] if len(node.inputs) > k else None
+            if value is None or not value.is_initializer() or value.const_value is None:
                 continue
-            if name in seen:
-                new, i = f"{name}_{node.name}", 1
+            if value.name in seen:
+                new, i = f"{value.name}_{node.name}", 1
                 while new in taken:
-                    new, i = f"{name}_{node.name}_{i}", i + 1
+                    new, i = f"{value.name}_{node.name}_{i}", i + 1
                 taken.add(new)
-                graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(inits[name]), new))
-                node.input[k] = new
-            seen.add(name)
+                array = value.const_value.numpy().copy()
+                copy = ir.Value(name=new, const_value=ir.tensor(array, name=new))
+                copy.dtype, copy.shape = value.dtype, ir.Shape(array.shape)
+                graph.register_initializer(copy)
+                node.replace_input_with(k, copy)
+            seen.add(value.name)
     return model
 
 
@@ -89,7 +91,7 @@ def calibrate_ranges(module: Any, plan: QuantPlan, batches: Iterable[np.ndarray]
 
 
 def prepare_qat(
-    model: str | os.PathLike | onnx.ModelProto, calibration: Iterable[np.ndarray], batch_size: int = 64
+    model: str | os.PathLike | onnx.ModelProto | ir.Model, calibration: Iterable[np.ndarray], batch_size: int = 64
 ) -> QatModel:
     """The QAT model of `model`, its activation scales calibrated (min/max) on `calibration` images."""
     fp32 = untie_weights(prepare(model))

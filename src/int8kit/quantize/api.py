@@ -2,7 +2,9 @@
 
 Steps: intake (opset >= 13, constants to initializers, BN folded into convs so the int8 weight scales
 are those of the weights that really run), plan (which tensors and weights), calibrate (streaming
-observers over a seeded sample), scheme (ranges -> scales), write (QDQ pairs, int8 weights).
+observers over a seeded sample), scheme (ranges -> scales), insert (the InsertQDQPass: QDQ pairs, int8
+weights). Everything works on one onnx_ir model; ModelProto appears only at the edges (quantize_model's
+return value, save_model).
 """
 
 from __future__ import annotations
@@ -10,21 +12,21 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from int8kit.data.atomic_file import AtomicFile
-from int8kit.errors import ConfigError, InputError, ModelError
+from int8kit.errors import ConfigError, InputError, Int8kitError, ModelError
 from int8kit.quantize.calibrate import BACKENDS, ActivationSource, Progress, calibrate
+from int8kit.quantize.insert_qdq import InsertQDQPass
 from int8kit.quantize.keep_fp32 import keep_fp32
 from int8kit.quantize.observers import METHODS
 from int8kit.quantize.plan import SUPPORTED_OPS, QuantPlan, plan_quantization
-from int8kit.quantize.qdq_writer import write_qdq
 from int8kit.quantize.samples import CalibrationSamples
 from int8kit.quantize.scheme import QParams, activation_qparams
 
@@ -74,15 +76,22 @@ class TensorQuant:
 
 @dataclass(frozen=True)
 class QuantizeResult:
-    model: onnx.ModelProto
+    """The QDQ model, what was calibrated, and the intake'd FP32 model it came from (for the budget: no second
+    intake)."""
+
+    model: ir.Model
     tensors: tuple[TensorQuant, ...]
     plan: QuantPlan
     num_samples: int
     config: QuantizeConfig = field(default_factory=QuantizeConfig)
+    fp32: ir.Model | None = None
+
+    def to_proto(self) -> onnx.ModelProto:
+        return ir.serde.serialize_model(self.model)
 
 
 def quantize(
-    model: str | os.PathLike | onnx.ModelProto,
+    model: str | os.PathLike | onnx.ModelProto | ir.Model,
     data: Any,
     config: QuantizeConfig | None = None,
     *,
@@ -115,12 +124,12 @@ def quantize(
         qparams.update(dict.fromkeys(group, qp))
     if not config.per_channel:
         plan = _per_tensor(plan)
-    qdq = write_qdq(fp32, plan, qparams)
+    qdq = InsertQDQPass(plan, qparams)(fp32.clone()).model
     if plan.excluded_nodes:
         qdq = keep_fp32(qdq, plan.excluded_nodes)  # so `int8kit convert` keeps them FP32 too
     _record(qdq, config, len(samples))
     tensors = tuple(TensorQuant(t, *observed[t], qparams[t]) for t in plan.activations)
-    return QuantizeResult(qdq, tensors, plan, len(samples), config)
+    return QuantizeResult(qdq, tensors, plan, len(samples), config, fp32)
 
 
 def _check_range(group: tuple[str, ...], lo: float, hi: float, qp: QParams, samples: CalibrationSamples) -> None:
@@ -135,15 +144,16 @@ def _check_range(group: tuple[str, ...], lo: float, hi: float, qp: QParams, samp
 
 
 def quantize_model(
-    model_path: str | os.PathLike | onnx.ModelProto,
+    model_path: str | os.PathLike | onnx.ModelProto | ir.Model,
     data: Any,
     config: QuantizeConfig | None = None,
     output: str | os.PathLike | None = None,
 ) -> onnx.ModelProto:
-    """The QDQ model of `model_path` calibrated on `data`; also saved to `output` when given."""
+    """The QDQ model of `model_path` calibrated on `data`, as a ModelProto (the file edge: what onnxruntime
+    and onnx.save take); also saved to `output` when given. `quantize` keeps it as an ir.Model."""
     if output is not None:
         check_output_path(output)
-    qdq = quantize(model_path, data, config).model
+    qdq = quantize(model_path, data, config).to_proto()
     if output is not None:
         save_model(qdq, output)
     return qdq
@@ -171,13 +181,15 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
+def save_model(model: onnx.ModelProto | ir.Model, path: str | os.PathLike) -> None:
     """Write the model atomically: under a temporary name beside `path`, renamed into place when complete.
 
     Above protobuf's 2 GB limit the weights go to `NAME.data` next to it, written the same way (data
     first, so the model never points at a missing or partial data file).
     """
     path = Path(path)
+    if isinstance(model, ir.Model):
+        model = ir.serde.serialize_model(model)
     if model.ByteSize() <= 2**31 - 2**20:
         out = AtomicFile(path)
         try:
@@ -196,31 +208,32 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     logger.info("wrote %s", path)
 
 
-def prepare(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
-    """The FP32 model after int8kit's intake, as a proto with every node named."""
-    import onnx_ir as ir
+def prepare(model: str | os.PathLike | onnx.ModelProto | ir.Model) -> ir.Model:
+    """The FP32 model after int8kit's intake (once: an intake'd model is taken as it is), every node named.
 
+    An ir.Model argument is changed in place.
+    """
     from int8kit.ir.intake import intake
 
     try:
-        proto = ir.serde.serialize_model(intake(model))
-    except ModelError:
+        graph_model = intake(model)
+    except Int8kitError:
         raise
     except Exception as exc:  # a broken graph the intake passes choke on
-        raise ModelError(f"{model if not isinstance(model, onnx.ModelProto) else 'model'}: {exc}") from exc
-    taken = {n.name for n in proto.graph.node}
-    for i, node in enumerate(proto.graph.node):
+        raise ModelError(f"{model if isinstance(model, str | os.PathLike) else 'model'}: {exc}") from exc
+    taken = {n.name for n in graph_model.graph}
+    for i, node in enumerate(graph_model.graph):
         if not node.name:
             name, k = f"{node.op_type}_{i}", 1
             while name in taken:
                 name, k = f"{node.op_type}_{i}_{k}", k + 1
             node.name = name
             taken.add(name)
-    return proto
+    return graph_model
 
 
 def _per_tensor(plan: QuantPlan) -> QuantPlan:
-    """Per-tensor weights are what old runtimes want; axis None means one scale (see qdq_writer)."""
+    """Per-tensor weights are what old runtimes want; axis None means one scale (see insert_qdq)."""
     from dataclasses import replace
 
     from int8kit.quantize.plan import WeightSpec
@@ -229,19 +242,12 @@ def _per_tensor(plan: QuantPlan) -> QuantPlan:
     return replace(plan, weight_uses=uses)
 
 
-def _record(model: onnx.ModelProto, config: QuantizeConfig, num_samples: int) -> None:
+def _record(model: ir.Model, config: QuantizeConfig, num_samples: int) -> None:
     import json
     from dataclasses import asdict
 
     import int8kit
 
-    meta: Mapping[str, str] = {
-        "int8kit.version": int8kit.__version__,
-        "int8kit.quantize.config": json.dumps(asdict(config)),
-        "int8kit.quantize.samples": str(num_samples),
-    }
-    keep = [p for p in model.metadata_props if p.key not in meta]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep)
-    for k, v in meta.items():
-        model.metadata_props.add(key=k, value=v)
+    model.metadata_props["int8kit.version"] = int8kit.__version__
+    model.metadata_props["int8kit.quantize.config"] = json.dumps(asdict(config))
+    model.metadata_props["int8kit.quantize.samples"] = str(num_samples)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from int8kit.errors import ConfigError, InputError, UnsupportedOpError
 from int8kit.quantize.observers import Observer, make_observer
@@ -26,7 +27,7 @@ BACKENDS = ("auto", "int8kit", "onnxruntime")
 
 
 def activation_source(
-    model: onnx.ModelProto, names: Sequence[str], backend: str = "auto", num_threads: int | None = None
+    model: ir.Model, names: Sequence[str], backend: str = "auto", num_threads: int | None = None
 ) -> ActivationSource:
     """A callable batch -> {name: array} for the model's graph outputs plus `names`.
 
@@ -46,7 +47,8 @@ def activation_source(
             logger.info("int8kit runtime not available; calibrating with onnxruntime")
         else:
             try:
-                predictor = Predictor(model, num_threads=num_threads, extra_outputs=list(names))
+                # A copy: the Predictor fuses its graph, the caller's FP32 model must stay as it is.
+                predictor = Predictor(model.clone(), num_threads=num_threads, extra_outputs=list(names))
             except UnsupportedOpError as exc:
                 if backend == "int8kit":
                     raise
@@ -57,12 +59,11 @@ def activation_source(
 
 
 def _onnxruntime_source(
-    model: onnx.ModelProto, names: Sequence[str], input_name: str, num_threads: int | None
+    model: ir.Model, names: Sequence[str], input_name: str, num_threads: int | None
 ) -> ActivationSource:
     import onnxruntime as ort
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
+    probe = ir.serde.serialize_model(model)  # onnxruntime's edge: it takes a serialized model
     present = {o.name for o in probe.graph.output}
     for name in names:
         if name not in present:
@@ -80,10 +81,9 @@ def _onnxruntime_source(
     return run
 
 
-def model_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+def model_input(model: ir.Model) -> ir.Value:
     """The one data input of an image classifier (initializers listed as inputs do not count)."""
-    inits = {t.name for t in model.graph.initializer}
-    inputs = [v for v in model.graph.input if v.name not in inits]
+    inputs = [v for v in model.graph.inputs if not v.is_initializer()]
     if len(inputs) != 1:
         raise InputError(
             f"calibration needs a model with exactly one input, this one has {len(inputs)}: "
@@ -92,13 +92,14 @@ def model_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
     return inputs[0]
 
 
-def input_shape(value: onnx.ValueInfoProto) -> tuple[int | str | None, ...]:
-    dims = value.type.tensor_type.shape.dim
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims)
+def input_shape(value: ir.Value) -> tuple[int | str | None, ...]:
+    if value.shape is None:
+        return ()
+    return tuple(d if isinstance(d, int) else d.value for d in value.shape.dims)
 
 
 def calibrate(
-    model: onnx.ModelProto,
+    model: ir.Model,
     names: Iterable[str],
     samples: CalibrationSamples,
     *,

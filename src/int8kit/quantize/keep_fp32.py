@@ -7,93 +7,96 @@ QDQ model as node metadata, so `int8kit convert` honours it and onnxruntime igno
 from __future__ import annotations
 
 import onnx
+import onnx_ir as ir
 
 from int8kit.errors import ConfigError
 
-KEEP_FP32_KEY = "int8kit.keep_fp32"  # the converter's place_int8.KEEP_FP32_KEY
+KEEP_FP32_KEY = "int8kit.keep_fp32"  # int8kit.metadata.KEEP_FP32_KEY (place_int8 reads it)
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
-def keep_fp32(qdq: onnx.ModelProto, names: tuple[str, ...]) -> onnx.ModelProto:
-    """A copy of `qdq` in which the nodes called `names` are excluded from quantization.
+def keep_fp32(qdq: ir.Model | onnx.ModelProto, names: tuple[str, ...]) -> ir.Model | onnx.ModelProto:
+    """A copy of `qdq` (of the same type) in which the nodes called `names` are excluded from quantization.
 
     As a QDQ tool excludes a node: it reads its activations in float (its inputs skip their Q -> DQ
     pairs) and its weights in float (the dequantized initializers), so the file itself says what runs
     FP32 and every runtime (onnxruntime, the converter) computes the same thing. The node is also marked,
     so the conversion summary names the reason.
     """
-    out = onnx.ModelProto()
-    out.CopyFrom(qdq)
+    if isinstance(qdq, onnx.ModelProto):
+        return ir.serde.serialize_model(keep_fp32(ir.serde.deserialize_model(qdq), names))
+    out = qdq.clone()
     wanted = set(names)
     graph = out.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    inits = {t.name: t for t in graph.initializer}
-    for node in graph.node:
+    for node in graph:
         if node.name not in wanted:
             continue
-        node.metadata_props.add(key=KEEP_FP32_KEY, value="1")
+        node.metadata_props[KEEP_FP32_KEY] = "1"
         wanted.discard(node.name)
-        for i, name in enumerate(node.input):
-            node.input[i] = _float_source(name, producer, inits, graph)
+        for i, value in enumerate(node.inputs):
+            source = _float_source(value, graph)
+            if source is not value:
+                node.replace_input_with(i, source)
     if wanted:
         raise ConfigError(f"no node named {', '.join(sorted(wanted))} in the QDQ model")
     _drop_dead_nodes(graph)
     return out
 
 
-def _float_source(name: str, producer: dict, inits: dict, graph: onnx.GraphProto) -> str:
+def _float_source(value: ir.Value | None, graph: ir.Graph) -> ir.Value | None:
     """The float tensor a DequantizeLinear output stands for: the QuantizeLinear's input for an activation
-    pair, a new float initializer for a quantized weight; other names unchanged."""
-    dq = producer.get(name)
+    pair, a new float initializer for a quantized weight; other values unchanged."""
+    dq = None if value is None else value.producer()
     if dq is None or dq.op_type != "DequantizeLinear":
-        return name
-    q = producer.get(dq.input[0])
+        return value
+    q = dq.inputs[0].producer()
     if q is not None and q.op_type == "QuantizeLinear":
-        return q.input[0]
-    if dq.input[0] in inits and all(i in inits for i in dq.input[1:] if i):
-        from onnx import numpy_helper
-
+        return q.inputs[0]
+    if all(i is None or i.is_initializer() for i in dq.inputs):
         from int8kit.convert.remove_qdq import dequantize
 
-        arrays = [numpy_helper.to_array(inits[i]) if i else None for i in dq.input]
-        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
-        zero_point = arrays[2] if len(arrays) > 2 else None
-        value = dequantize(arrays[0], arrays[1], zero_point, axis)
-        float_name = f"{name}_fp32"
-        if float_name not in inits:
-            tensor = numpy_helper.from_array(value, float_name)
-            graph.initializer.append(tensor)
-            inits[float_name] = tensor
-        return float_name
-    return name
+        float_name = f"{value.name}_fp32"
+        if float_name not in graph.initializers:
+            arrays = [None if i is None else i.const_value.numpy() for i in dq.inputs]
+            axis = dq.attributes.get("axis")
+            zero_point = arrays[2] if len(arrays) > 2 else None
+            array = dequantize(arrays[0], arrays[1], zero_point, 1 if axis is None else axis.as_int())
+            fp32 = ir.Value(name=float_name, const_value=ir.tensor(array, name=float_name))
+            fp32.dtype, fp32.shape = ir.DataType.FLOAT, ir.Shape(array.shape)
+            graph.register_initializer(fp32)
+        return graph.initializers[float_name]
+    return value
 
 
-def reads_quantized_activations(qdq: onnx.ModelProto) -> list[str]:
+def reads_quantized_activations(qdq: ir.Model | onnx.ModelProto) -> list[str]:
     """Names of the nodes (graph order) that read an activation through a Q -> DQ pair."""
-    producer = {o: n for n in qdq.graph.node for o in n.output}
+    if isinstance(qdq, onnx.ModelProto):
+        qdq = ir.serde.deserialize_model(qdq)
     names = []
-    for node in qdq.graph.node:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+    for node in qdq.graph:
+        if node.op_type in QDQ_OPS:
             continue
-        for name in node.input:
-            dq = producer.get(name)
-            if dq is not None and dq.op_type == "DequantizeLinear" and producer.get(dq.input[0]) is not None:
+        for value in node.inputs:
+            dq = None if value is None else value.producer()
+            if dq is not None and dq.op_type == "DequantizeLinear" and dq.inputs[0].producer() is not None:
                 names.append(node.name)
                 break
     return names
 
 
-def _drop_dead_nodes(graph: onnx.GraphProto) -> None:
-    """Remove Q/DQ nodes nothing reads any more (and initializers only they read)."""
-    while True:
-        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-        dead = [
-            n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.output[0] not in used
-        ]
-        if not dead:
-            break
+def has_qdq(model: ir.Model) -> bool:
+    return any(node.op_type in QDQ_OPS for node in model.graph)
+
+
+def _drop_dead_nodes(graph: ir.Graph) -> None:
+    """Remove Q/DQ nodes nothing reads any more (and initializers nothing reads)."""
+    while dead := [
+        n
+        for n in graph
+        if n.op_type in QDQ_OPS and not list(n.outputs[0].uses()) and not n.outputs[0].is_graph_output()
+    ]:
         for n in dead:
-            graph.node.remove(n)
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    keep = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
+            graph.remove(n, safe=True)
+    for name, value in list(graph.initializers.items()):
+        if not list(value.uses()) and not value.is_graph_output():
+            graph.initializers.pop(name)

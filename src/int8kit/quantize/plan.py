@@ -16,8 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
 import onnx
+import onnx_ir as ir
 
 from int8kit.errors import ConfigError
 from int8kit.quantize.scheme import clip_is_nonnegative, nonnegative_tensors
@@ -61,80 +61,69 @@ class QuantPlan:
 
 
 def plan_quantization(
-    model: onnx.ModelProto, op_types: Iterable[str] = SUPPORTED_OPS, exclude_nodes: Iterable[str] = ()
+    model: ir.Model | onnx.ModelProto, op_types: Iterable[str] = SUPPORTED_OPS, exclude_nodes: Iterable[str] = ()
 ) -> QuantPlan:
     """Analyse `model` (topologically sorted, every node named) and return what to quantize."""
+    if isinstance(model, onnx.ModelProto):
+        model = ir.serde.deserialize_model(model)
     graph = model.graph
     op_types = tuple(op_types)
     unknown = sorted(set(op_types) - set(SUPPORTED_OPS))
     if unknown:
         raise ConfigError(f"cannot quantize op types {', '.join(unknown)}; supported: {', '.join(SUPPORTED_OPS)}")
     exclude = set(exclude_nodes)
-    names = {n.name for n in graph.node}
+    names = {n.name for n in graph}
     missing = sorted(exclude - names)
     if missing:
         raise ConfigError(f"nodes to exclude are not in the model: {', '.join(missing)}")
 
-    inits = {t.name: t for t in graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    producer: dict[str, onnx.NodeProto] = {}
-    for node in graph.node:
-        for i in node.input:
-            if i:
-                consumers[i].append(node)
-        for o in node.output:
-            if o:
-                producer[o] = node
-    outputs = {o.name for o in graph.output}
+    outputs = {v.name for v in graph.outputs}
+    order_of = {id(n): i for i, n in enumerate(graph)}
 
-    def constant(name: str) -> np.ndarray | None:
-        return onnx.numpy_helper.to_array(inits[name]) if name in inits else None
-
-    def redirect(t: str) -> str:
+    def redirect(t: ir.Value) -> ir.Value:
         """Quantize after a lone Relu/Clip(min >= 0) consumer of a computed tensor, as onnxruntime does."""
-        users = consumers.get(t, [])
-        if t in producer and t not in outputs and len(users) == 1:
-            act = users[0]
-            relu_like = act.op_type == "Relu" or (act.op_type == "Clip" and clip_is_nonnegative(act, constant))
-            if relu_like and act.name not in exclude and act.input[0] == t:
-                return act.output[0]
+        uses = list(t.uses())
+        if t.producer() is not None and t.name not in outputs and len(uses) == 1:
+            act = uses[0].node
+            relu_like = act.op_type == "Relu" or (act.op_type == "Clip" and clip_is_nonnegative(act))
+            if relu_like and act.name not in exclude and act.inputs[0] is t:
+                return act.outputs[0]
         return t
 
-    non_float = _non_float_tensors(model)
-    order_of = {n.name: i for i, n in enumerate(graph.node)}
     wanted: set[str] = set()
     shared: list[tuple[str, ...]] = []
     weight_uses: list[tuple[str, int, WeightSpec]] = []
     quantized: list[str] = []
-    for node in graph.node:
+    for node in graph:
         if node.domain not in ("", "ai.onnx") or node.op_type not in op_types or node.name in exclude:
             continue
-        acts, weight = _inputs_of(node, inits)
+        acts, weight = _inputs_of(node)
         if node.op_type in COMPUTE_OPS and not acts:
             continue
         if node.op_type == "Add":
-            acts = [t for t in acts if t != _sum_host_input(node, producer, consumers, outputs, order_of)]
-            if len(acts) == 1 and _is_scaled_by_constant(acts[0], producer, inits) and len(node.input) == 2:
+            host = _sum_host_input(node, outputs, order_of)
+            acts = [t for t in acts if t is not host]
+            if len(acts) == 1 and _is_scaled_by_constant(acts[0]) and len(node.inputs) == 2:
                 continue  # Mul(x, c) + c': a BatchNorm no conv absorbed, one int8kit.Affine in the converter
-        if any(t in non_float for t in [*acts, *node.output]):
+        if any(not _is_float(t) for t in [*acts, *node.outputs]):
             continue  # shape arithmetic (int64 Concat/Add of a Shape): nothing to quantize
         quantized.append(node.name)
-        wanted.update(acts)
+        wanted.update(t.name for t in acts)
         if weight is not None:
             weight_uses.append((node.name, weight[0], weight[1]))
         if node.op_type in DATA_OPS:
-            outs = [redirect(o) for o in node.output[:1] if o]
-            wanted.update(outs)
-            if node.op_type in SHARED_SCALE_OPS and outs and outs[0] == node.output[0]:
-                shared.append((*acts, outs[0]))
+            outs = [redirect(o) for o in node.outputs[:1]]
+            wanted.update(o.name for o in outs)
+            if node.op_type in SHARED_SCALE_OPS and outs and outs[0] is node.outputs[0]:
+                shared.append((*(t.name for t in acts), outs[0].name))
     # Data-movement ops between two quantized tensors keep one scale (e.g. GAP -> Flatten -> Gemm).
-    for node in graph.node:
-        movement = node.op_type in SHARED_SCALE_OPS - {"Concat", "MaxPool"} and node.input and node.output
-        if movement and node.input[0] in wanted and node.output[0] in wanted:
-            shared.append((node.input[0], node.output[0]))
+    for node in graph:
+        movement = node.op_type in SHARED_SCALE_OPS - {"Concat", "MaxPool"} and node.inputs and node.outputs
+        if movement and node.inputs[0] is not None and node.inputs[0].name in wanted and node.outputs[0].name in wanted:
+            shared.append((node.inputs[0].name, node.outputs[0].name))
 
-    order = [i.name for i in graph.input if i.name in wanted and i.name not in inits]
-    order += [o for n in graph.node for o in n.output if o in wanted]
+    order = [v.name for v in graph.inputs if v.name in wanted and not v.is_initializer()]
+    order += [o.name for n in graph for o in n.outputs if o.name in wanted]
     groups = _union(order, shared)
     nonneg = nonnegative_tensors(graph)
     unsigned = frozenset(t for g in groups for t in g if all(m in nonneg for m in g))
@@ -156,62 +145,54 @@ def plan_quantization(
     return plan
 
 
-def _is_scaled_by_constant(tensor: str, producer: dict, inits: dict) -> bool:
+def _is_float(value: ir.Value) -> bool:
+    """Unknown element types count as float (shape inference is a hint here)."""
+    return value.dtype is None or value.dtype == ir.DataType.FLOAT
+
+
+def _is_scaled_by_constant(tensor: ir.Value) -> bool:
     """Whether `tensor` is Mul(x, constant): with a constant Add after it, a lowered BatchNorm."""
-    mul = producer.get(tensor)
-    return mul is not None and mul.op_type == "Mul" and any(i in inits for i in mul.input)
+    mul = tensor.producer()
+    return mul is not None and mul.op_type == "Mul" and any(i is not None and i.is_initializer() for i in mul.inputs)
 
 
-def _sum_host_input(node, producer, consumers, outputs, order_of) -> str | None:
+def _sum_host_input(node: ir.Node, outputs: set[str], order_of: dict[int, int]) -> ir.Value | None:
     """The Add input the converter will fuse as a conv's sum post-op: the later Conv-produced one read
     only by this Add. Quantizing it would only add a rounding that no INT8 kernel needs (as NNCF and
     OpenVINO do, the residual branch's conv output stays unquantized; the other input and the output get
     Q/DQ)."""
     candidates = []
-    for t in node.input:
-        src = producer.get(t)
-        if src is not None and src.op_type == "Conv" and len(consumers.get(t, [])) == 1 and t not in outputs:
-            candidates.append((order_of.get(src.name, -1), t))
-    return max(candidates)[1] if candidates else None
+    for t in node.inputs:
+        src = None if t is None else t.producer()
+        if src is not None and src.op_type == "Conv" and len(list(t.uses())) == 1 and t.name not in outputs:
+            candidates.append((order_of.get(id(src), -1), t))
+    return max(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
-def _non_float_tensors(model: onnx.ModelProto) -> set[str]:
-    """Names of the tensors whose element type is known and not float (shape tensors, indices)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - inference is a hint here; without it every tensor counts as float
-        inferred = model
-    g = inferred.graph
-    typed = [*g.value_info, *g.input, *g.output]
-    names = {v.name for v in typed if v.type.tensor_type.elem_type not in (0, onnx.TensorProto.FLOAT)}
-    return names | {t.name for t in g.initializer if t.data_type != onnx.TensorProto.FLOAT}
-
-
-def _inputs_of(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> tuple[list[str], tuple | None]:
+def _inputs_of(node: ir.Node) -> tuple[list[ir.Value], tuple | None]:
     """(activation inputs to quantize, (input index, WeightSpec) of the weight or None)."""
-    ins = list(node.input)
-    if node.op_type in ("Conv", "Gemm", "MatMul"):
-        acts = [ins[0]] if ins[0] not in inits else []
+    ins = list(node.inputs)
+    if node.op_type in COMPUTE_OPS:
+        acts = [ins[0]] if ins[0] is not None and not ins[0].is_initializer() else []
         weight = None
-        if len(ins) > 1 and ins[1]:
-            w = ins[1]
-            if w in inits and inits[w].data_type == onnx.TensorProto.FLOAT:
-                ndim = len(inits[w].dims)
-                axis = _weight_axis(node, ndim)
+        w = ins[1] if len(ins) > 1 else None
+        if w is not None:
+            if w.is_initializer() and w.const_value is not None and w.const_value.dtype == ir.DataType.FLOAT:
+                axis = _weight_axis(node, len(w.const_value.shape))
                 if axis is not None:
-                    weight = (1, WeightSpec(w, axis))
-            elif w not in inits:
+                    weight = (1, WeightSpec(w.name, axis))
+            elif not w.is_initializer():
                 acts.append(w)
         return acts, weight
-    return [i for i in ins if i and i not in inits], None
+    return [i for i in ins if i is not None and not i.is_initializer()], None
 
 
-def _weight_axis(node: onnx.NodeProto, ndim: int) -> int | None:
+def _weight_axis(node: ir.Node, ndim: int) -> int | None:
     if node.op_type == "Conv":
         return 0
     if node.op_type == "Gemm":
-        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-        return 0 if trans_b else 1
+        trans_b = node.attributes.get("transB")
+        return 0 if trans_b is not None and trans_b.as_int() else 1
     return ndim - 1 if ndim >= 2 else None  # MatMul: [.., K, N]
 
 

@@ -11,11 +11,11 @@ A zero range (a dead channel or activation) gets scale 1.0, so nothing ever divi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 QMAX_U8 = 255
 QMAX_S8 = 127
@@ -88,51 +88,44 @@ def quantize_weight(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return q, scales
 
 
-def clip_is_nonnegative(node: onnx.NodeProto, constant: Callable[[str], np.ndarray | None]) -> bool:
+def _constant(value: ir.Value | None) -> np.ndarray | None:
+    return None if value is None or value.const_value is None else value.const_value.numpy()
+
+
+def clip_is_nonnegative(node: ir.Node) -> bool:
     """Clip's minimum (attribute before opset 11, input 1 after) is a known constant >= 0."""
-    for attr in node.attribute:
-        if attr.name == "min":
-            return attr.f >= 0
-    if len(node.input) > 1 and node.input[1]:
-        value = constant(node.input[1])
-        return value is not None and value.size == 1 and float(value.reshape(())) >= 0
-    return False
+    attr = node.attributes.get("min")
+    if attr is not None:
+        return attr.as_float() >= 0
+    value = _constant(node.inputs[1]) if len(node.inputs) > 1 else None
+    return value is not None and value.size == 1 and float(value.reshape(())) >= 0
 
 
-def produces_nonnegative(node: onnx.NodeProto, constant: Callable[[str], np.ndarray | None]) -> bool:
+def produces_nonnegative(node: ir.Node) -> bool:
     """The op alone guarantees a non-negative output (Relu-like)."""
     if node.op_type == "Clip":
-        return clip_is_nonnegative(node, constant)
+        return clip_is_nonnegative(node)
     return node.op_type in NONNEGATIVE_OPS
 
 
-def nonnegative_tensors(graph: onnx.GraphProto, constants: Mapping[str, np.ndarray] | None = None) -> set[str]:
+def nonnegative_tensors(graph: ir.Graph | onnx.GraphProto) -> set[str]:
     """Names of the tensors the graph guarantees to be >= 0 (nodes must be in topological order)."""
-    constants = dict(constants or {})
-    protos = {t.name: t for t in graph.initializer}
-    inits = set(protos)
-
-    def constant(name: str) -> np.ndarray | None:
-        if name not in constants and name in protos:
-            constants[name] = onnx.numpy_helper.to_array(protos[name])
-        return constants.get(name)
-
+    if isinstance(graph, onnx.GraphProto):
+        graph = ir.serde.deserialize_graph(graph)
     result: set[str] = set()
-    for node in graph.node:
+    for node in graph:
         if node.domain not in ("", "ai.onnx"):
             continue
-        if produces_nonnegative(node, constant):
-            result.update(o for o in node.output if o)
+        if produces_nonnegative(node):
+            result.update(o.name for o in node.outputs if o.name)
         elif node.op_type in SIGN_PRESERVING_OPS:
             # Only the data input(s) matter: shape/axes/roi inputs are initializers or integer tensors.
-            data = [node.input[0]] if node.op_type != "Concat" else [i for i in node.input if i]
-            if data and all(d in result or _nonnegative_constant(d, inits, constant) for d in data):
-                result.update(o for o in node.output if o)
+            data = node.inputs[:1] if node.op_type != "Concat" else [i for i in node.inputs if i is not None]
+            if data and all(d is not None and (d.name in result or _nonnegative_constant(d)) for d in data):
+                result.update(o.name for o in node.outputs if o.name)
     return result
 
 
-def _nonnegative_constant(name: str, inits: set[str], constant: Callable[[str], np.ndarray | None]) -> bool:
-    if name not in inits:
-        return False
-    value = constant(name)
-    return value is not None and value.dtype.kind == "f" and bool(np.all(value >= 0))
+def _nonnegative_constant(value: ir.Value) -> bool:
+    array = _constant(value) if value.is_initializer() else None
+    return array is not None and array.dtype.kind == "f" and bool(np.all(array >= 0))
