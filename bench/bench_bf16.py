@@ -91,13 +91,21 @@ def time_runner(run: Runner, x: np.ndarray, warmup: int, min_runs: int, seconds:
     return Timing(len(times) * x.shape[0] / elapsed, 1000 * statistics.median(times), len(times))
 
 
+def _efficientnet():
+    """The EfficientNet-Lite0 example module (photos, export), wherever this checkout keeps it."""
+    try:
+        from examples import efficientnet
+    except ImportError:
+        from int8kit.examples import efficientnet
+    return efficientnet
+
+
 def photos(size: int, mean: tuple[float, ...], std: tuple[float, ...], extra: list[Path] = ()) -> np.ndarray:
     """The installed sample photos (and `extra`), resized/cropped and normalised as `int8kit preprocess` does."""
     from int8kit.data.images import ImageSpec, load_float
-    from int8kit.examples.efficientnet import find_photos
 
     spec = ImageSpec(data_dim=size, resize_size=round(size * 256 / 224), mean=mean, std=std)
-    paths = [p for _, p in find_photos()] + list(extra)
+    paths = [p for _, p in _efficientnet().find_photos()] + list(extra)
     if not paths:
         raise SystemExit("no sample photos installed (scikit-image, matplotlib or darknet's data)")
     return np.stack([load_float(p, spec) for p in paths]).astype(np.float32)
@@ -117,11 +125,11 @@ def agreement(name: str, path: Path, images: np.ndarray, threads: int) -> Agreem
 
 
 def efficientnet_agreement(threads: int, cache: Path) -> Agreement:
-    from int8kit.examples.efficientnet import IMAGE_SPEC, export_efficientnet_lite0
-
+    example = _efficientnet()
+    spec = example.IMAGE_SPEC
     path = cache / "efficientnet_lite0.onnx"
     if not path.exists():
-        export_efficientnet_lite0(path)
+        example.export_efficientnet_lite0(path)
     try:
         sys.path.insert(0, str(REPO_ROOT / "examples" / "realmodels"))
         from imagenet_samples import labelled_images
@@ -130,7 +138,7 @@ def efficientnet_agreement(threads: int, cache: Path) -> Agreement:
     except (ImportError, FileNotFoundError) as exc:
         logging.warning("no foolbox ImageNet images (%s): sample photos only", exc)
         extra = []
-    images = photos(IMAGE_SPEC.data_dim, IMAGE_SPEC.mean, IMAGE_SPEC.std, extra)
+    images = photos(spec.data_dim, spec.mean, spec.std, extra)
     return agreement("efficientnet_lite0", path, images, threads)
 
 
