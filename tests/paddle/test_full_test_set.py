@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from paddle_fixtures import ARCHS, MODELS, QUANT_KINDS, metrics, reference
 
+from int8kit.commands.demo import FASHION_MNIST
 from int8kit.convert.pipeline import convert
-from int8kit.examples.fashion_mnist import read_idx, split_paths
+from int8kit.data.idx import read_idx, split_paths
 from int8kit.paddle import PaddleReadConfig, load_paddle_model
 from int8kit.runtime.predictor import Predictor
 
-image_file, label_file = split_paths("test")
+image_file, label_file = split_paths(FASHION_MNIST, "test")
 pytestmark = pytest.mark.skipif(not image_file.is_file(), reason="needs apt-get install dataset-fashion-mnist")
 
 

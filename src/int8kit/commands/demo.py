@@ -13,8 +13,15 @@ from pathlib import Path
 
 from int8kit.errors import DataError
 
-# The shipped models live in the source tree (src/int8kit/commands/demo.py -> repository root).
+# The shipped models live in the source tree (src/int8kit/commands/demo.py -> repository root); an installed
+# (non-editable) int8kit has no examples/ beside it, so there the demo needs --models-dir.
 REPO_MODELS_DIR = Path(__file__).resolve().parents[3] / "examples" / "models"
+# The data: the Debian package's idx folder, normalised as the shipped models were trained
+# (examples/fashion_mnist.py: the 60,000 training images' pixel mean and std).
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+APT_HINT = "apt-get install dataset-fashion-mnist"
+MEAN = (0.2860405969887955,)
+STD = (0.35302424451492237,)
 DEFAULT_MODELS = ("fashion_mnist_resnet", "fashion_mnist_mobilenetv2")
 DEFAULT_OUTPUT = Path("int8kit-demo")
 
@@ -64,9 +71,11 @@ def write_image_folder(split: str, folder: Path, limit: int | None) -> Path:
     """Fashion-MNIST images as PNG files plus a `val_list.txt` of "path label" lines."""
     from PIL import Image
 
-    from int8kit.examples.fashion_mnist import load_split
+    from int8kit.data.idx import load_idx_split
 
-    images, labels = load_split(split)
+    if not FASHION_MNIST.is_dir():
+        raise DataError(f"{FASHION_MNIST}: Fashion-MNIST folder not found (install it with `{APT_HINT}`)")
+    images, labels = load_idx_split(FASHION_MNIST, split)
     n = len(images) if limit is None else min(limit, len(images))
     (folder / "images").mkdir(parents=True, exist_ok=True)
     lines = []
@@ -80,8 +89,6 @@ def write_image_folder(split: str, folder: Path, limit: int | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from int8kit.examples.fashion_mnist import MEAN, STD
-
     work = args.output
     models_dir = args.models_dir or REPO_MODELS_DIR
     names = [n.strip() for n in args.models.split(",") if n.strip()]

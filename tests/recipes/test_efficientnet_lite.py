@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
+from examples import efficientnet as eff
 from int8kit.data.images import load_uint8, normalize
 from int8kit.data.label_list import parse_label_list
 from int8kit.errors import DataError
-from int8kit.examples import efficientnet as eff
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")

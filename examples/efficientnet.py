@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from examples.train import export_onnx, require_torch
 from int8kit.data.images import ImageSpec, load_float
 from int8kit.errors import ConfigError, DataError
-from int8kit.examples.train import export_onnx, require_torch
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
+from examples import train as tr
 from int8kit.errors import ConfigError
-from int8kit.examples import train as tr
 
 from ._idx import write_split
 

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from examples import fashion_mnist
 from int8kit.data.images import normalize
 from int8kit.errors import ConfigError
-from int8kit.examples import fashion_mnist
 
 if TYPE_CHECKING:
     import torch

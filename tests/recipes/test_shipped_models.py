@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from int8kit.examples import fashion_mnist as fm
+from examples import fashion_mnist as fm
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from examples import fashion_mnist as fm
+from int8kit.data import idx
 from int8kit.data.compact_format import CompactReader
 from int8kit.errors import DataError
-from int8kit.examples import fashion_mnist as fm
 
 from ._idx import idx_bytes, write_split
 
@@ -54,7 +55,7 @@ def test_plain_uncompressed_idx_is_read(tmp_path):
     array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     path = tmp_path / "plain-idx3-ubyte"
     path.write_bytes(idx_bytes(array))
-    np.testing.assert_array_equal(fm.read_idx(path, 3), array)
+    np.testing.assert_array_equal(idx.read_idx(path, 3), array)
 
 
 def test_missing_folder_names_the_apt_package(tmp_path):
@@ -65,7 +66,7 @@ def test_missing_folder_names_the_apt_package(tmp_path):
 def test_missing_file_is_named(synthetic):
     root, _, _ = synthetic
     (root / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: Fashion-MNIST file not found"):
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: idx file not found"):
         fm.load_split("test", root)
 
 
@@ -74,10 +75,10 @@ def test_bad_magic(tmp_path):
     # A 3-dim file where a 1-dim one is expected, then a float (0x0D) file.
     path.write_bytes(gzip.compress(idx_bytes(np.zeros((2, 2, 2), np.uint8))))
     with pytest.raises(DataError, match=r"x-idx1-ubyte.gz: bad idx magic 00000803"):
-        fm.read_idx(path, 1)
+        idx.read_idx(path, 1)
     path.write_bytes(gzip.compress(bytes([0, 0, 0x0D, 1]) + struct.pack(">I", 1) + b"\0" * 4))
     with pytest.raises(DataError, match="bad idx magic 00000d01"):
-        fm.read_idx(path, 1)
+        idx.read_idx(path, 1)
 
 
 def test_truncated_data_and_truncated_gzip(tmp_path):
@@ -85,13 +86,13 @@ def test_truncated_data_and_truncated_gzip(tmp_path):
     path = tmp_path / "short-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(data[:-10]))
     with pytest.raises(DataError, match=r"short-idx3-ubyte.gz: .*\(4, 28, 28\).*truncated"):
-        fm.read_idx(path, 3)
+        idx.read_idx(path, 3)
     path.write_bytes(gzip.compress(data)[:-20])
     with pytest.raises(DataError, match="truncated or corrupt gzip"):
-        fm.read_idx(path, 3)
+        idx.read_idx(path, 3)
     path.write_bytes(gzip.compress(data[:9]))
     with pytest.raises(DataError, match="truncated idx header"):
-        fm.read_idx(path, 3)
+        idx.read_idx(path, 3)
 
 
 def test_image_and_label_counts_must_agree(tmp_path):
@@ -119,3 +120,9 @@ def test_real_package_splits_and_statistics():
     pixels = train_x.astype(np.float64) / 255
     assert pixels.mean() == pytest.approx(fm.MEAN[0], abs=1e-9)
     assert pixels.std() == pytest.approx(fm.STD[0], abs=1e-9)
+
+
+def test_the_demo_normalises_as_this_recipe():
+    from int8kit.commands import demo
+
+    assert (demo.MEAN, demo.STD, demo.FASHION_MNIST) == (fm.MEAN, fm.STD, fm.DEFAULT_ROOT)
