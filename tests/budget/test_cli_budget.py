@@ -60,3 +60,21 @@ def test_a_met_budget_prints_one_line_per_round_and_the_speed(files, tmp_path, c
     assert _marked(out) == set(saved["layers"]["fp32"]) == set(shortest["fallback"])
     speed = re.search(r"speed on one batch of \d+: chosen model [\d,]+ images/s = ([\d.]+)x FP32", printed)
     assert speed and float(speed.group(1)) > 0
+
+
+def test_the_bf16_layers_it_chose_convert_with_the_printed_command(files, tmp_path, capsys):
+    from int8kit.budget.precision import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("no native bf16 kernels on this CPU")
+    out = tmp_path / "q.onnx"
+    assert _quantize(files, out, "0", "--fallback", "bf16") == 0
+    hint = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("convert it as measured:"))
+    argv = hint.split(": ", 1)[1].split()[1:]  # drop the program name
+    int8 = tmp_path / "int8.onnx"
+    assert main([*argv, "-o", str(int8)]) == 0
+    names = set(argv[argv.index("--bf16-nodes") + 1].split(","))
+    marked = {
+        n.name for n in onnx.load(int8).graph.node if any(a.name == "precision" and a.s == b"bf16" for a in n.attribute)
+    }
+    assert names and names <= marked

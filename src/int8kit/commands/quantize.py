@@ -101,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         budget = _fit_budget(args, result)
         qdq = budget.model
     save_model(qdq, args.output)
+    if budget is not None and budget.bf16_layers:
+        # The QDQ file says what is float; which float layers run bf16 is the converter's option.
+        print(f"convert it as measured: int8kit convert {args.output} --bf16-nodes {','.join(budget.bf16_layers)}")
     if args.json:
         print(f"wrote {write_json(_record(args, result, budget), args.json)}")
     if budget is not None and not budget.met:
