@@ -121,7 +121,8 @@ def _post_ops_and_dst(
             if len(node.inputs) < 4 or node.inputs[3] is None:
                 raise UnsupportedOpError(f"node {node.name!r}: post-op 'sum' without a Sum input")
             residual = b.input(node, 3)
-            if tuple(residual.dims) != tuple(dst_dims):
+            same_rows = node.op_type == "Dense" and np.prod(residual.dims) == np.prod(dst_dims)  # a MatMul's
+            if tuple(residual.dims) != tuple(dst_dims) and not same_rows:
                 raise UnsupportedOpError(
                     f"node {node.name!r}: Sum input shape {residual.dims} differs from output shape {dst_dims}"
                 )
@@ -210,8 +211,12 @@ def _act_layouts(
     Where a choice has only a reference kernel (grouped convolutions in nChw16c), the next is used.
     A float input that arrives in nhwc (from an INT8 neighbour, whose kernels write nhwc) keeps nhwc:
     reordering a mixed-precision border into nChw16c and back costs more than the blocked kernels save.
+    bf16 asks for nhwc first: its brgconv kernels (AMX too) are nhwc, and `any` would put grouped and
+    3-channel convolutions in blocked layouts, with a reorder on each side; their nhwc kernels exist.
     """
     tags = [(dnnl.TAG_ANY, dnnl.TAG_ANY), (dnnl.TAG_ACDB, dnnl.TAG_ACDB), (dnnl.TAG_ABCD, dnnl.TAG_ABCD)]
+    if dtype == dnnl.DT_BF16:
+        return [(dnnl.TAG_ACDB, dnnl.TAG_ACDB), *tags]
     if dtype != dnnl.DT_F32:
         return tags
     if arrives is not None and arrives == _md(src_dims, arrives.dtype, dnnl.TAG_ACDB) and src_dims[1] > 1:
@@ -286,8 +291,10 @@ def dense(b: Builder, node: ir.Node) -> None:
     if w.ndim != 2:
         raise UnsupportedOpError(f"node {node.name!r}: Dense weights must be 2-D [M, K], got {w.shape}")
     m, k = w.shape
-    n = src.dims[0]
-    if int(np.prod(src.dims[1:])) != k:
+    axis = node.attributes.get_int("axis", 1)
+    lead = tuple(src.dims[:axis])  # the rows: [N] for Gemm, every axis but the last for a MatMul
+    n = int(np.prod(lead))
+    if int(np.prod(src.dims[axis:])) != k:
         raise UnsupportedOpError(f"node {node.name!r}: input {src.dims} does not flatten to {k} features")
     if len(src.dims) != 2:
         src = b.view(b.as_plain(src, node.name), dnnl.MemoryDesc.plain((n, k), src.dtype))
@@ -302,6 +309,8 @@ def dense(b: Builder, node: ir.Node) -> None:
     if float_then_quantize:
         dst_dt = dnnl.DT_F32
     post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, kernel_q)
+    if residual is not None and residual.dims != dst_dims:
+        residual = b.view(b.as_plain(residual, node.name), dnnl.MemoryDesc.plain(dst_dims, residual.dtype))
     masks, _, scale_args = _scale_args(b, kernel_q, 0b1, zero_points=False)
     bias = _dense_bias(b, node, m, w, q)
     pd = dnnl.inner_product_pd(
@@ -318,6 +327,9 @@ def dense(b: Builder, node: ir.Node) -> None:
         out = b.new_tensor(result.md.like(ONNX_TO_DNNL[q.y_type]))
         b.reorder(result, out, f"{node.name} output", dst_scale=q.y_scale, dst_zero_point=q.y_zero_point)
         b.set_output(node, out)
+    if len(lead) != 1:
+        result = b.as_plain(b.values[node.outputs[0].name], node.name)
+        b.set_output(node, b.view(result, dnnl.MemoryDesc.plain((*lead, m), result.dtype)))
 
 
 def _dense_bias(b: Builder, node: ir.Node, m: int, w: np.ndarray, q: Quant | None):
