@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from int8kit.errors import ConfigError, DataError, InputError
 from int8kit.quantize import QuantizeConfig, quantize, quantize_model
+from int8kit.scope import Scope
 
 from ._nets import SIZE, build_net, make_images
 
@@ -151,18 +152,18 @@ def test_npy_file_is_read_memory_mapped_and_output_saved(net, images, tmp_path):
 
 
 def test_exclusions_by_name_and_op_type(net, images):
-    qdq = quantize_model(net, images, QuantizeConfig(num_samples=8, exclude_nodes=("conv1",), **ORT))
+    qdq = quantize_model(net, images, QuantizeConfig(num_samples=8, scope=Scope(exclude_nodes=("conv1",)), **ORT))
     conv1 = next(n for n in qdq.graph.node if n.name == "conv1")
     assert conv1.input[0] == "conv0.relu"  # reads the float tensor, not the DequantizeLinear output
     assert _inits(qdq)[conv1.input[1]].dtype == np.float32
-    convs_only = quantize_model(net, images, QuantizeConfig(num_samples=8, op_types=("Conv",), **ORT))
+    convs_only = quantize_model(net, images, QuantizeConfig(num_samples=8, scope=Scope(op_types=("Conv",)), **ORT))
     quantized = {n.input[0] for n in convs_only.graph.node if n.op_type == "QuantizeLinear"}
     assert quantized == {"input", "conv0.relu", "conv1.relu"}
     assert _inits(convs_only)["fc.w"].dtype == np.float32
     with pytest.raises(ConfigError, match="conv9"):
-        quantize_model(net, images, QuantizeConfig(exclude_nodes=("conv9",), **ORT))
+        quantize_model(net, images, QuantizeConfig(scope=Scope(exclude_nodes=("conv9",)), **ORT))
     with pytest.raises(ConfigError, match="Softmax"):
-        quantize_model(net, images, QuantizeConfig(op_types=("Conv", "Softmax"), **ORT))
+        quantize_model(net, images, QuantizeConfig(scope=Scope(op_types=("Conv", "Softmax")), **ORT))
 
 
 def test_per_tensor_weights(net, images):

@@ -77,6 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from int8kit.quantize import QuantizeConfig, quantize, save_model
     from int8kit.quantize.api import check_output_path
+    from int8kit.scope import Scope
 
     check_output_path(args.output)  # before minutes of calibration
 
@@ -86,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         percentile=args.percentile,
-        op_types=args.ops_to_quantize or SUPPORTED_OPS,
-        exclude_nodes=args.exclude_nodes,
+        scope=Scope(op_types=args.ops_to_quantize, exclude_nodes=args.exclude_nodes),
         per_channel=not args.per_tensor,
         backend=args.backend,
         num_threads=args.num_threads,

@@ -29,6 +29,7 @@ from int8kit.quantize.observers import METHODS
 from int8kit.quantize.plan import SUPPORTED_OPS, QuantPlan, plan_quantization
 from int8kit.quantize.samples import CalibrationSamples
 from int8kit.quantize.scheme import QParams, activation_qparams
+from int8kit.scope import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ class QuantizeConfig:
     seed: int = 0
     batch_size: int = 8
     percentile: float = 99.99  # for method="percentile"
-    op_types: tuple[str, ...] = SUPPORTED_OPS
-    exclude_nodes: tuple[str, ...] = ()
+    scope: Scope = field(default_factory=Scope)  # which nodes to quantize (ONNX op types, names); all by default
     per_channel: bool = True  # per-output-channel weight scales (False: one scale per weight)
     backend: str = "auto"  # where FP32 activations come from: auto, int8kit, onnxruntime
     num_threads: int | None = None
@@ -60,8 +60,9 @@ class QuantizeConfig:
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
         # Accept lists from callers; keep the dataclass hashable.
-        object.__setattr__(self, "op_types", tuple(self.op_types))
-        object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
+        if not isinstance(self.scope, Scope):
+            raise ConfigError(f"scope must be an int8kit.scope.Scope, got {type(self.scope).__name__}")
+        self.scope.check_supported(SUPPORTED_OPS)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def quantize(
     """Quantize and return the QDQ model with what was calibrated (for summaries and tests)."""
     config = config or QuantizeConfig()
     fp32 = prepare(model)
-    plan = plan_quantization(fp32, config.op_types, config.exclude_nodes)
+    plan = plan_quantization(fp32, config.scope)
     samples = CalibrationSamples(data, config.num_samples, config.seed)
     observed = calibrate(
         fp32,

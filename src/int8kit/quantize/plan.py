@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import onnx
 import onnx_ir as ir
 
-from int8kit.errors import ConfigError
 from int8kit.quantize.scheme import clip_is_nonnegative, nonnegative_tensors
+from int8kit.scope import Scope, ScopeNode
 
 logger = logging.getLogger(__name__)
 
@@ -60,22 +59,18 @@ class QuantPlan:
         return (tensor,)
 
 
-def plan_quantization(
-    model: ir.Model | onnx.ModelProto, op_types: Iterable[str] = SUPPORTED_OPS, exclude_nodes: Iterable[str] = ()
-) -> QuantPlan:
-    """Analyse `model` (topologically sorted, every node named) and return what to quantize."""
+def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = None) -> QuantPlan:
+    """Analyse `model` (topologically sorted, every node named) and return what to quantize.
+
+    scope: the nodes to quantize (int8kit.scope; default all of SUPPORTED_OPS); each rule must match a node.
+    """
     if isinstance(model, onnx.ModelProto):
         model = ir.serde.deserialize_model(model)
     graph = model.graph
-    op_types = tuple(op_types)
-    unknown = sorted(set(op_types) - set(SUPPORTED_OPS))
-    if unknown:
-        raise ConfigError(f"cannot quantize op types {', '.join(unknown)}; supported: {', '.join(SUPPORTED_OPS)}")
-    exclude = set(exclude_nodes)
-    names = {n.name for n in graph}
-    missing = sorted(exclude - names)
-    if missing:
-        raise ConfigError(f"nodes to exclude are not in the model: {', '.join(missing)}")
+    scope = scope or Scope()
+    scope.check_supported(SUPPORTED_OPS)
+    scope.check((ScopeNode.of(n) for n in graph), where=f"model {graph.name or '(unnamed)'}")
+    exclude = set(scope.exclude_nodes)
 
     outputs = {v.name for v in graph.outputs}
     order_of = {id(n): i for i, n in enumerate(graph)}
@@ -95,7 +90,11 @@ def plan_quantization(
     weight_uses: list[tuple[str, int, WeightSpec]] = []
     quantized: list[str] = []
     for node in graph:
-        if node.domain not in ("", "ai.onnx") or node.op_type not in op_types or node.name in exclude:
+        if (
+            node.domain not in ("", "ai.onnx")
+            or node.op_type not in SUPPORTED_OPS
+            or not scope.contains(ScopeNode.of(node))
+        ):
             continue
         acts, weight = _inputs_of(node)
         if node.op_type in COMPUTE_OPS and not acts:
