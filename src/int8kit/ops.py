@@ -25,7 +25,10 @@ Conv(X, W, B?, Sum?) -> Y                       (domain DOMAIN)
 
 Dense(X, W, B?, Sum?) -> Y                      (domain DOMAIN)
     Inner product: Y[n, m] = sum_k X[n, k] * W[m, k] + B[m]; X of rank > 2 is flattened from axis 1.
-    W is [M, K] (output features first). Same post_ops, INT8 and precision attributes as Conv.
+    W is [M, K] (output features first).
+    axis: INT (default 1): X is read as [prod(X.shape[:axis]), prod(X.shape[axis:])] and Y has shape
+        X.shape[:axis] + [M]: 1 is Gemm after a Flatten, rank(X) - 1 a MatMul over the last axis
+        (its output channels then lie on the last axis). Same post_ops, INT8 and precision attributes as Conv.
 
 Affine(X, Scale, Shift) -> Y                    (domain DOMAIN)
     Y = post_ops(X * Scale[c] + Shift[c]) per channel (axis 1): a BatchNorm no conv absorbed, with its

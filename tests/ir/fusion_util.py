@@ -65,6 +65,11 @@ def lower(model: ir.Model) -> onnx.ModelProto:
             inputs = [x, w] + ([b] if b else [])
             conv_attrs = {k: attrs[k] for k in ("strides", "pads", "dilations", "group")}
             out_nodes.append(helper.make_node("Conv", inputs, [tmp + "0"], **conv_attrs))
+        elif node.op_type == "Dense" and attrs.get("axis", 1) != 1:  # a MatMul over the last axis
+            out_nodes.append(helper.make_node("Transpose", [w], [tmp + "wt"]))
+            out_nodes.append(helper.make_node("MatMul", [x, tmp + "wt"], [tmp + "m" if b else tmp + "0"]))
+            if b:
+                out_nodes.append(helper.make_node("Add", [tmp + "m", b], [tmp + "0"]))
         elif node.op_type == "Dense":
             out_nodes.append(helper.make_node("Flatten", [x], [tmp + "f"], axis=1))
             inputs = [tmp + "f", w] + ([b] if b else [])

@@ -27,17 +27,25 @@ from int8kit.ir.fusion import (
 logger = logging.getLogger(__name__)
 
 
-def channel_vector(const: np.ndarray, out_channels: int, out_rank: int) -> np.ndarray | str:
+def channel_vector(const: np.ndarray, out_channels: int, out_rank: int, channel_axis: int = 1) -> np.ndarray | str:
     """`const` as a length-M bias when it broadcasts along the output-channel axis only, else why not."""
     if const.dtype != np.float32:
         return f"constant has dtype {const.dtype}, not float32"
     if const.ndim > out_rank:
         return f"constant of rank {const.ndim} would broadcast the rank-{out_rank} output"
     shape = (1,) * (out_rank - const.ndim) + const.shape
-    others = [d for axis, d in enumerate(shape) if axis != 1]
-    if any(d != 1 for d in others) or shape[1] not in (1, out_channels):
+    others = [d for axis, d in enumerate(shape) if axis != channel_axis]
+    if any(d != 1 for d in others) or shape[channel_axis] not in (1, out_channels):
         return f"constant of shape {list(const.shape)} is not a per-output-channel vector of {out_channels}"
     return np.broadcast_to(const.reshape(-1), (out_channels,)).astype(np.float32)
+
+
+def channel_layout(node: ir.Node) -> tuple[int, int]:
+    """(output rank, output-channel axis) of an int8kit Conv (NCHW) or Dense (channels last, after `axis`)."""
+    if node.op_type == "Conv":
+        return 4, 1
+    axis = node.attributes.get_int("axis", 1)
+    return axis + 1, axis
 
 
 def _is_constant_add(node: ir.Node, operand: ir.Value) -> bool:
@@ -67,8 +75,8 @@ def fold_following_bias(node: ir.Node, report: FusionReport) -> bool:
     if weight is None:
         report.skip(consumer, f"{node.name}: weight is not a constant")
         return False
-    out_rank = 4 if node.op_type == "Conv" else 2
-    vec = channel_vector(const, weight.shape[0], out_rank)
+    out_rank, channel_axis = channel_layout(node)
+    vec = channel_vector(const, weight.shape[0], out_rank, channel_axis)
     if isinstance(vec, str):
         report.skip(consumer, vec)
         return False

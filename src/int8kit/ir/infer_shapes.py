@@ -41,7 +41,8 @@ def _dense_shape(node: ir.Node) -> ir.Shape | None:
     x, w = node.inputs[0], node.inputs[1]
     if x is None or w is None or x.shape is None or w.shape is None or not len(x.shape):
         return None
-    return ir.Shape([x.shape[0], w.shape[0]])
+    axis = node.attributes.get_int("axis", 1)
+    return ir.Shape([*list(x.shape)[:axis], w.shape[0]])
 
 
 def _infer_int8kit(model: ir.Model) -> bool:

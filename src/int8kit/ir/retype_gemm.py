@@ -82,17 +82,20 @@ def convert_gemm(node: ir.Node) -> str | None:
 
 
 def convert_matmul(node: ir.Node) -> str | None:
-    """MatMul(X[N, K], W[K, M]) -> Dense in place; None, or why it was left alone."""
+    """MatMul(X[..., K], W[K, M]) -> Dense in place (axis = rank - 1 for X of rank > 2); None, or why not."""
     weight = const_array(node.inputs[1])
     if weight is None or weight.ndim != 2:
         return "the second input is not a constant 2-D initializer"
     if weight.dtype != np.float32:
         return f"weight has dtype {weight.dtype}, not float32"
     shape = node.inputs[0].shape
-    if shape is None or len(shape) != 2:
-        # Dense flattens X from axis 1, MatMul broadcasts over leading axes: only rank 2 agrees.
-        return f"input rank is {'unknown' if shape is None else len(shape)}, not 2 (run shape inference)"
+    if shape is None or len(shape) < 2:
+        return f"input rank is {'unknown' if shape is None else len(shape)} (run shape inference)"
+    if shape[-1] != weight.shape[0]:
+        return f"input's last axis is {shape[-1]}, the weight has {weight.shape[0]} rows"
     _to_dense(node, weight.T, None, transposed_weight=True)
+    if len(shape) > 2:  # MatMul applies W over the last axis, broadcasting over the leading ones
+        node.attributes["axis"] = ir.Attr("axis", ir.AttributeType.INT, len(shape) - 1)
     return None
 
 
