@@ -62,11 +62,11 @@ class Variants:
         """QDQ model (u8 activations, s8 per-channel weights) calibrated on a few random images."""
 
         def build():
-            from int8kit.quantize.api import QuantizeConfig, quantize
+            from int8kit.quantize.api import QuantizeConfig, quantize_with_report
 
             images = np.random.default_rng(1).standard_normal((self.calibration_images, 3, self.size, self.size))
             config = QuantizeConfig(num_samples=self.calibration_images, batch_size=8)
-            return quantize(self.fp32(), images.astype(np.float32), config).model
+            return quantize_with_report(self.fp32(), images.astype(np.float32), config).model
 
         return self._get("qdq", build)
 

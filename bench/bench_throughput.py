@@ -43,11 +43,11 @@ def make_files(name: str, size: int, folder: Path, calibration: int) -> tuple[Pa
     from int8kit.convert.pipeline import convert
     from int8kit.ir.save import save_model
     from int8kit.models import zoo
-    from int8kit.quantize.api import QuantizeConfig, quantize
+    from int8kit.quantize.api import QuantizeConfig, quantize_with_report
 
     fp32 = zoo.build(name, size=size)
     images = np.random.default_rng(1).standard_normal((calibration, 3, size, size)).astype(np.float32)
-    qdq = quantize(fp32, images, QuantizeConfig(num_samples=calibration, batch_size=8)).model
+    qdq = quantize_with_report(fp32, images, QuantizeConfig(num_samples=calibration, batch_size=8)).model
     qdq_path, int8_path = folder / f"{name}_qdq.onnx", folder / f"{name}_int8.onnx"
     save_model(qdq, qdq_path)
     save_model(convert(qdq).model, int8_path)

@@ -13,7 +13,7 @@ from int8kit.data.open_data import open_dataset
 from int8kit.data.seed_format import write_seed
 from int8kit.ir import intake, upgrade_opset
 from int8kit.models import zoo
-from int8kit.quantize.api import QuantizeConfig, quantize
+from int8kit.quantize.api import QuantizeConfig, quantize_with_report
 
 
 def test_one_intake_for_quantize_budget_convert_and_predictor(tmp_path, monkeypatch):
@@ -47,7 +47,9 @@ def test_one_intake_for_quantize_budget_convert_and_predictor(tmp_path, monkeypa
 
     monkeypatch.setattr(pipeline, "convert", counted_convert)
 
-    result = quantize(fp32, x, QuantizeConfig(method="percentile", percentile=60.0, num_samples=32, num_threads=1))
+    result = quantize_with_report(
+        fp32, x, QuantizeConfig(method="percentile", percentile=60.0, num_samples=32, num_threads=1)
+    )
     assert counts == {"intake": 1, "upgrade": 1, "convert": 0}  # calibration's Predictor did not re-run it
     config = BudgetConfig(max_drop=0.0, batch_size=16, num_threads=1, fallback="fp32", speed_seconds=0.05)
     budget = fit_accuracy_budget(result.fp32, result.model, data, config)

@@ -15,7 +15,7 @@ from int8kit.errors import UnsupportedOpError  # noqa: E402
 from int8kit.qat.api import prepare_from_images, quant_aware_train  # noqa: E402
 from int8kit.qat.fake_quant import fake_quantize_weight  # noqa: E402
 from int8kit.qat.train import QatConfig, accuracy  # noqa: E402
-from int8kit.quantize import QuantizeConfig, quantize  # noqa: E402
+from int8kit.quantize import QuantizeConfig, quantize_with_report  # noqa: E402
 
 from ._nets import build_net, make_images  # noqa: E402
 
@@ -57,7 +57,9 @@ def test_qdq_model_matches_fake_quant_module(trained):
 
 def test_qdq_pairs_sit_where_ptq_puts_them(trained):
     result, images = trained
-    ptq = quantize(build_net(), images[:64], QuantizeConfig(num_samples=64, backend="onnxruntime")).to_proto()
+    ptq = quantize_with_report(
+        build_net(), images[:64], QuantizeConfig(num_samples=64, backend="onnxruntime")
+    ).to_proto()
 
     def pairs(model):
         inits = {t.name for t in model.graph.initializer}

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from int8kit.cli import main
 from int8kit.errors import InputError
-from int8kit.quantize import QuantizeConfig, quantize, save_model
+from int8kit.quantize import QuantizeConfig, quantize_with_report, save_model
 
 from ._nets import build_net, make_images
 
@@ -90,7 +90,7 @@ def test_tensor_with_a_zero_range_is_named():
     )[0]
     assert not dead.any()
     with pytest.raises(InputError) as info:
-        quantize(model, make_images(8), CONFIG)
+        quantize_with_report(model, make_images(8), CONFIG)
     assert "'dead'" in str(info.value) and "0..0" in str(info.value)
 
 
@@ -106,15 +106,15 @@ def test_integer_pixels_are_refused_not_cast(capsys, tmp_path, dtype):
     line = _one_line(*_cli(capsys, tmp_path, pixels))
     assert "calib.npy" in line and np.dtype(dtype).name in line and "float32" in line
     with pytest.raises(InputError, match=np.dtype(dtype).name):
-        quantize(build_net(), pixels, CONFIG)
+        quantize_with_report(build_net(), pixels, CONFIG)
 
 
 def test_float64_data_is_converted_and_logged(caplog):
     images = make_images(8).astype(np.float64)
     with caplog.at_level(logging.INFO, logger="int8kit.quantize.samples"):
-        result = quantize(build_net(), images, CONFIG)
+        result = quantize_with_report(build_net(), images, CONFIG)
     assert any("float64" in r.getMessage() and "float32" in r.getMessage() for r in caplog.records)
-    want = quantize(build_net(), images.astype(np.float32), CONFIG)
+    want = quantize_with_report(build_net(), images.astype(np.float32), CONFIG)
     assert [t.qparams for t in result.tensors] == [t.qparams for t in want.tensors]
 
 

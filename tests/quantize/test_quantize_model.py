@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from int8kit.errors import ConfigError, DataError, InputError
-from int8kit.quantize import QuantizeConfig, quantize, quantize_model
+from int8kit.quantize import QuantizeConfig, quantize_model, quantize_with_report
 from int8kit.scope import Scope
 
 from ._nets import SIZE, build_net, make_images
@@ -120,7 +120,7 @@ def test_relu_outputs_are_uint8_others_int8(net, images):
 
 def test_minmax_scales_equal_observed_maxima(net, images):
     x = images[:24]
-    result = quantize(net, x, QuantizeConfig(num_samples=100, batch_size=5, **ORT))  # all 24 samples
+    result = quantize_with_report(net, x, QuantizeConfig(num_samples=100, batch_size=5, **ORT))  # all 24 samples
     names = ["conv0.relu", "res.relu"]
     acts = dict(zip(names, _run(net, x, names), strict=True))
     inits = _inits(result.to_proto())
@@ -207,7 +207,7 @@ def test_concat_and_relu6_share_one_u8_scale(images):
         [w1, w2, w3, lo, hi],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    result = quantize(model, images, QuantizeConfig(num_samples=16, **ORT))
+    result = quantize_with_report(model, images, QuantizeConfig(num_samples=16, **ORT))
     by_name = {t.name: t for t in result.tensors}
     assert {by_name[n].qparams for n in ("ra", "rb", "cat")} == {by_name["cat"].qparams}
     assert by_name["cat"].qparams.dtype == "uint8"
@@ -245,8 +245,8 @@ def test_bad_config_values():
 
 def test_int8kit_runtime_gives_the_same_ranges(net, images):
     pytest.importorskip("int8kit.runtime.predictor")
-    ours = quantize(net, images, QuantizeConfig(num_samples=16, backend="int8kit"))
-    ref = quantize(net, images, QuantizeConfig(num_samples=16, **ORT))
+    ours = quantize_with_report(net, images, QuantizeConfig(num_samples=16, backend="int8kit"))
+    ref = quantize_with_report(net, images, QuantizeConfig(num_samples=16, **ORT))
     for a, b in zip(ours.tensors, ref.tensors, strict=True):
         assert a.name == b.name
         assert (a.lo, a.hi) == pytest.approx((b.lo, b.hi), rel=1e-4, abs=1e-5)

@@ -75,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from int8kit.quantize import QuantizeConfig, quantize, save_model
+    from int8kit.quantize import QuantizeConfig, quantize_with_report, save_model
     from int8kit.quantize.api import check_output_path
     from int8kit.scope import Scope
 
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.num_threads,
     )
     with progress("calibrating", unit="images", enabled=not args.no_progress) as update:
-        result = quantize(args.model, args.data, config, progress=update)
+        result = quantize_with_report(args.model, args.data, config, progress=update)
     qdq = result.model
     _print_summary(result, args.output)
     budget = None

@@ -1,15 +1,16 @@
 """Post-training quantization to a standard ONNX QDQ model (see api.py for the steps).
 
 The package itself is callable, so the documented one-liner works:
-`int8kit.quantize("model.onnx", "calib.bin", QuantizeConfig(method="kl"))` is `quantize_model(...)`.
+`int8kit.quantize("model.onnx", "calib.bin", QuantizeConfig(method="kl"))` is `quantize_model(...)` and returns
+the QDQ model; `quantize_with_report(...)` returns it with what was calibrated (a QuantizeResult).
 """
 
 import sys
 import types
 
-from int8kit.quantize.api import QuantizeConfig, QuantizeResult, quantize, quantize_model, save_model
+from int8kit.quantize.api import QuantizeConfig, QuantizeResult, quantize_model, quantize_with_report, save_model
 
-__all__ = ["QuantizeConfig", "QuantizeResult", "quantize", "quantize_model", "save_model"]
+__all__ = ["QuantizeConfig", "QuantizeResult", "quantize_model", "quantize_with_report", "save_model"]
 
 
 class _CallablePackage(types.ModuleType):

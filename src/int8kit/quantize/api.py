@@ -91,7 +91,7 @@ class QuantizeResult:
         return ir.serde.serialize_model(self.model)
 
 
-def quantize(
+def quantize_with_report(
     model: str | os.PathLike | onnx.ModelProto | ir.Model,
     data: Any,
     config: QuantizeConfig | None = None,
@@ -154,7 +154,7 @@ def quantize_model(
     and onnx.save take); also saved to `output` when given. `quantize` keeps it as an ir.Model."""
     if output is not None:
         check_output_path(output)
-    qdq = quantize(model_path, data, config).to_proto()
+    qdq = quantize_with_report(model_path, data, config).to_proto()
     if output is not None:
         save_model(qdq, output)
     return qdq
