@@ -22,10 +22,17 @@ def module_name(path: Path, src: Path) -> str:
     return ".".join(parts)
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
 def imported_modules(tree: ast.Module, module: str, is_package: bool, known: set[str]) -> set[str]:
     """Every int8kit module a file imports (module level or inside functions)."""
     found: set[str] = set()
+    hints = {id(n) for top in ast.walk(tree) if _is_type_checking(top) for stmt in top.body for n in ast.walk(stmt)}
     for node in ast.walk(tree):
+        if id(node) in hints:
+            continue  # `if TYPE_CHECKING:` imports are type hints, not dependencies
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("int8kit"))
         elif isinstance(node, ast.ImportFrom):
