@@ -26,6 +26,7 @@ CONVERT_OP_TYPES: tuple[str, ...] = (
     "Transpose",
     "Split",
     "Slice",
+    "Pad",
     "Add",
     "Mul",
     "BatchNormalization",

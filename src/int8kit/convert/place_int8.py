@@ -37,6 +37,7 @@ DATA_MOVEMENT_OPS = (
     "Concat",
     "Split",
     "Slice",
+    "Pad",
 )
 
 
@@ -127,6 +128,24 @@ def _averages_onto_another_grid(node: ir.Node) -> bool:
     return e_in is not None and e_out != e_in  # no output encoding: the file averages in float
 
 
+def _pad_reason(node: ir.Node) -> str | None:
+    """Why a Pad cannot run on INT8 data (None when it can): it must fill the real value 0 in constant mode,
+    and 0 must be stored as 0 (the runtime pads int8 data with 0; a zero point would need another value)."""
+    mode = node.attributes.get_string("mode", "constant")
+    if mode != "constant":
+        return f"Pad mode {mode!r} has no INT8 kernel"
+    fill = node.attributes.get_float("value", 0.0) if "value" in node.attributes else 0.0
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        value = node.inputs[2].const_value
+        fill = float(value.numpy().reshape(-1)[0]) if value is not None and value.numpy().size else None
+    if fill != 0.0:
+        return "it pads with a value other than 0 (or a computed one)"
+    enc = encoding(node.inputs[0])
+    if enc is not None and enc.zero_point:
+        return "its input has a zero point (INT8 padding fills 0)"
+    return None
+
+
 def _weights_reason(node: ir.Node, config: ConvertConfig) -> str | None:
     """Why a compute op's weights cannot run INT8 as the QDQ file says (None when they can)."""
     w = node.inputs[1] if len(node.inputs) > 1 else None
@@ -195,6 +214,10 @@ def _decide(node: ir.Node, config: ConvertConfig) -> str | None:
     missing = [v.name for v in inputs if encoding(v) is None]
     if missing:
         return f"no calibrated range for input {', '.join(missing)}"
+    if node.op_type == "Pad":
+        reason = _pad_reason(node)
+        if reason:
+            return reason
     if _averages_onto_another_grid(node):
         return (
             "its output has its own encoding: INT8 pooling would round onto the input's grid (a global "

@@ -31,6 +31,7 @@ VALUE_PRESERVING = (
     "Identity",
     "Split",
     "Slice",
+    "Pad",  # place_int8 runs it INT8 only when it fills 0, which every grid holds exactly
 )
 AVERAGING = ("AveragePool", "GlobalAveragePool", "ReduceMean")
 

@@ -1,4 +1,4 @@
-"""Lowerings of data-movement ops: Flatten, Reshape, Squeeze, Unsqueeze, Identity, Transpose, Concat.
+"""Lowerings of data-movement ops: Flatten, Reshape, Squeeze, Unsqueeze, Identity, Transpose, Concat, Pad.
 
 Shape-only ops are views over a plain copy of their input (free when it is plain already);
 Transpose is one reorder; Concat is oneDNN's concat in the layout its inputs already have.
@@ -13,7 +13,7 @@ import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl
-from int8kit.runtime.compile import Builder, layout_variants, with_layout_of
+from int8kit.runtime.compile import DNNL_TO_NUMPY, Builder, Const, Tensor, layout_variants, with_layout_of
 from int8kit.runtime.registry import lowering
 
 
@@ -185,3 +185,73 @@ def slice_(b: Builder, node: ir.Node) -> None:
         lo, hi, _ = slice(int(start), int(end)).indices(src.dims[axis])
         dims[axis], offsets[axis] = max(hi - lo, 0), lo
     _window(b, node, src, tuple(dims), tuple(offsets), 0)
+
+
+def _pad_spec(b: Builder, node: ir.Node, rank: int) -> tuple[list[int], list[int], float]:
+    """(begins, ends, fill value) of a constant-mode Pad over every axis (opset 2 attributes or 11+ inputs)."""
+    if "pads" in node.attributes:
+        pads = list(node.attributes.get_ints("pads"))
+        value = node.attributes.get_float("value", 0.0)
+        axes = list(range(rank))
+    else:
+        given = b.constant_array(node, 1)
+        if given is None:
+            raise UnsupportedOpError(f"node {node.name!r}: Pad amounts must be constant")
+        pads = [int(p) for p in given.reshape(-1)]
+        fill = b.constant_array(node, 2) if len(node.inputs) > 2 and node.inputs[2] is not None else None
+        value = float(fill.reshape(-1)[0]) if fill is not None and fill.size else 0.0
+        axes_given = b.constant_array(node, 3) if len(node.inputs) > 3 and node.inputs[3] is not None else None
+        axes = [int(a) % rank for a in axes_given.reshape(-1)] if axes_given is not None else list(range(rank))
+    if len(pads) != 2 * len(axes):
+        raise UnsupportedOpError(f"node {node.name!r}: {len(pads)} pad amounts for {len(axes)} axes")
+    begins, ends = [0] * rank, [0] * rank
+    for i, axis in enumerate(axes):
+        begins[axis], ends[axis] = pads[i], pads[i + len(axes)]
+    return begins, ends, value
+
+
+@lowering("Pad")
+def pad(b: Builder, node: ir.Node) -> None:
+    """Constant-mode Pad: negative amounts crop (a window), positive ones concatenate constant borders, one
+    axis at a time, in the plain layout. int8 data is padded with 0 (the converter runs a Pad INT8 only
+    when its value is 0 and the zero point 0, so 0 is exact)."""
+    mode = node.attributes.get_string("mode", "constant")
+    if mode != "constant":
+        raise UnsupportedOpError(f"node {node.name!r}: Pad mode {mode!r} is not supported (only 'constant')")
+    src = b.input(node, 0)
+    rank = len(src.dims)
+    begins, ends, value = _pad_spec(b, node, rank)
+    dtype = DNNL_TO_NUMPY.get(src.dtype)
+    if dtype is None:
+        raise UnsupportedOpError(f"node {node.name!r}: Pad of this data type is not supported")
+    if dtype != np.float32 and value != 0.0:
+        raise UnsupportedOpError(f"node {node.name!r}: an int8 Pad can only fill 0, not {value}")
+    cur = b.as_plain(src, node.name)
+    if any(p < 0 for p in begins + ends):  # crop first
+        offsets = tuple(max(0, -p) for p in begins)
+        dims = tuple(d - max(0, -p) - max(0, -q) for d, p, q in zip(cur.dims, begins, ends, strict=True))
+        if min(dims) <= 0:
+            raise UnsupportedOpError(f"node {node.name!r}: Pad crops {cur.dims} to nothing")
+        window = b.view(cur, cur.md.submemory(dims, offsets))
+        cropped = b.new_tensor(dnnl.MemoryDesc.plain(dims, cur.dtype))
+        b.reorder(window, cropped, node.name)
+        cur = cropped
+    for axis in range(rank):
+        before, after = max(0, begins[axis]), max(0, ends[axis])
+        if not before and not after:
+            continue
+
+        def border(amount: int, like: Tensor = cur, axis: int = axis) -> Const:
+            dims = list(like.dims)
+            dims[axis] = amount
+            return b.const(np.full(dims, value, dtype))
+
+        parts = [*([border(before)] if before else []), cur, *([border(after)] if after else [])]
+        out_dims = list(cur.dims)
+        out_dims[axis] += before + after
+        mds = [p.md if p is cur else p.memory.md for p in parts]
+        pd = dnnl.concat_pd(dnnl.MemoryDesc.plain(tuple(out_dims), cur.dtype), axis, mds, dnnl.Attr())
+        dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+        b.add_step(pd, [(dnnl.ARG_MULTIPLE_SRC + i, p) for i, p in enumerate(parts)] + [(dnnl.ARG_DST, dst)], node.name)
+        cur = dst
+    b.set_output(node, cur)
