@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "quantize": "calibrate an FP32 ONNX model on sample data and write a QDQ model (int8 weights)",
     "qat": "quant-aware fine-tuning (torch fake-quant) of an FP32 ONNX model into a QDQ model",
     "convert": "turn a QDQ (fake-quant) ONNX model into an int8kit INT8 model",
+    "optimize": "write an FP32 model optimised as the engine runs it (intake, fusions); --debug: a .dot per pass",
     "compare": "per-layer error (SQNR) of an INT8 model against its FP32 model",
     "test": "time a model on a data file and report its top-1/top-5 accuracy",
     "benchmark": "time a model like OpenVINO's benchmark_app: latency, or throughput with parallel streams",

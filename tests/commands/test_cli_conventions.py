@@ -21,7 +21,7 @@ from int8kit.models import zoo
 from int8kit.runtime.predictor import Predictor
 
 # The commands this vocabulary covers (a new command joins by using int8kit.commands._options).
-OWN_COMMANDS = ("info", "preprocess", "quantize", "qat", "convert", "compare", "test", "report", "demo")
+OWN_COMMANDS = ("info", "preprocess", "quantize", "qat", "convert", "optimize", "compare", "test", "report", "demo")
 
 
 @pytest.fixture(scope="module")
