@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ class _Candidate:
 
 
 def fit_accuracy_budget(
-    fp32_model,
+    fp32_model: str | os.PathLike | onnx.ModelProto | ir.Model,
     qdq: ir.Model | onnx.ModelProto,
     data,
     config: BudgetConfig,
