@@ -14,6 +14,7 @@ from typing import Any
 
 import onnx_ir as ir
 
+from int8kit.metadata import QAT_CONFIG_KEY, QAT_KEY
 from int8kit.qat.prepare import QatModel
 from int8kit.quantize.insert_qdq import InsertQDQPass
 
@@ -32,9 +33,9 @@ def trained_fp32(qat: QatModel) -> ir.Model:
 def export_qdq(qat: QatModel, config: Any = None) -> ir.Model:
     """The QDQ model of the trained QAT model; `config` (a dataclass) is recorded in the metadata."""
     qdq = InsertQDQPass(qat.plan, qat.module.qparams())(trained_fp32(qat)).model
-    qdq.metadata_props["int8kit.qat"] = "true"
+    qdq.metadata_props[QAT_KEY] = "true"
     if config is not None:
-        qdq.metadata_props["int8kit.qat.config"] = json.dumps(asdict(config), default=str)
+        qdq.metadata_props[QAT_CONFIG_KEY] = json.dumps(asdict(config), default=str)
     logger.info(
         "exported QDQ model: %d activation scales, %d int8 weights",
         len(qat.plan.activations),

@@ -10,8 +10,8 @@ import onnx
 import onnx_ir as ir
 
 from int8kit.errors import ConfigError
+from int8kit.metadata import KEEP_FP32_KEY
 
-KEEP_FP32_KEY = "int8kit.keep_fp32"  # int8kit.metadata.KEEP_FP32_KEY (place_int8 reads it)
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
