@@ -14,6 +14,7 @@ OPTIMIZED_KEY = "int8kit.optimized"
 # "1": the intake passes ran (ir.intake's last pass writes it); intake() and optimize_fp32 then skip them,
 # so a model is normalised once however many steps (quantize, budget, convert, Predictor) it goes through.
 INTAKE_KEY = "int8kit.intake"
+VERSION_KEY = "int8kit.version"  # the int8kit version that wrote a QDQ model
 QUANTIZE_CONFIG_KEY = "int8kit.quantize.config"  # JSON of the QuantizeConfig that wrote a QDQ model
 QUANTIZE_SAMPLES_KEY = "int8kit.quantize.samples"  # number of calibration samples
 QAT_KEY = "int8kit.qat"  # "true" on a QDQ model written by quant-aware training

@@ -22,6 +22,7 @@ import onnx_ir as ir
 
 from int8kit.data.atomic_file import AtomicFile
 from int8kit.errors import ConfigError, InputError, Int8kitError, ModelError
+from int8kit.metadata import QUANTIZE_CONFIG_KEY, QUANTIZE_SAMPLES_KEY, VERSION_KEY
 from int8kit.quantize.calibrate import BACKENDS, ActivationSource, Progress, calibrate
 from int8kit.quantize.insert_qdq import InsertQDQPass
 from int8kit.quantize.keep_fp32 import keep_fp32
@@ -249,6 +250,6 @@ def _record(model: ir.Model, config: QuantizeConfig, num_samples: int) -> None:
 
     import int8kit
 
-    model.metadata_props["int8kit.version"] = int8kit.__version__
-    model.metadata_props["int8kit.quantize.config"] = json.dumps(asdict(config))
-    model.metadata_props["int8kit.quantize.samples"] = str(num_samples)
+    model.metadata_props[VERSION_KEY] = int8kit.__version__
+    model.metadata_props[QUANTIZE_CONFIG_KEY] = json.dumps(asdict(config))
+    model.metadata_props[QUANTIZE_SAMPLES_KEY] = str(num_samples)
