@@ -23,6 +23,8 @@ _LAZY = {
     "QuantizeConfig": ("int8kit.quantize.api", "QuantizeConfig"),
     "quantize_model": ("int8kit.quantize.api", "quantize_model"),
     "ConvertConfig": ("int8kit.convert.config", "ConvertConfig"),
+    "Scope": ("int8kit.scope", "Scope"),
+    "save_model": ("int8kit.ir.save", "save_model"),  # onnx_ir Model or ModelProto, written atomically
 }
 
 
@@ -46,13 +48,6 @@ def convert_model(model, config=None):
     return convert(model, config).model
 
 
-def save_model(model, path):
-    """Save an onnx_ir Model (what convert_model returns) or an onnx ModelProto, atomically."""
-    from int8kit.ir.save import save_model as save
-
-    return save(model, path)
-
-
 __all__ = [
     "ConfigError",
     "ConvertConfig",
@@ -62,6 +57,7 @@ __all__ = [
     "ModelError",
     "Predictor",
     "QuantizeConfig",
+    "Scope",
     "UnsupportedOpError",
     "__version__",
     "convert_model",

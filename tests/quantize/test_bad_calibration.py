@@ -18,7 +18,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from int8kit.cli import main
 from int8kit.errors import InputError
-from int8kit.quantize import QuantizeConfig, quantize_with_report, save_model
+from int8kit.ir.save import save_model
+from int8kit.quantize import QuantizeConfig, quantize_with_report
 
 from ._nets import build_net, make_images
 

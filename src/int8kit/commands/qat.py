@@ -39,10 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from int8kit.ir.save import save_model
     from int8kit.qat.api import prepare_from_images, quant_aware_train
     from int8kit.qat.data import load_labelled
     from int8kit.qat.train import QatConfig, accuracy
-    from int8kit.quantize.api import save_model
 
     config = QatConfig(
         steps=args.steps,

@@ -75,7 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from int8kit.quantize import QuantizeConfig, quantize_with_report, save_model
+    from int8kit.ir.save import save_model
+    from int8kit.quantize import QuantizeConfig, quantize_with_report
     from int8kit.quantize.api import check_output_path
     from int8kit.scope import Scope
 

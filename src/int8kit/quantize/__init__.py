@@ -8,9 +8,9 @@ the QDQ model; `quantize_with_report(...)` returns it with what was calibrated (
 import sys
 import types
 
-from int8kit.quantize.api import QuantizeConfig, QuantizeResult, quantize_model, quantize_with_report, save_model
+from int8kit.quantize.api import QuantizeConfig, QuantizeResult, quantize_model, quantize_with_report
 
-__all__ = ["QuantizeConfig", "QuantizeResult", "quantize_model", "quantize_with_report", "save_model"]
+__all__ = ["QuantizeConfig", "QuantizeResult", "quantize_model", "quantize_with_report"]
 
 
 class _CallablePackage(types.ModuleType):

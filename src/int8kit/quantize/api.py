@@ -20,8 +20,8 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from int8kit.data.atomic_file import AtomicFile
 from int8kit.errors import ConfigError, InputError, Int8kitError, ModelError
+from int8kit.ir.save import save_model
 from int8kit.metadata import QUANTIZE_CONFIG_KEY, QUANTIZE_SAMPLES_KEY, VERSION_KEY
 from int8kit.quantize.calibrate import BACKENDS, ActivationSource, Progress, calibrate
 from int8kit.quantize.insert_qdq import InsertQDQPass
@@ -181,33 +181,6 @@ def check_output_path(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write into {folder}: {exc.strerror or exc}") from None
     return path
-
-
-def save_model(model: onnx.ModelProto | ir.Model, path: str | os.PathLike) -> None:
-    """Write the model atomically: under a temporary name beside `path`, renamed into place when complete.
-
-    Above protobuf's 2 GB limit the weights go to `NAME.data` next to it, written the same way (data
-    first, so the model never points at a missing or partial data file).
-    """
-    path = Path(path)
-    if isinstance(model, ir.Model):
-        model = ir.serde.serialize_model(model)
-    if model.ByteSize() <= 2**31 - 2**20:
-        out = AtomicFile(path)
-        try:
-            out.file.write(model.SerializeToString())
-            out.commit()
-        except BaseException:
-            out.abort()
-            raise
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
-            staged = Path(tmp) / path.name
-            onnx.save_model(model, staged, save_as_external_data=True, location=path.name + ".data")
-            os.replace(staged.with_name(path.name + ".data"), path.with_name(path.name + ".data"))
-            os.replace(staged, path)
-    logger.info("wrote %s", path)
 
 
 def prepare(model: str | os.PathLike | onnx.ModelProto | ir.Model) -> ir.Model:
