@@ -17,8 +17,9 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import ConfigError
+from int8kit.ir.contract import ContractPass
 from int8kit.ir.node_ids import node_id, nodes_by_id
-from int8kit.metadata import ABSORBED_KEY
+from int8kit.metadata import ABSORBED_KEY, ID_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def _check(node: ir.Node) -> None:
         )
 
 
-class MarkBf16Pass(ir.passes.InPlacePass):
+class MarkBf16Pass(ContractPass):
     """Sets precision "bf16" on the float Conv/Dense nodes named by `names` or `op_ids`."""
+
+    reads = (ID_KEY,)
 
     def __init__(self, names: frozenset[str] = frozenset(), op_ids: tuple[int, ...] = ()) -> None:
         super().__init__()
