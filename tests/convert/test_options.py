@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -140,3 +141,18 @@ def test_a_scope_rule_matching_no_node_is_an_error_naming_it(qdq):
         convert(qdq(MODEL, VARIANT), ConvertConfig(scope=Scope(op_types=("Conv[depthwise]",))))
     with pytest.raises(ConfigError, match="node 'no_such_node'"):
         convert(qdq(MODEL, VARIANT), ConvertConfig(scope=Scope(exclude_nodes=("no_such_node",))))
+
+
+def test_exclude_nodes_on_the_cli_keeps_that_node_fp32_with_the_reason(tmp_path, qdq):
+    q, out, js = tmp_path / "qdq.onnx", tmp_path / "int8.onnx", tmp_path / "s.json"
+    model = qdq(MODEL, VARIANT)
+    onnx.save(model, q)
+    name = next(n.name for n in convert(model).model.graph if n.op_type == "Conv")
+    argv = ["convert", str(q), "-o", str(out), "--exclude-nodes", name, "--json", str(js)]
+    assert main(argv) == 0
+    saved = onnx.load(out)
+    inits = {t.name: t.data_type for t in saved.graph.initializer}
+    node = next(n for n in saved.graph.node if n.name == name)
+    assert inits[node.input[1]] == onnx.TensorProto.FLOAT
+    reasons = {op["name"]: op["reason"] for op in json.loads(js.read_text())["fp32_ops"]}
+    assert reasons[name] == f"skipped by scope: node {name}"
