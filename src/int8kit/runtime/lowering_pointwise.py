@@ -479,6 +479,55 @@ def int8_mean(b: Builder, node: ir.Node) -> None:
     rank = len(src.dims)
     axes = sorted(a % rank for a in list(node.attributes.get_ints("axes", [])))
     scale, zp = node.attributes.get_float("x_scale", 1.0), node.attributes.get_int("x_zero_point", 0)
+    if rank == 4 and axes == [2, 3] and _spatial_mean_as_conv(b, node, src, scale, zp):
+        return
     post_ops = dnnl.PostOps()
     post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, scale, -scale * zp)
     _reduction(b, node, src, dnnl.REDUCTION_MEAN, axes, dnnl.DT_F32, dnnl.Attr(None, post_ops))
+
+
+def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int) -> bool:
+    """The mean over H, W of INT8 data as a depthwise convolution with an H x W kernel of ones.
+
+    oneDNN 3.2's reduction is only optimised when the reduced axes are innermost (nchw), and its pooling
+    cannot write f32 from int8; INT8 convolutions write nhwc, so a reduction would first reorder the
+    whole tensor (the squeeze-excite input of every EfficientNet/MobileNetV3 block). The int8
+    depthwise kernels read nhwc directly: sum(q - zp) exactly in s32, times x_scale / (H * W).
+    False when oneDNN has no optimised kernel for it (the caller then reduces).
+    """
+    n, c, h, w = src.dims
+    weights_dims = (c, 1, 1, h, w)
+    masks, zps = {dnnl.ARG_SRC: 0, dnnl.ARG_WEIGHTS: 0}, ({dnnl.ARG_SRC: 0} if zp else {})
+    try:
+        pd = dnnl.convolution_pd(
+            src.md,
+            dnnl.MemoryDesc.any(weights_dims, dnnl.DT_S8),
+            None,
+            dnnl.MemoryDesc.any((n, c, 1, 1), dnnl.DT_F32),
+            [1, 1],
+            [0, 0],
+            [0, 0],
+            [0, 0],
+            dnnl.Attr(masks, None, zps),
+        )
+    except dnnl.DnnlError:
+        return False
+    if pd.impl_info().startswith("ref"):
+        return False
+    ones = b.reordered_const(
+        f"{node.name}/ones", np.ones(weights_dims, np.int8), weights_dims, pd.md(dnnl.QUERY_WEIGHTS_MD)
+    )
+    args = [
+        (dnnl.ARG_SRC, b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)),
+        (dnnl.ARG_WEIGHTS, ones),
+        (dnnl.ARG_ATTR_SCALES | dnnl.ARG_SRC, b.scales([scale])),
+        (dnnl.ARG_ATTR_SCALES | dnnl.ARG_WEIGHTS, b.scales([1.0 / (h * w)])),
+    ]
+    if zp:
+        args.append((dnnl.ARG_ATTR_ZERO_POINTS | dnnl.ARG_SRC, b.zero_points([zp])))
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    b.add_step(pd, [*args, (dnnl.ARG_DST, dst)], node.name)
+    if not node.attributes.get_int("keepdims", 1):
+        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain((n, c), dnnl.DT_F32))
+    b.set_output(node, dst)
+    return True
