@@ -66,7 +66,7 @@ class Variants:
 
             images = np.random.default_rng(1).standard_normal((self.calibration_images, 3, self.size, self.size))
             config = QuantizeConfig(num_samples=self.calibration_images, batch_size=8)
-            return quantize_with_report(self.fp32(), images.astype(np.float32), config).model
+            return quantize_with_report(self.fp32(), images.astype(np.float32), config).to_proto()
 
         return self._get("qdq", build)
 

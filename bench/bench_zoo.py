@@ -133,7 +133,7 @@ class ModelFiles:
             n, size = self.settings.calibration_images, self.settings.size
             images = np.random.default_rng(1).standard_normal((n, 3, size, size)).astype(np.float32)
             config = QuantizeConfig(num_samples=n, batch_size=8, num_threads=self.settings.threads)
-            onnx.save(quantize_with_report(str(self.fp32()), images, config).model, str(tmp))
+            onnx.save(quantize_with_report(str(self.fp32()), images, config).to_proto(), str(tmp))
 
         return self._cached("qdq", build)
 

@@ -197,8 +197,12 @@ def test_shape_arithmetic_model_quantizes_converts_and_agrees():
     }
     quantized = {n.input[0] for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
     assert not quantized & {n for n in shape_names if not n.startswith("c")}, quantized
+    int8 = convert(qdq).model
+    # Shape reads only the shape: an INT8 tensor is not dequantized for it
+    shape_inputs = [n.inputs[0].producer() for n in int8.graph if n.op_type == "Shape"]
+    assert shape_inputs and not [p.name for p in shape_inputs if p is not None and p.op_type == "DequantizeLinear"]
     x = rand(16, 4, 6, 6, seed=1)
-    got = Predictor(convert(qdq).model, num_threads=1).run(x).reshape(16, -1)
+    got = Predictor(int8, num_threads=1).run(x).reshape(16, -1)
     want = run_ort(qdq, {"x": x}).reshape(16, -1)
     cosine = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
     assert cosine.mean() >= 0.999

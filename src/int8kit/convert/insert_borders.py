@@ -33,6 +33,8 @@ from int8kit.metadata import ENCODING_KEY, PRECISION_KEY
 
 logger = logging.getLogger(__name__)
 
+# Ops that read only their input's shape (exporters' shape subgraphs): they take INT8 tensors as they are.
+SHAPE_READERS = ("Shape", "Size")
 NP_TYPE = {ops.UINT8: np.uint8, ops.INT8: np.int8}
 IR_TYPE = {ops.FLOAT: ir.DataType.FLOAT, ops.UINT8: ir.DataType.UINT8, ops.INT8: ir.DataType.INT8}
 
@@ -184,6 +186,8 @@ class InsertBordersPass(ContractPass):
                 self._affine(b, node)
             elif is_global_mean(node) and b.encoding(node.inputs[0]).is_int8:
                 self._int8_mean(b, node)
+            elif node.op_type in SHAPE_READERS and node.domain in ("", "ai.onnx"):
+                continue  # reads only the shape, which INT8 data has too: no dequantize for it
             else:
                 for i, v in enumerate(node.inputs):
                     if v is not None and v.const_value is None:
