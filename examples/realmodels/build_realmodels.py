@@ -97,8 +97,8 @@ def build_efficientnet_lite0(work: Path) -> Benchmark:
             export_efficientnet_lite0(model)
         except Exception as exc:  # int8kit's ConfigError when torch or the model packages are missing
             raise Unavailable(f"EfficientNet-Lite0 export: {exc}") from None
-    eval_list = imagenet_samples.write_label_list(images, work / "imagenet_foolbox_val_list.txt")
-    eval_data = _preprocess_folder(images[0].path.parent, eval_list, IMAGE_SPEC, work / "imagenet_foolbox_eval.bin")
+    eval_folder, eval_list = imagenet_samples.with_mirrors(images, work / "imagenet_foolbox")
+    eval_data = _preprocess_folder(eval_folder, eval_list, IMAGE_SPEC, work / f"imagenet_foolbox_{2 * len(images)}.bin")
     photos = find_photos()
     if not photos:
         raise Unavailable("no calibration photos: pip install scikit-image matplotlib")
@@ -117,8 +117,9 @@ def build_efficientnet_lite0(work: Path) -> Benchmark:
         eval_data,
         calib_data,
         num_classes=1000,
-        note=f"foolbox's {len(images)} labelled ImageNet photos; calibration: {len(names)} sample photos "
-        "(scikit-image, matplotlib)",
+        note=f"foolbox's {len(images)} labelled ImageNet photos and their mirror images ({2 * len(images)}); "
+        f"calibration: {len(names)} other sample photos (scikit-image, matplotlib); one image is "
+        f"{100 / (2 * len(images)):.1f} points",
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,24 @@ def labelled_images(folder: Path | None = None) -> list[LabelledImage]:
     if not found:
         raise FileNotFoundError(f"{folder}: no imagenet_<index>_<label> images")
     return sorted(found, key=lambda image: image.index)
+
+
+def with_mirrors(images: list[LabelledImage], out_dir: Path) -> tuple[Path, Path]:
+    """A folder with each photo as shipped and its left-right mirror image (lossless PNG, same label), plus
+    `val_list.txt`: twice the evidence from the same labels, since a mirrored photo shows the same class."""
+    from PIL import Image, ImageOps
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for image in images:
+        shutil.copyfile(image.path, out_dir / image.path.name)
+        mirror = f"{image.path.stem}_mirror.png"
+        with Image.open(image.path) as img:
+            ImageOps.mirror(img.convert("RGB")).save(out_dir / mirror)
+        lines += [f"{image.path.name} {image.label}", f"{mirror} {image.label}"]
+    label_list = out_dir / "val_list.txt"
+    label_list.write_text("# label = ImageNet class id from foolbox's file names\n" + "\n".join(lines) + "\n")
+    return out_dir, label_list
 
 
 def write_label_list(images: list[LabelledImage], path: Path) -> Path:

@@ -49,3 +49,17 @@ def test_the_installed_wheel_ships_twenty_labelled_photos():
     assert all(i.path.parent == folder and i.path.stat().st_size > 1000 for i in images)
     assert images[0].label == 243 and images[7].label == 609  # imagenet_00_243.jpg, imagenet_07_609.jpg
     assert "foolbox" not in sys.modules  # located, not imported (its __init__ pulls eagerpy, GitPython)
+
+
+def test_mirror_images_keep_the_label_and_flip_the_pixels(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    source = tmp_path / "src"
+    source.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(source / "imagenet_03_42.png")
+    folder, label_list = imagenet_samples.with_mirrors(imagenet_samples.labelled_images(source), tmp_path / "out")
+    entries = [(str(e.path), e.label) for e in parse_label_list(label_list)]
+    assert entries == [("imagenet_03_42.png", 42), ("imagenet_03_42_mirror.png", 42)]
+    np.testing.assert_array_equal(np.asarray(Image.open(folder / "imagenet_03_42_mirror.png")), pixels[:, ::-1])
