@@ -78,6 +78,7 @@ SOFTMAX_ACCURATE = 196608
 QUERY_IMPL_INFO_STR = 8
 QUERY_SRC_MD, QUERY_WEIGHTS_MD, QUERY_DST_MD, QUERY_SCRATCHPAD_MD = 129, 131, 133, 136
 QUERY_NDIMS_S32, QUERY_DIMS, QUERY_DATA_TYPE = 256, 257, 258
+QUERY_STRIDES, QUERY_INNER_NBLKS_S32 = 14, 263
 
 SCRATCHPAD_MODE_USER = 1
 
@@ -315,6 +316,15 @@ class MemoryDesc(_Handle):
         return MemoryDesc(h)
 
     @staticmethod
+    def with_strides(dims, dtype: int, strides) -> MemoryDesc:
+        h = c_void_p()
+        check(
+            _lib().dnnl_memory_desc_create_with_strides(ctypes.byref(h), len(dims), _dims(dims), dtype, _dims(strides)),
+            f"memory desc {tuple(dims)} strides {tuple(strides)}",
+        )
+        return MemoryDesc(h)
+
+    @staticmethod
     def plain(dims, dtype: int) -> MemoryDesc:
         return MemoryDesc.with_tag(dims, dtype, PLAIN_TAG[len(dims)])
 
@@ -365,6 +375,19 @@ class MemoryDesc(_Handle):
         p = POINTER(c_int64)()
         check(_lib().dnnl_memory_desc_query(self.handle, QUERY_DIMS, ctypes.byref(p)), "query dims")
         return tuple(p[i] for i in range(self.ndims))
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Element strides of each dim (between outermost blocks for a blocked layout)."""
+        p = POINTER(c_int64)()
+        check(_lib().dnnl_memory_desc_query(self.handle, QUERY_STRIDES, ctypes.byref(p)), "query strides")
+        return tuple(p[i] for i in range(self.ndims))
+
+    def is_blocked(self) -> bool:
+        """Whether the layout has inner blocks (nChw16c and friends), not just strides."""
+        n = c_int()
+        check(_lib().dnnl_memory_desc_query(self.handle, QUERY_INNER_NBLKS_S32, ctypes.byref(n)), "query blocks")
+        return n.value > 0
 
     @property
     def dtype(self) -> int:

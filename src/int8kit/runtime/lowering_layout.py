@@ -21,6 +21,14 @@ def _reshaped(b: Builder, node: ir.Node, dims: tuple[int, ...]) -> None:
     src = b.input(node, 0)
     if math.prod(dims) != math.prod(src.dims):
         raise UnsupportedOpError(f"node {node.name!r}: cannot reshape {src.dims} to {dims}")
+    if not src.md.is_plain() and not src.md.is_blocked():
+        # A strided layout (nhwc from an INT8 conv) reshapes in place when the dims it splits or merges are
+        # dense in memory (a channel shuffle's split of C): a view, not a copy into nchw and back.
+        try:
+            b.set_output(node, b.view(src, src.md.reshape(dims)))
+            return
+        except dnnl.DnnlError:
+            pass
     plain = b.as_plain(src, node.name)
     b.set_output(node, b.view(plain, dnnl.MemoryDesc.plain(dims, src.dtype)))
 
@@ -83,11 +91,41 @@ def transpose(b: Builder, node: ir.Node) -> None:
     rank = len(src.dims)
     perm = list(node.attributes.get_ints("perm", list(reversed(range(rank)))))
     out_dims = tuple(src.dims[p] for p in perm)
-    dst = b.new_tensor(dnnl.MemoryDesc.plain(out_dims, src.dtype))
+    plain_src = src.md.is_plain() or src.md.is_blocked()
+    dst_md = dnnl.MemoryDesc.plain(out_dims, src.dtype) if plain_src else _transposed_layout(src.md, perm, out_dims)
+    dst = b.new_tensor(dst_md)
     # Describe the output buffer in the input's axis order: output axis k is input axis perm[k].
     dst_in_src_axes = b.view(dst, dst.md.permute_axes(perm))
     b.reorder(src, dst_in_src_axes, node.name)
     b.set_output(node, dst)
+
+
+def _transposed_layout(md: dnnl.MemoryDesc, perm: list[int], out_dims: tuple[int, ...]) -> dnnl.MemoryDesc:
+    """The output layout of a Transpose of strided (not plain) data: the input's memory order, with each run
+    of axes the transpose moves laid out in their new logical order.
+
+    A channel shuffle of nhwc data, (N, g, C/g, H, W) -> (N, C/g, g, H, W), then stays channels-last
+    with (C/g, g) dense innermost, so the Reshape back to (N, C, H, W) is a view in nhwc: one copy for
+    the whole shuffle, and the convolutions after it read it without a reorder.
+    """
+    strides = md.strides
+    src_order = sorted(range(len(strides)), key=lambda d: (-strides[d], d))  # outermost first
+    inverse = {src_axis: k for k, src_axis in enumerate(perm)}
+    order = [inverse[d] for d in src_order]  # output axes, outermost first
+    moved = {k for k, src_axis in enumerate(perm) if src_axis != k}
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and order[j] in moved:
+            j += 1
+        order[i:j] = sorted(order[i:j])
+        i = max(j, i + 1)
+    out_strides = [0] * len(out_dims)
+    step = 1
+    for axis in reversed(order):
+        out_strides[axis] = step
+        step *= out_dims[axis]
+    return dnnl.MemoryDesc.with_strides(out_dims, md.dtype, out_strides)
 
 
 @lowering("Concat")
