@@ -8,6 +8,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.metadata import ENCODING_KEY
+from int8kit.names import fresh_name
 
 
 def const_array(value: ir.Value | None) -> np.ndarray | None:
@@ -34,16 +35,6 @@ def taken_names(graph: ir.Graph) -> set[str]:
     names.update(n for n in graph.initializers if n)
     names.update(out.name for node in graph for out in node.outputs if out.name)
     return names
-
-
-def fresh_name(base: str, taken: set[str]) -> str:
-    """`base`, or `base_1`, `base_2`... whichever is free; records it in `taken`."""
-    name, i = base, 0
-    while name in taken:
-        i += 1
-        name = f"{base}_{i}"
-    taken.add(name)
-    return name
 
 
 def add_initializer(graph: ir.Graph, base_name: str, array: np.ndarray, taken: set[str]) -> ir.Value:

@@ -11,7 +11,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import ModelError
-from int8kit.ir.graph import fresh_name
+from int8kit.names import fresh_name
 from int8kit.paddle.fake_quant import QuantWeight
 from int8kit.paddle.program import Op, Program
 
