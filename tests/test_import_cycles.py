@@ -89,3 +89,20 @@ def test_the_graph_sees_real_edges():
 def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_cycles_between_packages():
+    """The packages (int8kit.ir, int8kit.convert, ...) are layered too: no package imports one that imports it.
+
+    cli.py and commands/ are one layer, the command line (`int8kit demo` runs its steps through cli.main).
+    """
+
+    def package(module: str) -> str:
+        name = ".".join(module.split(".")[:2])
+        return "int8kit.commands" if name == "int8kit.cli" else name
+
+    graph: dict[str, set[str]] = {}
+    for module, deps in import_graph().items():
+        graph.setdefault(package(module), set()).update(package(d) for d in deps if package(d) != package(module))
+    cycle = find_cycle(graph)
+    assert cycle is None, "package import cycle: " + " -> ".join(cycle)
