@@ -66,6 +66,9 @@ DOMAIN_VERSION = 1
 
 FLOAT, UINT8, INT8 = 1, 2, 3
 
+# The fused compute ops of this domain (what QDQ weights, INT8 kernels and bf16 apply to).
+FUSED_COMPUTE_OPS = ("Conv", "Dense")
+
 # Post-op spellings. Parameters follow a colon: "clip:0:6", "hardsigmoid:0.2:0.5", "leakyrelu:0.01",
 # "swish:1.0" (x * sigmoid(alpha * x): SiLU for alpha 1).
 POST_OPS = ("sum", "relu", "clip", "hardswish", "hardsigmoid", "sigmoid", "leakyrelu", "tanh", "swish", "fq")

@@ -5,32 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from int8kit import op_table
 from int8kit.errors import ConfigError
 from int8kit.scope import Scope
 
 # The ONNX op types a conversion scope may name (the vocabulary of `int8kit quantize` too): the ops that
 # have INT8 kernels. Conv covers depthwise convolutions ("Conv[depthwise]" names those alone); Gemm and
 # MatMul become Dense, BatchNormalization an Affine, and answer to their ONNX names.
-CONVERT_OP_TYPES: tuple[str, ...] = (
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Concat",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Split",
-    "Slice",
-    "Pad",
-    "Add",
-    "Mul",
-    "BatchNormalization",
-)
+CONVERT_OP_TYPES: tuple[str, ...] = op_table.op_types(int8=True)
 
 
 @dataclass(frozen=True)

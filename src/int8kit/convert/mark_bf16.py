@@ -24,7 +24,7 @@ from int8kit.metadata import ABSORBED_KEY, ID_KEY
 logger = logging.getLogger(__name__)
 
 PRECISION_ATTR = "precision"  # the node attribute the runtime reads (int8kit.ops, runtime.precision)
-COMPUTE_OPS = ("Conv", "Dense")
+COMPUTE_OPS = ops.FUSED_COMPUTE_OPS
 
 
 def _fused_into(model: ir.Model, name: str) -> str | None:

@@ -13,7 +13,7 @@ import logging
 
 import onnx_ir as ir
 
-from int8kit import ops
+from int8kit import op_table, ops
 from int8kit.convert.config import ConvertConfig
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
@@ -24,24 +24,11 @@ logger = logging.getLogger(__name__)
 
 REASON_KEY = FP32_REASON_KEY
 
-COMPUTE_OPS = ("Conv", "Dense")
-DATA_MOVEMENT_OPS = (
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Concat",
-    "Split",
-    "Slice",
-    "Pad",
-)
+COMPUTE_OPS = ops.FUSED_COMPUTE_OPS
+DATA_MOVEMENT_OPS = op_table.op_types(role="data_movement", int8=True)
 
 
-BINARY_OPS = ("Add", "Mul")
+BINARY_OPS = op_table.op_types(role="binary")
 
 
 def is_compute(node: ir.Node) -> bool:

@@ -14,26 +14,15 @@ import logging
 
 import onnx_ir as ir
 
+from int8kit import op_table
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import copy_encoding, covering, encoding, set_encoding
 from int8kit.metadata import ENCODING_KEY
 
 logger = logging.getLogger(__name__)
 
-VALUE_PRESERVING = (
-    "MaxPool",
-    "GlobalMaxPool",
-    "Reshape",
-    "Flatten",
-    "Transpose",
-    "Squeeze",
-    "Unsqueeze",
-    "Identity",
-    "Split",
-    "Slice",
-    "Pad",  # place_int8 runs it INT8 only when it fills 0, which every grid holds exactly
-)
-AVERAGING = ("AveragePool", "GlobalAveragePool", "ReduceMean")
+VALUE_PRESERVING = op_table.op_types(grid="same", many_inputs=False)
+AVERAGING = op_table.op_types(grid="average")
 
 
 def _step(node: ir.Node) -> bool:

@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
+from int8kit import op_table
 from int8kit.ir.fusion import (
     FusionPass,
     FusionReport,
@@ -26,7 +27,7 @@ from int8kit.ops import PostOp
 
 logger = logging.getLogger(__name__)
 
-ACTIVATIONS = ("Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "LeakyRelu", "Tanh")
+ACTIVATIONS = op_table.op_types(role="activation")
 
 
 def _clip_bound(node: ir.Node, index: int, attr: str) -> float | None | str:
@@ -65,10 +66,11 @@ def post_op_for(act: ir.Node) -> PostOp | str:
     if kind == "HardSwish":
         return PostOp("hardswish")
     if kind == "HardSigmoid":
-        return PostOp("hardsigmoid", (act.attributes.get_float("alpha", 0.2), act.attributes.get_float("beta", 0.5)))
+        alpha, beta = op_table.activation_defaults("hardsigmoid")
+        return PostOp("hardsigmoid", (act.attributes.get_float("alpha", alpha), act.attributes.get_float("beta", beta)))
     if kind == "LeakyRelu":
-        return PostOp("leakyrelu", (act.attributes.get_float("alpha", 0.01),))
-    return PostOp(kind.lower())  # Sigmoid, Tanh
+        return PostOp("leakyrelu", (act.attributes.get_float("alpha", op_table.activation_defaults("leakyrelu")[0]),))
+    return PostOp(op_table.OPS[kind].post_op)  # Sigmoid, Tanh
 
 
 def fuse_following_activation(node: ir.Node, report: FusionReport) -> bool:

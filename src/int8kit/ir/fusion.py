@@ -19,7 +19,7 @@ from int8kit.metadata import ABSORBED_KEY
 
 logger = logging.getLogger(__name__)
 
-FUSED_OPS = ("Conv", "Dense")
+FUSED_OPS = ops.FUSED_COMPUTE_OPS
 
 
 @dataclass

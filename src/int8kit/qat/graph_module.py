@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from int8kit import op_table
 from int8kit.errors import UnsupportedOpError
 from int8kit.qat._torch import require_torch
 from int8kit.qat.fake_quant import fake_quantize_weight, make_activation_quantizer
@@ -24,7 +25,7 @@ from int8kit.quantize.scheme import QParams
 
 logger = logging.getLogger(__name__)
 
-TRAINABLE_OPS = ("Conv", "Gemm", "MatMul")
+TRAINABLE_OPS = op_table.op_types(role="compute")
 
 
 @dataclass(frozen=True)

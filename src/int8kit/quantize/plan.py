@@ -18,18 +18,17 @@ from dataclasses import dataclass
 import onnx
 import onnx_ir as ir
 
+from int8kit import op_table
 from int8kit.quantize.scheme import clip_is_nonnegative, nonnegative_tensors
 from int8kit.scope import Scope, ScopeNode
 
 logger = logging.getLogger(__name__)
 
-COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
-DATA_OPS = ("Add", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool")
+COMPUTE_OPS = op_table.op_types(role="compute")
+DATA_OPS = op_table.op_types(qdq="inputs_and_output")
 SUPPORTED_OPS = COMPUTE_OPS + DATA_OPS
 # Ops whose output holds the same values as (a subset of) their input: one scale fits both.
-SHARED_SCALE_OPS = frozenset(
-    {"MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Concat"}
-)
+SHARED_SCALE_OPS = frozenset(op_table.op_types(grid="same"))
 
 
 @dataclass(frozen=True)

@@ -17,31 +17,15 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from int8kit import op_table
+
 QMAX_U8 = 255
 QMAX_S8 = 127
 
 # Ops whose output is >= 0 whatever their input (Clip only with a non-negative minimum).
-NONNEGATIVE_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid", "Softmax", "Clip"})
+NONNEGATIVE_OPS = frozenset(op_table.op_types(sign="nonnegative"))
 # Ops whose output is >= 0 when all their (non-constant) inputs are.
-SIGN_PRESERVING_OPS = frozenset(
-    {
-        "MaxPool",
-        "AveragePool",
-        "GlobalAveragePool",
-        "GlobalMaxPool",
-        "Flatten",
-        "Reshape",
-        "Transpose",
-        "Squeeze",
-        "Unsqueeze",
-        "Identity",
-        "Concat",
-        "Slice",
-        "Split",
-        "Resize",
-        "Upsample",
-    }
-)
+SIGN_PRESERVING_OPS = frozenset(op_table.op_types(sign="preserving"))
 
 
 @dataclass(frozen=True)

@@ -14,22 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from int8kit import ops
+from int8kit import op_table, ops
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl, precision
 from int8kit.runtime.compile import ONNX_TO_DNNL, Builder, Tensor
 from int8kit.runtime.registry import lowering
 
-ELTWISE_POST_OPS = {
-    "relu": (dnnl.ELTWISE_RELU, ()),
-    "leakyrelu": (dnnl.ELTWISE_RELU, (0.01,)),
-    "clip": (dnnl.ELTWISE_CLIP_V2, (0.0, 6.0)),
-    "hardswish": (dnnl.ELTWISE_HARDSWISH, (1.0 / 6.0, 0.5)),
-    "hardsigmoid": (dnnl.ELTWISE_HARDSIGMOID, (0.2, 0.5)),
-    "sigmoid": (dnnl.ELTWISE_LOGISTIC, ()),
-    "tanh": (dnnl.ELTWISE_TANH, ()),
-    "swish": (dnnl.ELTWISE_SWISH, (1.0,)),
-}
+# Post-op kind -> (oneDNN algorithm, parameter defaults), from the op table.
+ELTWISE_POST_OPS = {kind: (getattr(dnnl, alg), defaults) for kind, (alg, defaults) in op_table.POST_OP_KERNELS.items()}
 
 
 def eltwise_params(kind: str, params: tuple[float, ...]) -> tuple[int, float, float]:

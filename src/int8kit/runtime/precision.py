@@ -26,7 +26,7 @@ PRECISIONS = ("fp32", "bf16")
 PRECISION_ATTR = "precision"
 # oneDNN ISAs with native bf16 convolution / inner-product kernels (dnnl.ISA_NAMES spellings).
 BF16_ISAS = ("avx512_core_bf16", "avx512_core_amx", "avx512_core_amx_fp16")
-COMPUTE_OPS = ("Conv", "Dense")
+COMPUTE_OPS = ops.FUSED_COMPUTE_OPS
 
 # Ops whose lowerings run in their input's data type, so bf16 data flows through them as it is (oneDNN has
 # bf16 eltwise and pooling kernels; the shape ops are views or plain reorders). Every other op reads f32: the
