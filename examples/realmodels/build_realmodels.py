@@ -143,7 +143,8 @@ def build_fashion_mnist(work: Path) -> list[Benchmark]:
             num_classes=10,
             trainable=True,
             train_data=train,
-            note="10,000 Fashion-MNIST test images; calibration and QAT: training images",
+            note="10,000 Fashion-MNIST test images; calibration: 300 seeded training images; QAT: the "
+            "60,000 training images",
         )
         for arch in ("resnet", "mobilenetv2")
     ]
