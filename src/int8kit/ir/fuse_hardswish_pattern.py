@@ -1,7 +1,12 @@
-"""x * HardSigmoid(x) with alpha 1/6 and beta 0.5 is HardSwish(x): make it one node.
+"""HardSwish and HardSigmoid spelled out in elementary ops become the single ONNX ops.
 
-onnxruntime's quant_pre_process and some exporters spell HardSwish this way; as two ops reading the
-conv output it blocks the conv+hardswish fusion and leaves the conv an isolated INT8 op.
+- x * HardSigmoid(x) with alpha 1/6 and beta 0.5 (onnxruntime's quant_pre_process, some exporters);
+- Clip(x + 3, 0, 6) / 6 (or * 1/6) is HardSigmoid(x; 1/6, 0.5): paddle2onnx and Keras/TF exports write
+  MobileNetV3's hard-sigmoid gates and hard-swish activations so, and x * Clip(x + 3, 0, 6) / 6 is
+  HardSwish(x).
+As several ops reading the conv output, the spelled-out form blocks the conv + activation fusion and leaves
+the conv an isolated INT8 op between float element-wise ops. Only intermediates with no other reader fuse,
+so a QDQ file that quantizes inside the pattern is left exactly as written.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import logging
 import math
 
 import onnx_ir as ir
+
+from int8kit.ir.graph import const_array
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +44,106 @@ def _hardswish_gate(mul: ir.Node) -> tuple[ir.Value, ir.Node] | None:
     return None
 
 
+def _scalar(value: ir.Value | None) -> float | None:
+    array = const_array(value)
+    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
+
+
+def _only_reader(value: ir.Value) -> ir.Node | None:
+    uses = value.uses()
+    if len(uses) != 1 or value.is_graph_output():
+        return None
+    return uses[0].node
+
+
+def _other_input(node: ir.Node, value: ir.Value) -> ir.Value | None:
+    if len(node.inputs) != 2:
+        return None
+    return node.inputs[1] if node.inputs[0] is value else node.inputs[0] if node.inputs[1] is value else None
+
+
+def _clip_bounds(clip: ir.Node) -> tuple[float | None, float | None]:
+    if "min" in clip.attributes or "max" in clip.attributes:  # opset < 11
+        return clip.attributes.get_float("min", None), clip.attributes.get_float("max", None)
+    lo = _scalar(clip.inputs[1]) if len(clip.inputs) > 1 else None
+    hi = _scalar(clip.inputs[2]) if len(clip.inputs) > 2 else None
+    return lo, hi
+
+
+def _divides_by_six(node: ir.Node | None, value: ir.Value) -> bool:
+    """`node` computes value / 6 or value * (1/6)."""
+    if node is None or node.domain != "" or node.op_type not in ("Div", "Mul"):
+        return False
+    if node.op_type == "Div" and (node.inputs[0] is not value or len(node.inputs) != 2):
+        return False
+    c = _scalar(_other_input(node, value))
+    if c is None:
+        return False
+    return math.isclose(c, 6.0, rel_tol=1e-6) if node.op_type == "Div" else math.isclose(c, 1 / 6, rel_tol=1e-4)
+
+
+def _relu6_of_x_plus_3(clip: ir.Node) -> tuple[ir.Value, ir.Node] | None:
+    """(x, the Add node) when `clip` computes Clip(x + 3, 0, 6) and the sum has no other reader."""
+    if clip.op_type != "Clip" or clip.domain != "":
+        return None
+    lo, hi = _clip_bounds(clip)
+    if lo is None or hi is None or lo != 0.0 or not math.isclose(hi, 6.0, rel_tol=1e-6):
+        return None
+    add = clip.inputs[0].producer() if clip.inputs[0] is not None else None
+    if add is None or add.op_type != "Add" or add.domain != "" or _only_reader(add.outputs[0]) is not clip:
+        return None
+    for i in (0, 1):
+        c = _scalar(add.inputs[1 - i])
+        if c is not None and math.isclose(c, 3.0, rel_tol=1e-6) and const_array(add.inputs[i]) is None:
+            return add.inputs[i], add
+    return None
+
+
+def _replace(graph: ir.Graph, old: list[ir.Node], op_type: str, x: ir.Value, attrs: dict) -> None:
+    """Replace the chain `old` (its last node's output kept by name) with one `op_type` node reading x."""
+    last = old[-1]
+    new = ir.node(op_type, [x], attrs, name=f"{last.name or op_type}/{op_type.lower()}")
+    new.metadata_props.update(last.metadata_props)
+    graph.insert_before(last, new)
+    out = last.outputs[0]
+    name, shape, dtype = out.name, out.shape, out.type
+    out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
+    graph.remove(old, safe=True)
+    out.name = None
+    new.outputs[0].name, new.outputs[0].shape, new.outputs[0].type = name, shape, dtype
+
+
+def _spelled_out(graph: ir.Graph) -> int:
+    """Clip(x + 3, 0, 6) / 6 -> HardSigmoid(x; 1/6, 0.5); x * Clip(x + 3, 0, 6) / 6 -> HardSwish(x)."""
+    count = 0
+    for clip in list(graph):
+        if clip.graph is None:
+            continue
+        match = _relu6_of_x_plus_3(clip)
+        if match is None:
+            continue
+        x, add = match
+        reader = _only_reader(clip.outputs[0])
+        if _divides_by_six(reader, clip.outputs[0]):  # the gate: Clip(x + 3, 0, 6) / 6
+            _replace(graph, [add, clip, reader], "HardSigmoid", x, {"alpha": 1 / 6, "beta": 0.5})
+            count += 1
+        elif reader is not None and reader.op_type == "Mul" and reader.domain == "":
+            if _other_input(reader, clip.outputs[0]) is not x:
+                continue
+            after = _only_reader(reader.outputs[0])
+            if _divides_by_six(after, reader.outputs[0]):  # x * Clip(x + 3, 0, 6) / 6
+                _replace(graph, [add, clip, reader, after], "HardSwish", x, {})
+                count += 1
+    return count
+
+
 class FuseHardSwishPatternPass(ir.passes.InPlacePass):
-    """Mul(x, HardSigmoid(x; 1/6, 0.5)) -> HardSwish(x)."""
+    """Spelled-out hard-sigmoid / hard-swish -> HardSigmoid / HardSwish; Mul(x, HardSigmoid(x; 1/6, 0.5))
+    -> HardSwish(x)."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
-        count = 0
+        count = _spelled_out(graph)
         for mul in list(graph):
             if mul.op_type != "Mul" or mul.domain != "" or mul.graph is None:
                 continue
