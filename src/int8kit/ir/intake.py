@@ -3,7 +3,8 @@
 Order matters: the opset upgrade first (later passes only know opset >= 13 forms); constants become
 initializers (every size and form: tiny Pad pads, Clip bounds, Reshape shapes are what other passes
 read), and initializers stop being (overridable) graph inputs, before anything looks for constant
-weights; Identity/Dropout go before the folds so Conv -> BN and Pad -> Conv are direct neighbours;
+weights; nodes computed only from constants fold into initializers (a reshaped bias is a bias);
+Identity/Dropout go before the folds so Conv -> BN and Pad -> Conv are direct neighbours;
 shape inference after the graph stops changing shape; ids last, on the sorted graph, so they follow
 topological order. The conversion pipeline reuses the cleanup and finishing steps by name but folds
 BatchNorm later itself (see int8kit.convert.pipeline).
@@ -24,6 +25,7 @@ from onnx_ir.passes.common import (
 
 from int8kit.ir.drop_identity import DropIdentityPass
 from int8kit.ir.fold_batchnorm import FoldBatchNormPass
+from int8kit.ir.fold_constants import FoldConstantsPass
 from int8kit.ir.fold_pad_into_conv import FoldPadIntoConvPass
 from int8kit.ir.fuse_hardswish_pattern import FuseHardSwishPatternPass
 from int8kit.ir.infer_shapes import InferShapesPass
@@ -42,6 +44,7 @@ def cleanup_passes() -> list[ir.passes.PassBase]:
         UpgradeOpsetPass(),
         LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
         RemoveInitializersFromInputsPass(),
+        FoldConstantsPass(),
         DropIdentityPass(),
         FuseHardSwishPatternPass(),
         FoldPadIntoConvPass(),

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-import onnx
 import onnx_ir as ir
+
+from int8kit.ir.evaluate import evaluate  # noqa: F401  (the lowerings' compile-time evaluator)
 
 logger = logging.getLogger(__name__)
 
@@ -42,30 +42,3 @@ HOST_ONLY_OPS = (
 
 def is_standard(node: ir.Node) -> bool:
     return node.domain in ("", "ai.onnx")
-
-
-def evaluate(node: ir.Node, inputs: list[np.ndarray | None], opset: int) -> list[np.ndarray]:
-    """The outputs of one standard ONNX node on numpy inputs (None for an omitted optional input)."""
-    from onnx.reference import ReferenceEvaluator
-
-    proto = ir.serde.serialize_node(node)
-    in_names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
-    out_names = [f"out{i}" for i in range(len(node.outputs))]
-    del proto.input[:]
-    proto.input.extend(in_names)
-    del proto.output[:]
-    proto.output.extend(out_names)
-    graph = onnx.helper.make_graph(
-        [proto],
-        "host_eval",
-        [
-            onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)
-            for n, x in zip(in_names, inputs, strict=True)
-            if x is not None
-        ],
-        [onnx.helper.make_empty_tensor_value_info(n) for n in out_names],
-    )
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
-    feeds = {n: x for n, x in zip(in_names, inputs, strict=True) if x is not None}
-    results = ReferenceEvaluator(model).run(None, feeds)
-    return [np.asarray(r) for r in results]
