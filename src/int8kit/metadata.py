@@ -34,6 +34,9 @@ ENCODING_KEY = "int8kit.encoding"  # a tensor's INT8 encoding from the QDQ file 
 # In value.meta (in memory only): the int8 grid a QDQ file put a weight on (remove_qdq; ir.weight_grid).
 GRID_KEY = "int8kit.weight_grid"
 GRID_REFUSED_KEY = "int8kit.weight_grid_refused"  # why a weight's grid cannot be held in int8
+# In value.meta: the value's concrete shapes under intake's two probe input sizes (ir.infer_shapes), so
+# dynamic-size branches compare equal (ir.fusion.same_value_shapes).
+PROBE_SHAPES_KEY = "int8kit.probe_shapes"
 
 # -- in model.meta (in memory only) ----------------------------------------------------------------
 WRITTEN_KEY = "int8kit.written"  # the metadata keys passes so far declared they wrote (ir.contract)

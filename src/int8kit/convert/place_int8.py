@@ -17,6 +17,7 @@ from int8kit import op_table, ops
 from int8kit.convert.config import ConvertConfig
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
+from int8kit.ir.fusion import same_value_shapes
 from int8kit.ir.weight_grid import GRID_REFUSED_KEY, grid_of
 from int8kit.metadata import ENCODING_KEY, FP32_REASON_KEY, ID_KEY, KEEP_FP32_KEY, OUTPUT_INT8_KEY, PRECISION_KEY
 
@@ -69,13 +70,13 @@ def is_binary(node: ir.Node) -> bool:
 
 def binary_operands(node: ir.Node) -> tuple[ir.Value, ir.Value] | None:
     """(full-shape operand, other operand) of a binary op, or None when neither has the output's shape."""
-    out_shape = node.outputs[0].shape
+    out = node.outputs[0]
     a, b = node.inputs
-    if out_shape is None or a.shape is None or b.shape is None:
+    if out.shape is None or a.shape is None or b.shape is None:
         return None
-    if list(a.shape) == list(out_shape):
+    if same_value_shapes(a, out):
         return a, b
-    if list(b.shape) == list(out_shape):
+    if same_value_shapes(b, out):
         return b, a
     return None
 
@@ -155,7 +156,7 @@ def _binary_reason(node: ir.Node) -> str | None:
         return "neither operand has the output's shape"
     a, b = operands
     encs = {"output": encoding(node.outputs[0]), "input": encoding(a)}
-    if node.op_type == "Add" or list(a.shape) == list(b.shape):
+    if node.op_type == "Add" or same_value_shapes(a, b):
         encs["second input"] = encoding(b)
     for what, enc in encs.items():
         if enc is None:

@@ -20,7 +20,7 @@ from int8kit.ir.fusion import (
     is_onnx_op,
     post_ops,
     post_ops_rounded,
-    same_shape,
+    same_value_shapes,
     set_input,
     set_post_ops,
     sole_consumer,
@@ -55,7 +55,7 @@ def _sum_candidate(add: ir.Node, index: int) -> tuple[ir.Node | None, str]:
     if other is None or other is operand:
         return None, f"operand {index}: the Add reads the same value twice"
     out = add.outputs[0]
-    if not (same_shape(operand.shape, other.shape) and same_shape(operand.shape, out.shape or operand.shape)):
+    if not (same_value_shapes(operand, other) and (out.shape is None or same_value_shapes(operand, out))):
         return None, (
             f"shapes differ or are unknown (broadcast Add?): {fmt_shape(operand.shape)} + "
             f"{fmt_shape(other.shape)} -> {fmt_shape(out.shape)}"

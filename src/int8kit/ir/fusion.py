@@ -15,7 +15,7 @@ import onnx_ir as ir
 from int8kit import ops
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.graph import add_initializer, const_array, take_over, taken_names  # noqa: F401  (const_array re-exported)
-from int8kit.metadata import ABSORBED_KEY
+from int8kit.metadata import ABSORBED_KEY, PROBE_SHAPES_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +158,15 @@ def same_shape(a: ir.Shape | None, b: ir.Shape | None) -> bool:
         elif x.value is None or y.value is None or x.value != y.value:
             return False
     return True
+
+
+def same_value_shapes(a: ir.Value, b: ir.Value) -> bool:
+    """Whether two values have the same shape: equal dims, or (dynamic input sizes) equal concrete shapes
+    under both of intake's probe sizes (ir.infer_shapes.record_probe_shapes)."""
+    if same_shape(a.shape, b.shape):
+        return True
+    pa, pb = a.meta.get(PROBE_SHAPES_KEY), b.meta.get(PROBE_SHAPES_KEY)
+    return pa is not None and pa == pb
 
 
 def fmt_shape(shape: ir.Shape | None) -> str:

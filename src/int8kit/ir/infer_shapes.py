@@ -13,6 +13,7 @@ import logging
 import onnx_ir as ir
 from onnx_ir.passes.common import ShapeInferencePass
 
+from int8kit.metadata import PROBE_SHAPES_KEY
 from int8kit.ops import DOMAIN
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,57 @@ def _infer_int8kit(model: ir.Model) -> bool:
     return modified
 
 
+PROBE_SIZES = ((97, 89, 83, 79), (61, 67, 71, 73))  # distinct primes per free dim, two probes
+
+
+def record_probe_shapes(model: ir.Model) -> None:
+    """Concrete shapes of every value under two probe sizes of the inputs' free dims (in Value.meta).
+
+    With dynamic input sizes (paddle2onnx exports H and W as "?"), onnx names every conv output's spatial
+    dims with fresh symbols, so two branches of a residual block have "different" shapes. Two values whose
+    shapes agree under both probes are the same function of the input size: what the residual-Add
+    fusion needs to know. The runtime checks the shapes again when it compiles.
+    """
+    free = [
+        (v, i)
+        for v in model.graph.inputs
+        if v.shape is not None
+        for i, d in enumerate(v.shape)
+        if not isinstance(d, int)
+    ]
+    if not free or any(n.domain == DOMAIN for n in model.graph):
+        return
+    import onnx
+
+    probes: list[dict[str, tuple[int, ...]]] = []
+    for sizes in PROBE_SIZES:
+        proto = ir.serde.serialize_model(model)
+        del proto.graph.value_info[:]
+        names = {v.name: v for v in model.graph.inputs}
+        for k, inp in enumerate(proto.graph.input):
+            if inp.name not in names:
+                continue
+            for i, dim in enumerate(inp.type.tensor_type.shape.dim):
+                if (names[inp.name], i) in free:
+                    dim.Clear()
+                    dim.dim_value = sizes[(k + i) % len(sizes)]
+        try:
+            inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False, data_prop=True)
+        except Exception as exc:  # a graph that only works at some sizes: no probes, nothing claimed
+            logger.debug("probe shape inference failed: %s", exc)
+            return
+        shapes = {}
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+            dims = vi.type.tensor_type.shape.dim
+            if vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+                shapes[vi.name] = tuple(d.dim_value for d in dims)
+        probes.append(shapes)
+    for node in model.graph:
+        for v in node.outputs:
+            if v is not None and all(v.name in p for p in probes):
+                v.meta[PROBE_SHAPES_KEY] = tuple(p[v.name] for p in probes)
+
+
 class InferShapesPass(ir.passes.InPlacePass):
     """onnx shape inference (non-strict: unknown ops are skipped, not fatal) plus int8kit-op dtypes."""
 
@@ -87,6 +139,7 @@ class InferShapesPass(ir.passes.InPlacePass):
                 break
             onnx_pass(model)
             modified = True
+        record_probe_shapes(model)
         unknown = [v.name for node in model.graph for v in node.outputs if v.dtype is None or v.shape is None]
         if unknown:
             logger.info("%d values still lack dtype or shape, e.g. %s", len(unknown), unknown[:5])
