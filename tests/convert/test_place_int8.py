@@ -71,6 +71,37 @@ def test_depthwise_is_a_predicate_on_conv(kinds, dw, regular):
     g = QDQGraph()
     x = g.qdq("input", 0.02, 0, np.int8)
     c = g.qdq(g.conv(x, 3, 6, name="regular"), 0.05, 0, np.int8)
-    y = g.conv(c, 6, 6, group=6, name="dw", output="y")
+    d = g.qdq(g.conv(c, 6, 6, group=6, name="dw"), 0.05, 0, np.int8)
+    y = g.conv(d, 6, 6, group=6, name="dw2", output="y")  # dw feeds an INT8 op: not a lone depthwise conv
     placed = _placed(g.build([y]), op_types=kinds)
     assert placed["dw"][0] == dw and placed["regular"][0] == regular
+
+
+def _fp32_dw_fp32(neighbours_int8: bool):
+    g = QDQGraph()
+    x = g.qdq("input", 0.02, 0, np.int8)
+    a = g.qdq(g.conv(x, 3, 8, k=1, name="expand"), 0.05, 0, np.int8)
+    d = g.qdq(g.conv(a, 8, 8, group=8, name="dw"), 0.05, 0, np.int8)
+    y = g.conv(d, 8, 4, k=1, name="project", output="y")
+    model = g.build([y])
+    ids = {n.name: node_id(n) for n in run_until(model, "fuse").graph}
+    skip = () if neighbours_int8 else (ids["expand"], ids["project"])
+    return model, skip
+
+
+def test_a_lone_depthwise_conv_between_fp32_convs_runs_fp32_and_says_why():
+    """Its INT8 form needs a quantize pass over its input that an FP32 neighbour could have rounded for free."""
+    from int8kit.convert.pipeline import convert
+    from int8kit.scope import Scope
+
+    from ._util import assert_agrees, run_int8kit, run_ort
+
+    model, skip = _fp32_dw_fp32(neighbours_int8=False)
+    result = convert(model, ConvertConfig(scope=Scope(exclude_ids=skip)))
+    reasons = {op.name: op.reason for op in result.summary.fp32_reasons}
+    assert "lone depthwise" in reasons["dw"], reasons
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    # FP32 on the file's rounded values: off only where accumulation order flips one rounding step
+    assert_agrees(run_int8kit(result.model, x).reshape(4, -1), run_ort(model, x).reshape(4, -1), top1=0.75)
+    model, skip = _fp32_dw_fp32(neighbours_int8=True)
+    assert _placed(model)["dw"][0] == "int8"  # INT8 neighbours: it stays INT8

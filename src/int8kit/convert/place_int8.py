@@ -220,6 +220,31 @@ def _decide(node: ir.Node, config: ConvertConfig) -> str | None:
     return None
 
 
+LONE_DEPTHWISE_REASON = (
+    "a lone depthwise conv between FP32 layers: INT8 would add a quantize pass over its input, which costs "
+    "more than its INT8 kernel saves (it runs FP32 on the file's rounded values)"
+)
+
+
+def _lone_depthwise(node: ir.Node) -> bool:
+    """An INT8 depthwise conv whose input an FP32 conv writes (and could round itself) and whose output only
+    FP32 ops read: in INT8 it needs a quantize pass over its (large, expanded) input for a kernel that is
+    memory-bound either way, so FP32 is faster (measured on MobileNetV2 with every other conv skipped)."""
+    if not (is_compute(node) and is_int8(node) and node.op_type == "Conv"):
+        return False
+    weight = node.inputs[1]
+    group = node.attributes.get_int("group", 1)
+    if group <= 1 or weight is None or weight.shape is None or len(weight.shape) < 2 or weight.shape[1] != 1:
+        return False
+    if node.metadata_props.get(OUTPUT_INT8_KEY) != "0":
+        return False
+    x = node.inputs[0]
+    producer = x.producer()
+    if producer is None or _produces_int8(x) or is_int8(producer) or x.is_graph_output():
+        return False
+    return (is_compute(producer) or is_affine(producer)) and producer.outputs[0] is x
+
+
 class PlaceInt8Pass(ContractPass):
     """Marks every node INT8 or FP32 (with a reason), and INT8 compute outputs as INT8 or float."""
 
@@ -232,9 +257,22 @@ class PlaceInt8Pass(ContractPass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         nodes = list(model.graph)
+        self.demoted: dict[ir.Node, str] = {}
+        for _ in range(2):  # once more when lone depthwise convs were moved to FP32
+            self._sweeps(nodes)
+            lone = {n: LONE_DEPTHWISE_REASON for n in nodes if n not in self.demoted and _lone_depthwise(n)}
+            if not lone:
+                break
+            self.demoted.update(lone)
+        return ir.passes.PassResult(model, modified=True)
+
+    def _reason(self, node: ir.Node) -> str | None:
+        return self.demoted.get(node) or _decide(node, self.config)
+
+    def _sweeps(self, nodes: list[ir.Node]) -> None:
         for _ in range(3):  # later sweeps see the output decisions made for later consumers
             for node in nodes:
-                reason = _decide(node, self.config)
+                reason = self._reason(node)
                 node.metadata_props[PRECISION_KEY] = "fp32" if reason else "int8"
                 if reason:
                     node.metadata_props[REASON_KEY] = reason
@@ -245,16 +283,15 @@ class PlaceInt8Pass(ContractPass):
                     out = node.outputs[0]
                     wants = encoding(out) is not None and any(self._reads_int8(u.node, u.idx) for u in out.uses())
                     node.metadata_props[OUTPUT_INT8_KEY] = "1" if (is_int8(node) and wants) else "0"
-        return ir.passes.PassResult(model, modified=True)
 
     def _reads_int8(self, node: ir.Node, index: int) -> bool:
         """Whether `node` will want its input `index` in INT8."""
         if is_compute(node):
             if index == 3:  # a residual: INT8 when the consumer writes INT8
                 return is_int8(node) and node.metadata_props.get(OUTPUT_INT8_KEY) == "1"
-            return index == 0 and _decide(node, self.config) is None
+            return index == 0 and self._reason(node) is None
         if is_affine(node):
-            return index == 0 and _decide(node, self.config) is None
+            return index == 0 and self._reason(node) is None
         if is_global_mean(node):
             return index == 0  # read INT8 directly into a float mean (int8kit.Mean)
         if is_data_movement(node) or is_binary(node):
