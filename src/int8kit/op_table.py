@@ -6,7 +6,7 @@ one ONNX op type (default domain):
 
 - role: "compute" (has weights: Conv, Gemm, MatMul), "data_movement" (moves or selects values),
   "binary" (element-wise of two computed tensors), "activation" (fuses as a post-op), "averaging",
-  "normalization", or "other";
+  "normalization", "shape" (reads only the input's shape), or "other";
 - grid: how its output's values relate to its input's: "same" (a subset of the input's values: one
   encoding fits both), "average" (within the input's range, but new values), "own" (anything);
 - sign: "nonnegative" (>= 0 whatever the input; Clip only with a minimum >= 0), "preserving" (>= 0 when
@@ -75,6 +75,9 @@ OPS: dict[str, OpSpec] = _rows(
     OpSpec("LeakyRelu", "activation", post_op="leakyrelu"),
     OpSpec("Tanh", "activation", post_op="tanh"),
     OpSpec("Softmax", "other", sign="nonnegative"),
+    # shape readers: read only their input's shape, so INT8 data serves them as it is
+    OpSpec("Shape", "shape"),
+    OpSpec("Size", "shape"),
 )
 
 # Post-op kind -> (oneDNN eltwise algorithm name in int8kit.runtime.dnnl, parameter defaults). The

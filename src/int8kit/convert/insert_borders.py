@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
-from int8kit import ops
+from int8kit import op_table, ops
 from int8kit.convert.place_int8 import (
     OUTPUT_INT8_KEY,
     binary_operands,
@@ -34,7 +34,7 @@ from int8kit.metadata import ENCODING_KEY, PRECISION_KEY
 logger = logging.getLogger(__name__)
 
 # Ops that read only their input's shape (exporters' shape subgraphs): they take INT8 tensors as they are.
-SHAPE_READERS = ("Shape", "Size")
+SHAPE_READERS = op_table.op_types(role="shape")
 NP_TYPE = {ops.UINT8: np.uint8, ops.INT8: np.int8}
 IR_TYPE = {ops.FLOAT: ir.DataType.FLOAT, ops.UINT8: ir.DataType.UINT8, ops.INT8: ir.DataType.INT8}
 
