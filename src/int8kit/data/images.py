@@ -27,6 +27,18 @@ MAX_RESIZE_FACTOR = 4
 LANCZOS_SUPPORT = 3.0  # source pixels each side of a tap centre, times the downscale factor
 
 
+def check_normalisation(grayscale: bool, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """One mean and one non-zero std per channel (1 for grayscale, 3 for RGB), or a ConfigError saying so."""
+    channels = 1 if grayscale else 3
+    if len(mean) != channels or len(std) != channels:
+        raise ConfigError(
+            f"mean/std need {channels} values for {'grayscale' if grayscale else 'RGB'} "
+            f"images, got {len(mean)} and {len(std)}"
+        )
+    if any(s == 0 for s in std):
+        raise ConfigError("std values must be non-zero")
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """How to turn an image file into a model input. Mean/std have one value per channel."""
@@ -42,13 +54,7 @@ class ImageSpec:
             raise ConfigError(f"data dim must be positive, got {self.data_dim}")
         if self.resize_size < self.data_dim:
             raise ConfigError(f"resize size {self.resize_size} is smaller than the crop {self.data_dim}")
-        if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ConfigError(
-                f"mean/std need {self.channels} values for {'grayscale' if self.grayscale else 'RGB'} "
-                f"images, got {len(self.mean)} and {len(self.std)}"
-            )
-        if any(s == 0 for s in self.std):
-            raise ConfigError("std values must be non-zero")
+        check_normalisation(self.grayscale, self.mean, self.std)
 
     @property
     def channels(self) -> int:

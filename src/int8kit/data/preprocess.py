@@ -33,7 +33,15 @@ import numpy as np
 from PIL import Image
 
 from int8kit.data.compact_format import CompactWriter
-from int8kit.data.images import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, load_uint8, normalize, to_8_bit
+from int8kit.data.images import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageSpec,
+    check_normalisation,
+    load_uint8,
+    normalize,
+    to_8_bit,
+)
 from int8kit.data.label_list import LabelEntry, parse_label_list
 from int8kit.data.seed_format import SeedWriter
 from int8kit.errors import ConfigError, DataError
@@ -69,13 +77,7 @@ class KeepAspectSpec:
             raise ConfigError(f"resize height and pad width must be positive, got {self.height} and {self.width}")
         if not 0 <= self.pad_value <= 255 or int(self.pad_value) != self.pad_value:
             raise ConfigError(f"pad value must be a whole pixel value 0..255, got {self.pad_value}")
-        if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ConfigError(
-                f"mean/std need {self.channels} values for {'grayscale' if self.grayscale else 'RGB'} "
-                f"images, got {len(self.mean)} and {len(self.std)}"
-            )
-        if any(s == 0 for s in self.std):
-            raise ConfigError("std values must be non-zero")
+        check_normalisation(self.grayscale, self.mean, self.std)
 
     @property
     def channels(self) -> int:
