@@ -21,9 +21,7 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +34,8 @@ if str(REPO_ROOT) not in sys.path:
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # spin-waiting stalls 2 threads on a shared machine
 
 from bench_models import environment_record  # noqa: E402
+from bench_zoo import Settings  # noqa: E402
+from bench_zoo import time_runner as time_runner_zoo  # noqa: E402
 
 Runner = Callable[[np.ndarray], object]
 ENGINES = ("int8kit-bf16", "openvino-bf16", "int8kit-fp32")
@@ -79,16 +79,9 @@ def openvino_runner(path: Path, threads: int, batch: int, size: int) -> tuple[Ru
 
 
 def time_runner(run: Runner, x: np.ndarray, warmup: int, min_runs: int, seconds: float) -> Timing:
-    for _ in range(warmup):
-        run(x)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < seconds:
-        t = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t)
-    elapsed = time.perf_counter() - start
-    return Timing(len(times) * x.shape[0] / elapsed, 1000 * statistics.median(times), len(times))
+    """bench_zoo's timing loop (warmup, then >= min_runs runs and >= seconds), as a Timing."""
+    rate, ms, runs = time_runner_zoo(run, x, Settings(seconds=seconds, min_runs=min_runs, warmup=warmup))
+    return Timing(rate, ms, runs)
 
 
 def _efficientnet():
