@@ -20,7 +20,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,37 +35,13 @@ from bench_zoo import ModelFiles, Settings  # noqa: E402
 
 
 def ort_qdq_excluding(fp32: Path, exclude: list[str], size: int, n_calib: int = 8):
-    """onnxruntime's default-workflow QDQ file with `exclude` left unquantized (its nodes_to_exclude)."""
+    """onnxruntime's QDQ file (per-channel weights, symmetric int8 activations) with `exclude` left float."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    name = onnx.load(str(fp32), load_external_data=False).graph.input[0].name
-    images = np.random.default_rng(1).standard_normal((n_calib, 1, 3, size, size)).astype(np.float32)
+    from examples.zoo.ort_qdq import ort_qdq
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(images)
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {name: x}
-
-    with tempfile.TemporaryDirectory() as d:
-        pre, out = Path(d, "pre.onnx"), Path(d, "qdq.onnx")
-        quant_pre_process(str(fp32), str(pre))
-        quantize_static(
-            str(pre),
-            str(out),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=exclude,
-            extra_options={"ActivationSymmetric": True},
-        )
-        return onnx.load(str(out))
+    images = np.random.default_rng(1).standard_normal((n_calib, 3, size, size)).astype(np.float32)
+    return ort_qdq(onnx.load(str(fp32)), images, "ort_pc_s8_sym", tuple(exclude))
 
 
 def conv_names(fp32: Path) -> list[str]:

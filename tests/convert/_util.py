@@ -3,7 +3,6 @@ running the pipeline up to one pass, and agreement metrics."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import onnx_ir as ir
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from examples.zoo.ort_qdq import ORT_VARIANTS, ort_qdq  # noqa: F401  (re-exported for the tests)
 from int8kit.convert.config import ConvertConfig
 from int8kit.convert.pipeline import convert
 
@@ -21,13 +21,6 @@ N_EVAL = 256
 EVAL_BATCH = 64
 OPSET = 17
 
-# onnxruntime quantize_static variants: (per_channel, activation type, extra_options)
-ORT_VARIANTS = {
-    "ort_pc_u8": (True, "QUInt8", {}),
-    "ort_pt_u8": (False, "QUInt8", {}),
-    "ort_pc_s8_sym": (True, "QInt8", {"ActivationSymmetric": True}),
-}
-
 
 def calib_inputs(size: int = SIZE, n: int = N_CALIB, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
@@ -35,40 +28,6 @@ def calib_inputs(size: int = SIZE, n: int = N_CALIB, seed: int = 0) -> np.ndarra
 
 def eval_inputs(size: int = SIZE, n: int = N_EVAL, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
-
-
-def ort_qdq(model: onnx.ModelProto, calib: np.ndarray, variant: str, exclude: tuple[str, ...] = ()) -> onnx.ModelProto:
-    """onnxruntime's quantize_static (QDQ format, int8 weights) after its quant_pre_process."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    per_channel, act_type, extra = ORT_VARIANTS[variant]
-    input_name = model.graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calib)
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {input_name: x[None]}
-
-    with tempfile.TemporaryDirectory() as d:
-        fp, pre, q = Path(d, "fp.onnx"), Path(d, "pre.onnx"), Path(d, "q.onnx")
-        onnx.save(model, fp)
-        quant_pre_process(str(fp), str(pre))
-        quantize_static(
-            str(pre),
-            str(q),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=getattr(QuantType, act_type),
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(exclude),
-            extra_options=extra,
-        )
-        return onnx.load(str(q))
 
 
 def int8kit_qdq(model: onnx.ModelProto, calib: np.ndarray) -> onnx.ModelProto:
