@@ -30,6 +30,32 @@ def eval_inputs(size: int = SIZE, n: int = N_EVAL, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
 
 
+class Weights:
+    """Seeded random float32 initializers for hand-built test nets: weights("w0", 8, 3, 3, 3, scale=0.3)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, name: str, *shape: int, scale: float) -> onnx.TensorProto:
+        return numpy_helper.from_array((self.rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def classifier(
+    nodes, inits, name: str, classes: int = 10, input_dims=("N", 3, SIZE, SIZE), strict: bool = True
+) -> onnx.ModelProto:
+    """A hand-built image classifier: input "x" (input_dims), output "y" [N, classes], opset 17, shapes inferred."""
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(input_dims))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return onnx.shape_inference.infer_shapes(model, strict_mode=strict)
+
+
 def int8kit_qdq(model: onnx.ModelProto, calib: np.ndarray) -> onnx.ModelProto:
     from int8kit.quantize import QuantizeConfig, quantize_model
 

@@ -10,19 +10,27 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from int8kit.convert.pipeline import convert
 from int8kit.runtime.predictor import Predictor
 
-from ._util import SIZE, assert_agrees, calib_inputs, eval_inputs, int8kit_qdq, ort_qdq, run_int8kit, run_ort
+from ._util import (
+    SIZE,
+    Weights,
+    assert_agrees,
+    calib_inputs,
+    classifier,
+    eval_inputs,
+    int8kit_qdq,
+    ort_qdq,
+    run_int8kit,
+    run_ort,
+)
 
 
 def _shuffle_net(channels: int, groups: int) -> onnx.ModelProto:
-    rng = np.random.default_rng(0)
-
-    def init(name, *shape, scale):
-        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+    init = Weights(0)
 
     half = SIZE // 2
     inits = [
@@ -44,16 +52,7 @@ def _shuffle_net(channels: int, groups: int) -> onnx.ModelProto:
         helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="head"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "shuffle",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    return classifier(nodes, inits, "shuffle")
 
 
 @pytest.mark.parametrize(

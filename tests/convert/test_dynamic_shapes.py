@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from int8kit.convert.pipeline import convert
 
-from ._util import assert_agrees, calib_inputs, eval_inputs, int8kit_qdq, run_int8kit, run_ort
+from ._util import Weights, assert_agrees, calib_inputs, classifier, eval_inputs, int8kit_qdq, run_int8kit, run_ort
 
 
 def _dynamic_residual_net(broadcast: bool = False) -> onnx.ModelProto:
-    rng = np.random.default_rng(5)
-
-    def init(name, *shape, scale):
-        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+    init = Weights(5)
 
     inits = [init("w0", 8, 3, 3, 3, scale=0.3), init("w1", 8, 8, 3, 3, scale=0.2), init("w2", 8, 8, 1, 1, scale=0.3)]
     inits += [init("fc", 10, 8, scale=0.3)]
@@ -41,16 +38,7 @@ def _dynamic_residual_net(broadcast: bool = False) -> onnx.ModelProto:
         helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="head"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "dynamic",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return onnx.shape_inference.infer_shapes(model)
+    return classifier(nodes, inits, "dynamic", input_dims=["N", 3, "H", "W"], strict=False)
 
 
 def test_residual_add_of_dynamic_size_branches_fuses_and_matches_the_qdq_model():

@@ -10,15 +10,17 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from int8kit.convert.pipeline import convert
 from int8kit.runtime.predictor import Predictor
 
 from ._util import (
     SIZE,
+    Weights,
     assert_agrees,
     calib_inputs,
+    classifier,
     eval_inputs,
     int8kit_qdq,
     ort_qdq,
@@ -29,10 +31,7 @@ from ._util import (
 
 
 def _se_net() -> onnx.ModelProto:
-    rng = np.random.default_rng(11)
-
-    def init(name, *shape, scale):
-        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+    init = Weights(11)
 
     c, r = 32, 8
     inits = [
@@ -59,16 +58,7 @@ def _se_net() -> onnx.ModelProto:
         helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="head"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "se",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    return classifier(nodes, inits, "se")
 
 
 @pytest.mark.parametrize("variant", ["int8kit", "ort_pt_u8", "ort_pc_s8_sym"])

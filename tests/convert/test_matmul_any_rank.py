@@ -11,11 +11,21 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from int8kit.convert.pipeline import convert
 
-from ._util import SIZE, assert_agrees, calib_inputs, eval_inputs, int8kit_qdq, ort_qdq, run_int8kit, run_ort
+from ._util import (
+    SIZE,
+    assert_agrees,
+    calib_inputs,
+    classifier,
+    eval_inputs,
+    int8kit_qdq,
+    ort_qdq,
+    run_int8kit,
+    run_ort,
+)
 
 
 def _token_head() -> onnx.ModelProto:
@@ -47,16 +57,7 @@ def _token_head() -> onnx.ModelProto:
         helper.make_node("ReduceMean", ["act"], ["pooled"], axes=[1], keepdims=0, name="pool"),
         helper.make_node("Gemm", ["pooled", "gw", "gb"], ["y"], transB=1, name="head"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "token_head",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    return classifier(nodes, inits, "token_head", classes=classes)
 
 
 def test_fp32_matches_onnxruntime():

@@ -10,18 +10,25 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from int8kit.convert.pipeline import convert
 
-from ._util import SIZE, assert_agrees, calib_inputs, eval_inputs, int8kit_qdq, ort_qdq, run_int8kit, run_ort
+from ._util import (
+    Weights,
+    assert_agrees,
+    calib_inputs,
+    classifier,
+    eval_inputs,
+    int8kit_qdq,
+    ort_qdq,
+    run_int8kit,
+    run_ort,
+)
 
 
 def _padded_pool_net(pad_value: float = 0.0) -> onnx.ModelProto:
-    rng = np.random.default_rng(3)
-
-    def init(name, *shape, scale):
-        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+    init = Weights(3)
 
     inits = [
         init("w0", 16, 3, 3, 3, scale=0.3),
@@ -43,16 +50,7 @@ def _padded_pool_net(pad_value: float = 0.0) -> onnx.ModelProto:
         helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="head"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "padded_pool",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    return classifier(nodes, inits, "padded_pool")
 
 
 def _qdq(model, variant):
