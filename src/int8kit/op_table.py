@@ -11,6 +11,8 @@ one ONNX op type (default domain):
   encoding fits both), "average" (within the input's range, but new values), "own" (anything);
 - sign: "nonnegative" (>= 0 whatever the input; Clip only with a minimum >= 0), "preserving" (>= 0 when
   its data inputs are), "any";
+- bounded: the op itself bounds its output to a fixed interval whatever its input (Sigmoid, Tanh, HardSigmoid,
+  Softmax; Clip only with a constant maximum), so calibration has no outliers there to clip;
 - qdq: what int8kit's quantizer puts Q/DQ on: "inputs" (compute ops: activations in, weights),
   "inputs_and_output" (Add, Concat, pools), or None;
 - int8: whether the converter has an INT8 form for it (the vocabulary of --ops-to-quantize);
@@ -33,6 +35,7 @@ class OpSpec:
     int8: bool = False
     post_op: str | None = None
     many_inputs: bool = False  # every input is data (Concat), not input 0 alone
+    bounded: bool = False
 
 
 def _rows(*specs: OpSpec) -> dict[str, OpSpec]:
@@ -68,13 +71,13 @@ OPS: dict[str, OpSpec] = _rows(
     OpSpec("BatchNormalization", "normalization", int8=True),  # a standalone one is an int8kit.Affine
     # activations: fused as post-ops of the op before them
     OpSpec("Relu", "activation", sign="nonnegative", post_op="relu"),
-    OpSpec("Clip", "activation", sign="nonnegative", post_op="clip"),  # nonnegative when min >= 0
+    OpSpec("Clip", "activation", sign="nonnegative", post_op="clip", bounded=True),  # see scheme.clip_*
     OpSpec("HardSwish", "activation", post_op="hardswish"),
-    OpSpec("HardSigmoid", "activation", sign="nonnegative", post_op="hardsigmoid"),
-    OpSpec("Sigmoid", "activation", sign="nonnegative", post_op="sigmoid"),
+    OpSpec("HardSigmoid", "activation", sign="nonnegative", post_op="hardsigmoid", bounded=True),
+    OpSpec("Sigmoid", "activation", sign="nonnegative", post_op="sigmoid", bounded=True),
     OpSpec("LeakyRelu", "activation", post_op="leakyrelu"),
-    OpSpec("Tanh", "activation", post_op="tanh"),
-    OpSpec("Softmax", "other", sign="nonnegative"),
+    OpSpec("Tanh", "activation", post_op="tanh", bounded=True),
+    OpSpec("Softmax", "other", sign="nonnegative", bounded=True),
     # shape readers: read only their input's shape, so INT8 data serves them as it is
     OpSpec("Shape", "shape"),
     OpSpec("Size", "shape"),

@@ -29,7 +29,7 @@ from int8kit.quantize.keep_fp32 import keep_fp32
 from int8kit.quantize.observers import METHODS
 from int8kit.quantize.plan import SUPPORTED_OPS, QuantPlan, plan_quantization
 from int8kit.quantize.samples import CalibrationSamples
-from int8kit.quantize.scheme import QParams, activation_qparams
+from int8kit.quantize.scheme import QParams, activation_qparams, bounded_tensors
 from int8kit.scope import Scope
 
 logger = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def quantize_with_report(
         backend=config.backend,
         num_threads=config.num_threads,
         progress=progress,
+        bounded=bounded_tensors(fp32.graph),
     )
     qparams: dict[str, QParams] = {}
     for group in plan.groups:

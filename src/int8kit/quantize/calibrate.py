@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -110,8 +110,13 @@ def calibrate(
     backend: str = "auto",
     num_threads: int | None = None,
     progress: Progress | None = None,
+    bounded: Collection[str] = (),
 ) -> dict[str, tuple[float, float]]:
-    """Observed (lo, hi) of every tensor in `names` (graph inputs included) over the sample."""
+    """Observed (lo, hi) of every tensor in `names` (graph inputs included) over the sample.
+
+    Tensors in `bounded` (an op of the graph bounds them: scheme.bounded_tensors) keep their full observed
+    range whatever the method: clipping them would move the values saturated at the bound, not outliers.
+    """
     names = list(dict.fromkeys(names))
     inp = model_input(model)
     shape = input_shape(inp)
@@ -130,8 +135,9 @@ def calibrate(
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     # The model input is the user's own data: its full range is meaningful, and entropy/percentile
     # cuts on a bimodal input (image background vs foreground) clipped whole objects away.
+    full_range = {inp.name, *bounded}
     observers: dict[str, Observer] = {
-        n: make_observer("minmax" if n == inp.name else method, percentile) for n in names
+        n: make_observer("minmax" if n in full_range else method, percentile) for n in names
     }
     observers.setdefault(inp.name, make_observer("minmax"))  # always seen: constant or NaN data is refused
     fetched = [n for n in names if n != inp.name]

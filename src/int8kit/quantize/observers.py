@@ -166,10 +166,15 @@ class KLObserver(HistogramObserver):
         levels = 256 if self.unsigned else 128
         counts = self.counts.astype(np.float64)
         counts[0] = counts[1]
+        # TensorRT's first cut is `levels` bins, which assumes data from 0 up. Magnitudes that start at
+        # bin `first` (a tensor that never comes near 0, e.g. a squeeze-excite gate's input) need
+        # `first + levels` bins: any shorter cut folds nearly all of the data into its last bin, a spike
+        # Q matches exactly (KL 0), so KL would clip the whole tensor to one value.
+        first = int(np.flatnonzero(self.counts)[0])
         best_i, best_kl = self._extent(), math.inf
-        if best_i <= levels:
+        if best_i <= first + levels:
             return best_i * self.width
-        for i in self._candidates(levels):
+        for i in self._candidates(first + levels):
             kl = _kl_for_cut(counts, int(i), levels)
             if kl < best_kl:
                 best_i, best_kl = int(i), kl

@@ -110,6 +110,44 @@ def nonnegative_tensors(graph: ir.Graph | onnx.GraphProto) -> set[str]:
     return result
 
 
+def clip_is_bounded(node: ir.Node) -> bool:
+    """Clip's maximum (attribute before opset 11, input 2 after) is a known constant: ReLU6 and the like."""
+    if "max" in node.attributes:
+        return True
+    value = _constant(node.inputs[2]) if len(node.inputs) > 2 else None
+    return value is not None and value.size == 1
+
+
+def produces_bounded(node: ir.Node) -> bool:
+    """The op alone bounds its output to a fixed interval (op_table's `bounded`; Clip with a constant max)."""
+    row = op_table.spec(node.op_type)
+    if row is None or not row.bounded:
+        return False
+    return clip_is_bounded(node) if node.op_type == "Clip" else True
+
+
+def bounded_tensors(graph: ir.Graph | onnx.GraphProto) -> set[str]:
+    """Names of the tensors whose values an op of the graph bounds, directly or moved/averaged from such tensors.
+
+    Their calibrated range needs no clipping: the op already cut the tails, and the values piled up at the
+    bound (a saturated ReLU6 or sigmoid) are a large share of the data, not rare outliers.
+    """
+    if isinstance(graph, onnx.GraphProto):
+        graph = ir.serde.deserialize_graph(graph)
+    result: set[str] = set()
+    for node in graph:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        row = op_table.spec(node.op_type)
+        if produces_bounded(node):
+            result.update(o.name for o in node.outputs if o.name)
+        elif row is not None and row.grid in ("same", "average") and row.role in ("data_movement", "averaging"):
+            data = [i for i in node.inputs if i is not None] if row.many_inputs else node.inputs[:1]
+            if data and all(d is not None and (d.name in result or d.is_initializer()) for d in data):
+                result.update(o.name for o in node.outputs if o.name)
+    return result
+
+
 def _nonnegative_constant(value: ir.Value) -> bool:
     array = _constant(value) if value.is_initializer() else None
     return array is not None and array.dtype.kind == "f" and bool(np.all(array >= 0))
