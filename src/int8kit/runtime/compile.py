@@ -86,12 +86,13 @@ class Program:
     stream: dnnl.Stream
     keep_alive: list[object]
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Run on C-contiguous `feeds`; write into `outputs` (C-contiguous, of the outputs' shapes) if given."""
         for name, tensor in self.inputs.items():
             tensor.memory.set_pointer(feeds[name].ctypes.data)
         results = {}
         for name, tensor in self.outputs.items():
-            out = np.empty(tensor.dims, dtype=DNNL_TO_NUMPY[tensor.dtype])
+            out = outputs[name] if outputs is not None else np.empty(tensor.dims, dtype=DNNL_TO_NUMPY[tensor.dtype])
             tensor.memory.set_pointer(out.ctypes.data)
             results[name] = out
         execute, stream = dnnl.execute, self.stream

@@ -21,7 +21,7 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import ConfigError, InputError
-from int8kit.runtime import cpu, fork_guard
+from int8kit.runtime import batch_split, cpu, fork_guard
 from int8kit.runtime.compile import Program, WeightCache
 from int8kit.runtime.lowering import compile_graph, supported_ops
 from int8kit.runtime.precision import PrecisionPlan, check_precision
@@ -104,7 +104,10 @@ class Predictor:
     intermediate tensor would exceed it, naming the tensor, the dimension and the bytes, before anything is
     allocated (default `default_max_tensor_bytes()`: $INT8KIT_MAX_TENSOR_BYTES, else half the RAM).
     In a child forked after a multi-threaded run, the work runs on a fresh thread (see `fork_guard`).
-    `precision` "bf16" runs the float convolutions and inner products in bf16 (inputs and outputs stay
+    `slice_images` runs a larger batch as consecutive slices of that many images through one program, so
+    its intermediates stay in the caches (see `int8kit.runtime.batch_split`); None chooses the size from
+    the model's largest intermediate, 0 never slices. Only graphs proven to treat images independently
+    are sliced. `precision` "bf16" runs the float convolutions and inner products in bf16 (inputs and outputs stay
     float32); a converted model's nodes marked `precision: "bf16"` run bf16 either way. On a CPU without
     bf16 kernels a warning says so and everything float runs FP32 (`self.precision` is then "fp32").
     """
@@ -120,6 +123,7 @@ class Predictor:
         max_tensor_bytes: int | None = None,
         pin_streams: bool = True,
         precision: str = "fp32",
+        slice_images: int | None = None,
     ):
         check_precision(precision)
         if program_cache_size < 1:
@@ -130,6 +134,9 @@ class Predictor:
         self.num_threads = num_threads or cpu.get_num_threads()
         self.stream_config = StreamConfig(streams, self.num_threads, pin_streams)
         self.program_cache_size = program_cache_size
+        if slice_images is not None and slice_images < 0:
+            raise ConfigError(f"slice_images must be 0 (never slice) or more, got {slice_images}")
+        self.slice_images = self._choose_slice(slice_images)
         self.max_tensor_bytes = max_tensor_bytes if max_tensor_bytes is not None else default_max_tensor_bytes()
         graph = self.model.graph
         self._inputs = [v for v in graph.inputs if v.const_value is None]
@@ -221,13 +228,44 @@ class Predictor:
 
     def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cpu.set_num_threads(self.num_threads)
+        batch = next(iter(feeds.values())).shape[0] if feeds else 0
+        if not self.slice_images or batch <= self.slice_images:
+            return self._run_program(feeds)
+        results: dict[str, np.ndarray] = {}
+        for part in batch_split.slices(batch, self.slice_images):
+            chunk = {k: v[part] for k, v in feeds.items()}
+            if not results:
+                first = self._run_program(chunk)
+                results = {k: np.empty((batch, *v.shape[1:]), v.dtype) for k, v in first.items()}
+                for k, v in first.items():
+                    results[k][part] = v
+            else:
+                self._run_program(chunk, {k: v[part] for k, v in results.items()})
+        return results
+
+    def _run_program(
+        self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         shapes = {k: v.shape for k, v in feeds.items()}
         key = self._key(shapes)
         prog = self._checkout(key, shapes)
         try:
-            return prog.run(feeds)
+            return prog.run(feeds, outputs)
         finally:
             self._release(key, prog)
+
+    def _choose_slice(self, requested: int | None) -> int:
+        """Images per slice (0: run every batch whole): the request, or the cache budget's choice."""
+        if requested == 0:
+            return 0
+        reason = batch_split.split_blocker(self.model.graph)
+        if reason is not None:
+            logger.info("batches run whole: %s", reason)
+            return 0
+        if requested is not None:
+            return requested
+        per_image = batch_split.largest_bytes_per_image(self.model.graph)
+        return batch_split.slice_size(per_image, self.num_threads)
 
     # ---- programs --------------------------------------------------------------------------------
     def program(self, shapes: dict[str, tuple[int, ...]]) -> Program:
