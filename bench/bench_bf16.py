@@ -34,8 +34,7 @@ if str(REPO_ROOT) not in sys.path:
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # spin-waiting stalls 2 threads on a shared machine
 
 from bench_models import environment_record  # noqa: E402
-from bench_zoo import Settings  # noqa: E402
-from bench_zoo import time_runner as time_runner_zoo  # noqa: E402
+from bench_zoo import Settings, time_runners  # noqa: E402
 
 Runner = Callable[[np.ndarray], object]
 ENGINES = ("int8kit-bf16", "openvino-bf16", "int8kit-fp32")
@@ -80,7 +79,8 @@ def openvino_runner(path: Path, threads: int, batch: int, size: int) -> tuple[Ru
 
 def time_runner(run: Runner, x: np.ndarray, warmup: int, min_runs: int, seconds: float) -> Timing:
     """bench_zoo's timing loop (warmup, then >= min_runs runs and >= seconds), as a Timing."""
-    rate, ms, runs = time_runner_zoo(run, x, Settings(seconds=seconds, min_runs=min_runs, warmup=warmup))
+    settings = Settings(seconds=seconds, min_runs=min_runs, warmup=warmup, rounds=1)
+    rate, ms, runs = time_runners({"run": run}, x, settings)["run"]
     return Timing(rate, ms, runs)
 
 

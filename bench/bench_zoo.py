@@ -5,9 +5,11 @@ from int8kit's own `quantize` (16 random calibration images); int8kit's INT8 mod
 time each batch size: int8kit FP32 and INT8, OpenVINO FP32 and INT8 (the FP32 file and the QDQ file, CPU plugin,
 INFERENCE_PRECISION_HINT=f32, PERFORMANCE_HINT=LATENCY, static shape per batch), onnxruntime FP32 and INT8 (the
 same two files). Each engine first runs `--warmup` times untimed (int8kit compiles for the shape in the first;
-the next ones let thread pools and caches settle), then at least `--min-runs` runs and `--seconds` of timing;
-images/s = images / elapsed. The table adds int8kit/OpenVINO at each precision and
-INT8/FP32 per engine family, starring the ratios that miss issue 8's targets.
+the next ones let thread pools and caches settle); then the engines take turns for `--rounds` rounds, each
+engine at least `--min-runs` runs and `--seconds`/rounds of timing per round, and its best round counts
+(images/s = images / elapsed), so a burst of load elsewhere on the machine does not land on one engine.
+The table adds int8kit/OpenVINO at each precision and INT8/FP32 per engine family, starring the ratios that
+miss issue 8's targets.
 
 Every model runs in its own worker process under `--timeout` seconds (preparation included), so one pathological
 model (a reference kernel, a hang) is reported as "timeout" and the run goes on; a failing engine is reported
@@ -58,6 +60,7 @@ class Settings:
     seconds: float = 3.0
     min_runs: int = 3
     warmup: int = 3
+    rounds: int = 3
     calibration_images: int = 16
     engines: tuple[str, ...] = ENGINES
 
@@ -172,11 +175,8 @@ def make_runner(engine: str, files: ModelFiles, batch: int) -> Runner:
     return _ort(onnx.load(str(path)), threads)
 
 
-def time_runner(run: Runner, x: np.ndarray, settings: Settings) -> tuple[float, float, int]:
-    """(images/s, median ms per batch, runs) after `warmup` untimed runs: >= min_runs runs and >= seconds of them."""
-    seconds, min_runs = settings.seconds, settings.min_runs
-    for _ in range(settings.warmup):
-        run(x)
+def time_round(run: Runner, x: np.ndarray, seconds: float, min_runs: int) -> tuple[float, float, int]:
+    """(images/s, median ms per batch, runs) of one timing round: >= min_runs runs and >= seconds of them."""
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < seconds:
@@ -187,25 +187,49 @@ def time_runner(run: Runner, x: np.ndarray, settings: Settings) -> tuple[float, 
     return len(times) * x.shape[0] / elapsed, 1000 * statistics.median(times), len(times)
 
 
+def time_runners(runners: dict[str, Runner], x: np.ndarray, settings: Settings) -> dict[str, tuple[float, float, int]]:
+    """Each runner's best of `rounds` interleaved timing rounds (A B C, A B C, ...), after `warmup` untimed runs.
+
+    Interleaving spreads a burst of load from elsewhere on the machine over every engine instead of one, and
+    the best round is each engine's speed when nothing interfered; runs are summed over the rounds.
+    """
+    for run in runners.values():
+        for _ in range(settings.warmup):
+            run(x)
+    rounds: dict[str, list[tuple[float, float, int]]] = {name: [] for name in runners}
+    for _ in range(settings.rounds):
+        for name, run in runners.items():
+            rounds[name].append(time_round(run, x, settings.seconds / settings.rounds, settings.min_runs))
+    best = {}
+    for name, results in rounds.items():
+        rate, ms, _ = max(results)
+        best[name] = (rate, ms, sum(r[2] for r in results))
+    return best
+
+
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text[:300]}"
 
 
 def run_model(name: str, settings: Settings, emit: Callable[[Result], None]) -> None:
-    """Every engine at every batch size on one model; each result is emitted as soon as it is measured."""
+    """Every engine at every batch size on one model, timed in interleaved rounds; results emitted per batch."""
     files = ModelFiles(name, settings)
     for batch in settings.batches:
         x = np.random.default_rng(batch).standard_normal((batch, 3, settings.size, settings.size)).astype(np.float32)
+        runners: dict[str, Runner] = {}
         for engine in settings.engines:
             try:
-                rate, ms, runs = time_runner(make_runner(engine, files, batch), x, settings)
-                result = Result(name, batch, engine, "ok", rate, ms, runs)
+                runners[engine] = make_runner(engine, files, batch)
+                runners[engine](x)  # fails here rather than in the middle of the rounds
             except Exception as exc:  # noqa: BLE001 - one engine's failure is a result, not the end of the run
                 if os.environ.get("BENCH_ZOO_TRACEBACK"):
                     traceback.print_exc()
-                result = Result(name, batch, engine, f"error: {one_line(exc)}")
-            emit(result)
+                runners.pop(engine, None)
+                emit(Result(name, batch, engine, f"error: {one_line(exc)}"))
+        for engine, (rate, ms, runs) in time_runners(runners, x, settings).items():
+            emit(Result(name, batch, engine, "ok", rate, ms, runs))
+        runners.clear()
 
 
 # ---- worker processes ---------------------------------------------------------------------------------------
@@ -254,6 +278,7 @@ def settings_args(s: Settings) -> list[str]:
         f"--threads={s.threads}",
         f"--seconds={s.seconds}",
         f"--min-runs={s.min_runs}",
+        f"--rounds={s.rounds}",
         f"--warmup={s.warmup}",
         f"--calibration-images={s.calibration_images}",
         f"--engines={','.join(s.engines)}",
@@ -326,8 +351,9 @@ def print_table(results: list[Result], settings: Settings, env: dict) -> None:
         markup=False,
     )
     console.print(
-        f"timing: {settings.warmup} untimed runs, then >= {settings.min_runs} runs and >= {settings.seconds} s "
-        f"per engine; int8kit QDQ from {settings.calibration_images} random calibration images; random weights",
+        f"timing: {settings.warmup} untimed runs, then the best of {settings.rounds} interleaved rounds of "
+        f">= {settings.min_runs} runs and >= {settings.seconds / settings.rounds:.2g} s per engine; "
+        f"int8kit QDQ from {settings.calibration_images} random calibration images; random weights",
         markup=False,
     )
 
@@ -359,6 +385,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per engine and batch (default 3)")
     p.add_argument("--min-runs", type=int, default=3, help="timed runs at least (default 3)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the best counts (default 3)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per model, preparation included")
     p.add_argument("--calibration-images", type=int, default=16)
     p.add_argument("--engines", type=_csv(str), default=ENGINES, help=f"comma list of {', '.join(ENGINES)}")
@@ -371,8 +398,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     bad = [e for e in args.engines if e not in ENGINES]
     if bad:
         p.error(f"unknown engines {', '.join(bad)}; known: {', '.join(ENGINES)}")
-    if args.size < 32 or args.threads < 1 or args.seconds < 0 or args.min_runs < 1 or args.warmup < 0:
-        p.error("need --size >= 32, --threads >= 1, --seconds >= 0, --min-runs >= 1 and --warmup >= 0")
+    if args.size < 32 or args.threads < 1 or args.seconds < 0 or min(args.min_runs, args.rounds) < 1 or args.warmup < 0:
+        p.error("need --size >= 32, --threads >= 1, --seconds >= 0, --min-runs, --rounds >= 1 and --warmup >= 0")
     if not args.batch or min(args.batch) < 1:
         p.error("need positive batch sizes")
     return args
@@ -386,6 +413,7 @@ def main(argv=None) -> int:
         threads=args.threads,
         seconds=args.seconds,
         min_runs=args.min_runs,
+        rounds=args.rounds,
         warmup=args.warmup,
         calibration_images=args.calibration_images,
         engines=args.engines,
