@@ -75,6 +75,47 @@ def with_mirrors(images: list[LabelledImage], out_dir: Path) -> tuple[Path, Path
     return out_dir, label_list
 
 
+# The ten-crop protocol's crop: 224 of a 256-pixel side, so each crop keeps 7/8 of the photo's width and height.
+CROP_FRACTION = 224 / 256
+VIEWS = ("full", "centre", "top_left", "top_right", "bottom_left", "bottom_right")
+
+
+def crop_box(width: int, height: int, view: str) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) box of one view: the whole photo, or a CROP_FRACTION crop at its centre
+    or one of its corners."""
+    if view == "full":
+        return 0, 0, width, height
+    w, h = round(width * CROP_FRACTION), round(height * CROP_FRACTION)
+    left = {"centre": (width - w) // 2, "top_left": 0, "bottom_left": 0}.get(view, width - w)
+    top = {"centre": (height - h) // 2, "top_left": 0, "top_right": 0}.get(view, height - h)
+    return left, top, left + w, top + h
+
+
+def with_views(images: list[LabelledImage], out_dir: Path) -> tuple[Path, Path]:
+    """A folder with 12 views of each photo (the whole photo and the ten crops of ImageNet's ten-crop
+    evaluation: centre and four corners, each also mirrored), all with the photo's label, plus `val_list.txt`.
+
+    Labels stay true by construction (a crop keeping 7/8 of each side, or a mirror image, shows the same
+    object), but the views of one photo are strongly correlated: the set holds len(images) independent photos.
+    """
+    from PIL import Image, ImageOps
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for image in images:
+        with Image.open(image.path) as img:
+            rgb = img.convert("RGB")
+        for view in VIEWS:
+            crop = rgb.crop(crop_box(rgb.width, rgb.height, view))
+            for mirrored in (False, True):
+                name = f"{image.path.stem}_{view}{'_mirror' if mirrored else ''}.png"
+                (ImageOps.mirror(crop) if mirrored else crop).save(out_dir / name)
+                lines.append(f"{name} {image.label}")
+    label_list = out_dir / "val_list.txt"
+    label_list.write_text("# label = ImageNet class id from foolbox's file names\n" + "\n".join(lines) + "\n")
+    return out_dir, label_list
+
+
 def write_label_list(images: list[LabelledImage], path: Path) -> Path:
     """`val_list.txt` for `int8kit preprocess --data-dir <their folder>`."""
     lines = [f"{image.path.name} {image.label}" for image in images]

@@ -13,6 +13,8 @@ one ONNX op type (default domain):
   its data inputs are), "any";
 - bounded: the op itself bounds its output to a fixed interval whatever its input (Sigmoid, Tanh, HardSigmoid,
   Softmax; Clip only with a constant maximum), so calibration has no outliers there to clip;
+- zero_point: the converter's INT8 form executes a zero point on this op's data (oneDNN convolution and
+  inner-product sources, pooling, moves); binary ops and Pad have none, so a zero point there costs INT8;
 - qdq: what int8kit's quantizer puts Q/DQ on: "inputs" (compute ops: activations in, weights),
   "inputs_and_output" (Add, Concat, pools), or None;
 - int8: whether the converter has an INT8 form for it (the vocabulary of --ops-to-quantize);
@@ -36,6 +38,7 @@ class OpSpec:
     post_op: str | None = None
     many_inputs: bool = False  # every input is data (Concat), not input 0 alone
     bounded: bool = False
+    zero_point: bool = False
 
 
 def _rows(*specs: OpSpec) -> dict[str, OpSpec]:
@@ -44,20 +47,20 @@ def _rows(*specs: OpSpec) -> dict[str, OpSpec]:
 
 OPS: dict[str, OpSpec] = _rows(
     # compute: weights quantized per output channel; fused into int8kit.Conv / int8kit.Dense
-    OpSpec("Conv", "compute", qdq="inputs", int8=True),
-    OpSpec("Gemm", "compute", qdq="inputs", int8=True),
-    OpSpec("MatMul", "compute", qdq="inputs", int8=True),
+    OpSpec("Conv", "compute", qdq="inputs", int8=True, zero_point=True),
+    OpSpec("Gemm", "compute", qdq="inputs", int8=True, zero_point=True),
+    OpSpec("MatMul", "compute", qdq="inputs", int8=True, zero_point=True),
     # data movement: INT8 data passes through on its input's grid
-    OpSpec("MaxPool", "data_movement", "same", "preserving", "inputs_and_output", True),
+    OpSpec("MaxPool", "data_movement", "same", "preserving", "inputs_and_output", True, zero_point=True),
     OpSpec("GlobalMaxPool", "data_movement", "same", "preserving"),
     OpSpec("AveragePool", "data_movement", "average", "preserving", "inputs_and_output", True),
-    OpSpec("GlobalAveragePool", "data_movement", "average", "preserving", "inputs_and_output", True),
+    OpSpec("GlobalAveragePool", "data_movement", "average", "preserving", "inputs_and_output", True, zero_point=True),
     OpSpec("Concat", "data_movement", "same", "preserving", "inputs_and_output", True, many_inputs=True),
-    OpSpec("Reshape", "data_movement", "same", "preserving", int8=True),
-    OpSpec("Flatten", "data_movement", "same", "preserving", int8=True),
-    OpSpec("Squeeze", "data_movement", "same", "preserving", int8=True),
-    OpSpec("Unsqueeze", "data_movement", "same", "preserving", int8=True),
-    OpSpec("Transpose", "data_movement", "same", "preserving", int8=True),
+    OpSpec("Reshape", "data_movement", "same", "preserving", int8=True, zero_point=True),
+    OpSpec("Flatten", "data_movement", "same", "preserving", int8=True, zero_point=True),
+    OpSpec("Squeeze", "data_movement", "same", "preserving", int8=True, zero_point=True),
+    OpSpec("Unsqueeze", "data_movement", "same", "preserving", int8=True, zero_point=True),
+    OpSpec("Transpose", "data_movement", "same", "preserving", int8=True, zero_point=True),
     OpSpec("Split", "data_movement", "same", "preserving", int8=True),
     OpSpec("Slice", "data_movement", "same", "preserving", int8=True),
     OpSpec("Pad", "data_movement", "same", int8=True),  # INT8 only when it fills 0 (convert.place_int8)

@@ -117,12 +117,15 @@ def quantize_with_report(
         num_threads=config.num_threads,
         progress=progress,
         bounded=bounded_tensors(fp32.graph),
+        zero_point_ok=plan.zero_point_ok,
     )
     qparams: dict[str, QParams] = {}
     for group in plan.groups:
         lo = min(observed[t][0] for t in group)
         hi = max(observed[t][1] for t in group)
-        qp = activation_qparams(lo, hi, unsigned=group[0] in plan.unsigned)
+        qp = activation_qparams(
+            lo, hi, unsigned=group[0] in plan.unsigned, zero_point_ok=group[0] in plan.zero_point_ok
+        )
         _check_range(group, lo, hi, qp, samples)
         qparams.update(dict.fromkeys(group, qp))
     if not config.per_channel:

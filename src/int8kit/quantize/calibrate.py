@@ -111,11 +111,13 @@ def calibrate(
     num_threads: int | None = None,
     progress: Progress | None = None,
     bounded: Collection[str] = (),
+    zero_point_ok: Collection[str] = (),
 ) -> dict[str, tuple[float, float]]:
     """Observed (lo, hi) of every tensor in `names` (graph inputs included) over the sample.
 
     Tensors in `bounded` (an op of the graph bounds them: scheme.bounded_tensors) keep their full observed
     range whatever the method: clipping them would move the values saturated at the bound, not outliers.
+    Tensors in `zero_point_ok` may get a zero point (plan.zero_point_ok): the clipping searches use that grid.
     """
     names = list(dict.fromkeys(names))
     inp = model_input(model)
@@ -135,9 +137,9 @@ def calibrate(
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     # The model input is the user's own data: its full range is meaningful, and entropy/percentile
     # cuts on a bimodal input (image background vs foreground) clipped whole objects away.
-    full_range = {inp.name, *bounded}
+    full_range, zp_ok = {inp.name, *bounded}, set(zero_point_ok)
     observers: dict[str, Observer] = {
-        n: make_observer("minmax" if n in full_range else method, percentile) for n in names
+        n: make_observer("minmax" if n in full_range else method, percentile, zero_point_ok=n in zp_ok) for n in names
     }
     observers.setdefault(inp.name, make_observer("minmax"))  # always seen: constant or NaN data is refused
     fetched = [n for n in names if n != inp.name]

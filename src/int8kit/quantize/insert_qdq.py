@@ -7,7 +7,8 @@ DequantizeLinear pair:
   (excluded nodes keep reading the float t; a graph output keeps its float value);
 - weight w: int8 initializer w_quantized -> DequantizeLinear(axis) -> the quantized node; per-channel
   scales and int8 zero points of the channel count; the float w is dropped once nothing else reads it;
-- biases stay float; scales are float32 scalars, zero points uint8/int8 scalars equal to 0.
+- biases stay float; scales are float32 scalars, zero points uint8/int8 scalars (0 unless the scheme
+  chose an asymmetric grid).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class InsertQDQPass(ir.passes.InPlacePass):
             uses = [(u.node, u.idx) for u in value.uses() if u.node.name not in excluded]
             zp_dtype = np.uint8 if qp.dtype == "uint8" else np.int8
             scale = _initializer(graph, np.array(qp.scale, dtype=np.float32), names(f"{t}_scale"))
-            zero = _initializer(graph, np.array(0, dtype=zp_dtype), names(f"{t}_zero_point"))
+            zero = _initializer(graph, np.array(qp.zero_point, dtype=zp_dtype), names(f"{t}_zero_point"))
             q = ir.node("QuantizeLinear", [value, scale, zero], name=names(f"{t}_QuantizeLinear"))
             q.outputs[0].name = names(f"{t}_QuantizeLinear_Output")
             q.outputs[0].dtype, q.outputs[0].shape = zero.dtype, _copy(value.shape)

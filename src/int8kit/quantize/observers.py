@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from int8kit.errors import ConfigError
+from int8kit.quantize.scheme import one_sided
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +62,14 @@ class MinMaxObserver:
 class HistogramObserver:
     """Histogram of |x| with `bins` bins over [0, edge]; subclasses choose the threshold."""
 
-    def __init__(self, bins: int = DEFAULT_BINS) -> None:
+    def __init__(self, bins: int = DEFAULT_BINS, zero_point_ok: bool = False) -> None:
         if bins < 256 or bins & (bins - 1):
             raise ConfigError(f"histogram bins must be a power of two >= 256, got {bins}")
         self.bins = bins
         self.counts = np.zeros(bins, dtype=np.int64)
         self.edge = 0.0
         self.minmax = MinMaxObserver()
+        self.zero_point_ok = zero_point_ok
 
     @property
     def width(self) -> float:
@@ -75,8 +77,9 @@ class HistogramObserver:
 
     @property
     def unsigned(self) -> bool:
-        """Only non-negative values were seen: all levels of the grid serve [0, t]."""
-        return self.minmax.lo >= 0
+        """All levels of the grid serve [0, t]: only non-negative values were seen, or the range is one-sided
+        enough to get a zero point (scheme.one_sided), whose u8 grid has the unsigned step."""
+        return self.minmax.lo >= 0 or (self.zero_point_ok and one_sided(self.minmax.lo, self.minmax.hi))
 
     def update(self, x: np.ndarray) -> None:
         x = _finite(x)
@@ -135,10 +138,10 @@ class HistogramObserver:
 class PercentileObserver(HistogramObserver):
     """Clip at the given percentile of |x| (linear inside the bin it falls in)."""
 
-    def __init__(self, percentile: float = 99.99, bins: int = DEFAULT_BINS) -> None:
+    def __init__(self, percentile: float = 99.99, bins: int = DEFAULT_BINS, zero_point_ok: bool = False) -> None:
         if not 0 < percentile <= 100:
             raise ConfigError(f"percentile must be in (0, 100], got {percentile}")
-        super().__init__(bins)
+        super().__init__(bins, zero_point_ok)
         self.percentile = percentile
 
     def threshold(self) -> float:
@@ -233,14 +236,17 @@ class MSEObserver(HistogramObserver):
 METHODS = ("minmax", "percentile", "kl", "mse")
 
 
-def make_observer(method: str, percentile: float = 99.99, bins: int = DEFAULT_BINS) -> Observer:
-    """The observer for a calibration method name (see METHODS)."""
+def make_observer(
+    method: str, percentile: float = 99.99, bins: int = DEFAULT_BINS, zero_point_ok: bool = False
+) -> Observer:
+    """The observer for a calibration method name (see METHODS); `zero_point_ok`: the plan lets the tensor
+    take a zero point, so KL/MSE search for the grid it will get."""
     if method == "minmax":
         return MinMaxObserver()
     if method == "percentile":
-        return PercentileObserver(percentile, bins)
+        return PercentileObserver(percentile, bins, zero_point_ok)
     if method in ("kl", "entropy"):
-        return KLObserver(bins)
+        return KLObserver(bins, zero_point_ok)
     if method == "mse":
-        return MSEObserver(bins)
+        return MSEObserver(bins, zero_point_ok)
     raise ConfigError(f"unknown calibration method {method!r}; known: {', '.join(METHODS)}")

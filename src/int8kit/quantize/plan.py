@@ -6,7 +6,10 @@ The plan is pure graph analysis (no data), shared by calibration (what to observ
 - Add/Concat/pool ops: non-constant inputs and outputs get QDQ, so data can stay int8 between convs;
 - an output whose only consumer is Relu/Clip(min >= 0) is quantized after that activation instead (u8);
 - tensors that must share one scale (MaxPool and data-movement ops in/out, Concat inputs and output)
-  form a group, calibrated as the union of their ranges; a group is u8 only if all members are >= 0.
+  form a group, calibrated as the union of their ranges; a group is u8 only if all members are >= 0;
+- a group may take a zero point (scheme.activation_qparams) only if every member is written by a Conv (its
+  fused activation included) or a move of such a tensor, and read only by ops whose INT8 form executes zero
+  points (op_table's `zero_point`): elsewhere a zero point would send a binary op or a Pad back to FP32.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class QuantPlan:
     activations: tuple[str, ...]
     groups: tuple[tuple[str, ...], ...]
     unsigned: frozenset[str]
+    zero_point_ok: frozenset[str] = frozenset()
     weight_uses: tuple[tuple[str, int, WeightSpec], ...] = ()  # (node name, input index, spec)
     quantized_nodes: tuple[str, ...] = ()
     excluded_nodes: tuple[str, ...] = ()
@@ -125,10 +129,13 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
     groups = _union(order, shared)
     nonneg = nonnegative_tensors(graph)
     unsigned = frozenset(t for g in groups for t in g if all(m in nonneg for m in g))
+    values = {o.name: o for n in graph for o in n.outputs}
+    zp_ok = frozenset(t for g in groups for t in g if all(_zero_point_ok(values.get(m), outputs) for m in g))
     plan = QuantPlan(
         activations=tuple(order),
         groups=tuple(groups),
         unsigned=unsigned,
+        zero_point_ok=zp_ok,
         weight_uses=tuple(weight_uses),
         quantized_nodes=tuple(quantized),
         excluded_nodes=tuple(sorted(exclude)),
@@ -141,6 +148,34 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
         len(weight_uses),
     )
     return plan
+
+
+def _zero_point_ok(value: ir.Value | None, outputs: set[str]) -> bool:
+    """Whether a zero point on `value` costs no INT8 kernel: a Conv (through its fused activations) or a zero-point
+    move writes it, and only ops whose INT8 form executes zero points read it."""
+    if value is None or value.name in outputs or not list(value.uses()):
+        return False
+    if not all(_takes_zero_point(u.node) for u in value.uses()):
+        return False
+    writer = value.producer()
+    while writer is not None and _spec_role(writer) == "activation" and writer.inputs and writer.inputs[0] is not None:
+        source = writer.inputs[0]
+        if len(list(source.uses())) != 1:
+            return False
+        writer = source.producer()
+    if writer is None:
+        return False
+    return writer.op_type == "Conv" or (_takes_zero_point(writer) and _spec_role(writer) == "data_movement")
+
+
+def _spec_role(node: ir.Node) -> str | None:
+    row = op_table.spec(node.op_type)
+    return None if row is None or node.domain not in ("", "ai.onnx") else row.role
+
+
+def _takes_zero_point(node: ir.Node) -> bool:
+    row = op_table.spec(node.op_type)
+    return row is not None and node.domain in ("", "ai.onnx") and row.zero_point
 
 
 def _is_float(value: ir.Value) -> bool:

@@ -1,10 +1,14 @@
 """The int8 quantization scheme shared by the PTQ quantizer, the converter and QAT.
 
 One rule set, so a scale computed here means the same thing everywhere:
-- symmetric, zero point always 0 (real = scale * q);
+- symmetric, zero point 0 (real = scale * q), with one exception below;
 - activations are u8 (scale = amax / 255) when the graph guarantees they are non-negative (produced
   by Relu, Clip(min >= 0), Sigmoid, HardSigmoid, Softmax, or moved/pooled from such a tensor), else
   s8 (scale = amax / 127); u8 sources are what make oneDNN's int8 convolution fast;
+- a signed activation whose calibrated range is one-sided (hard-swish's [-0.375, 20]: s8 spends half its
+  levels on the short side) is u8 with a zero point (real = scale * (q - zp)) when every INT8 kernel
+  that writes or reads it executes zero points (plan.zero_point_ok) and that grid is at least
+  ASYMMETRIC_GAIN times finer than s8's;
 - weights are s8 per output channel, scale[oc] = max|W[oc]| / 127, values in [-127, 127].
 A zero range (a dead channel or activation) gets scale 1.0, so nothing ever divides by zero.
 """
@@ -28,12 +32,18 @@ NONNEGATIVE_OPS = frozenset(op_table.op_types(sign="nonnegative"))
 SIGN_PRESERVING_OPS = frozenset(op_table.op_types(sign="preserving"))
 
 
+# A zero point is used only where it refines the grid this much (1.5x: 3.5 dB more SQNR); a nearly
+# symmetric range gains nothing that pays for the zero point's bookkeeping.
+ASYMMETRIC_GAIN = 1.5
+
+
 @dataclass(frozen=True)
 class QParams:
-    """Quantization of one tensor: real = scale * q, zero point 0; dtype is "uint8" or "int8"."""
+    """Quantization of one tensor: real = scale * (q - zero_point); dtype is "uint8" or "int8"."""
 
     scale: float
     dtype: str
+    zero_point: int = 0
 
     @property
     def onnx_type(self) -> int:
@@ -44,12 +54,27 @@ class QParams:
         return QMAX_U8 if self.dtype == "uint8" else QMAX_S8
 
 
-def activation_qparams(lo: float, hi: float, unsigned: bool) -> QParams:
-    """Symmetric scale for a calibrated range; `unsigned` comes from the graph, not from the data."""
-    amax = max(abs(float(lo)), abs(float(hi)))
+def activation_qparams(lo: float, hi: float, unsigned: bool, zero_point_ok: bool = False) -> QParams:
+    """The scale (and zero point) for a calibrated range; `unsigned` and `zero_point_ok` come from the graph.
+
+    Symmetric unless `zero_point_ok` and the range is one-sided enough (see ASYMMETRIC_GAIN): then u8 over
+    [min(lo, 0), max(hi, 0)], so 0 stays exact (padding and ReLU zeros), with the zero point rounded.
+    """
+    lo, hi = float(lo), float(hi)
+    amax = max(abs(lo), abs(hi))
+    if zero_point_ok and not unsigned and one_sided(lo, hi):
+        asym = float(np.float32(hi - lo) / np.float32(QMAX_U8))
+        zero_point = int(np.clip(np.rint(-lo / asym), 0, QMAX_U8))
+        return QParams(asym, "uint8", zero_point)
     qmax = QMAX_U8 if unsigned else QMAX_S8
     scale = float(np.float32(amax) / np.float32(qmax)) if amax > 0 else 1.0
     return QParams(scale, "uint8" if unsigned else "int8")
+
+
+def one_sided(lo: float, hi: float) -> bool:
+    """A range crossing 0 that u8 with a zero point covers at least ASYMMETRIC_GAIN times finer than s8."""
+    lo, hi = float(lo), float(hi)
+    return lo < 0 < hi and (hi - lo) / QMAX_U8 * ASYMMETRIC_GAIN <= max(-lo, hi) / QMAX_S8
 
 
 def weight_scales(w: np.ndarray, axis: int) -> np.ndarray:
