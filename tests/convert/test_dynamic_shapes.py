@@ -51,7 +51,7 @@ def test_residual_add_of_dynamic_size_branches_fuses_and_matches_the_qdq_model()
     ]
     assert not adds and len(sums) == 1, "\n".join(result.summary.lines())
     x = eval_inputs(n=32)
-    assert_agrees(run_int8kit(result.model, x), run_ort(qdq, x))
+    assert_agrees(run_int8kit(result.model, x), run_ort(qdq, x, optimize=False))  # the graph as written
 
 
 def test_a_true_broadcast_with_dynamic_sizes_is_not_fused_as_a_residual():

@@ -23,6 +23,7 @@ import onnx_ir as ir
 from int8kit.errors import ConfigError, InputError, Int8kitError, ModelError
 from int8kit.ir.save import save_model
 from int8kit.metadata import QUANTIZE_CONFIG_KEY, QUANTIZE_SAMPLES_KEY, VERSION_KEY
+from int8kit.quantize.bias_correction import CORRECTED_OPS, MeanInputs, apply_corrections, corrections
 from int8kit.quantize.calibrate import BACKENDS, ActivationSource, Progress, calibrate
 from int8kit.quantize.insert_qdq import InsertQDQPass
 from int8kit.quantize.keep_fp32 import keep_fp32
@@ -46,6 +47,7 @@ class QuantizeConfig:
     percentile: float = 99.99  # for method="percentile"
     scope: Scope = field(default_factory=Scope)  # which nodes to quantize (ONNX op types, names); all by default
     per_channel: bool = True  # per-output-channel weight scales (False: one scale per weight)
+    bias_correction: bool = True  # take the mean output shift of rounded weights out of Conv/Gemm biases
     backend: str = "auto"  # where FP32 activations come from: auto, int8kit, onnxruntime
     num_threads: int | None = None
 
@@ -105,6 +107,9 @@ def quantize_with_report(
     fp32 = prepare(model)
     plan = plan_quantization(fp32, config.scope)
     samples = CalibrationSamples(data, config.num_samples, config.seed)
+    if not config.per_channel:
+        plan = _per_tensor(plan)
+    means = MeanInputs(_corrected_inputs(fp32, plan) if config.bias_correction else ())
     observed = calibrate(
         fp32,
         [t for g in plan.groups for t in g],
@@ -118,6 +123,7 @@ def quantize_with_report(
         progress=progress,
         bounded=bounded_tensors(fp32.graph),
         zero_point_ok=plan.zero_point_ok,
+        on_batch=means.update if config.bias_correction else None,
     )
     qparams: dict[str, QParams] = {}
     for group in plan.groups:
@@ -128,9 +134,10 @@ def quantize_with_report(
         )
         _check_range(group, lo, hi, qp, samples)
         qparams.update(dict.fromkeys(group, qp))
-    if not config.per_channel:
-        plan = _per_tensor(plan)
     qdq = InsertQDQPass(plan, qparams)(fp32.clone()).model
+    if config.bias_correction:
+        changed = apply_corrections(qdq, corrections(fp32, plan, means))
+        logger.info("bias correction: %d Conv/Gemm biases adjusted", changed)
     if plan.excluded_nodes:
         qdq = keep_fp32(qdq, plan.excluded_nodes)  # so `int8kit convert` keeps them FP32 too
     _record(qdq, config, len(samples))
@@ -209,6 +216,17 @@ def prepare(model: str | os.PathLike | onnx.ModelProto | ir.Model) -> ir.Model:
             node.name = name
             taken.add(name)
     return graph_model
+
+
+def _corrected_inputs(model: ir.Model, plan: QuantPlan) -> list[str]:
+    """The activation inputs of the Conv/Gemm nodes whose weights are quantized (bias correction's means)."""
+    nodes = {n.name: n for n in model.graph}
+    names = []
+    for node_name, _, _ in plan.weight_uses:
+        node = nodes.get(node_name)
+        if node is not None and node.op_type in CORRECTED_OPS and node.inputs[0] is not None:
+            names.append(node.inputs[0].name)
+    return list(dict.fromkeys(names))
 
 
 def _per_tensor(plan: QuantPlan) -> QuantPlan:

@@ -112,12 +112,14 @@ def calibrate(
     progress: Progress | None = None,
     bounded: Collection[str] = (),
     zero_point_ok: Collection[str] = (),
+    on_batch: Callable[[Mapping[str, np.ndarray]], None] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Observed (lo, hi) of every tensor in `names` (graph inputs included) over the sample.
 
     Tensors in `bounded` (an op of the graph bounds them: scheme.bounded_tensors) keep their full observed
     range whatever the method: clipping them would move the values saturated at the bound, not outliers.
     Tensors in `zero_point_ok` may get a zero point (plan.zero_point_ok): the clipping searches use that grid.
+    `on_batch` sees every batch's tensors (the model input included), for statistics beyond ranges.
     """
     names = list(dict.fromkeys(names))
     inp = model_input(model)
@@ -150,6 +152,8 @@ def calibrate(
         acts = run(batch)
         for name, obs in observers.items():
             obs.update(batch if name == inp.name else acts[name])
+        if on_batch is not None:
+            on_batch({**acts, inp.name: batch})
         done += len(batch)
         if progress is not None:
             progress(done, total)

@@ -20,8 +20,9 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import ModelError
+from int8kit.quantize.bias_correction import quantized_weight
 from int8kit.quantize.plan import QuantPlan
-from int8kit.quantize.scheme import QParams, quantize_weight
+from int8kit.quantize.scheme import QParams
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +83,7 @@ class InsertQDQPass(ir.passes.InPlacePass):
             key = (spec.name, spec.axis if spec.per_channel else None)
             if key not in made:
                 w = graph.initializers[spec.name].const_value.numpy()
-                if spec.per_channel:
-                    q, scales = quantize_weight(w, spec.axis)
-                else:
-                    q, scales = quantize_weight(w.reshape(1, -1), 0)
-                    q, scales = q.reshape(w.shape), scales.reshape(())
+                q, scales = quantized_weight(w, spec)
                 inputs = [
                     _initializer(graph, q, names(f"{spec.name}_quantized")),
                     _initializer(graph, scales, names(f"{spec.name}_scale")),

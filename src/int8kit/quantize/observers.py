@@ -126,6 +126,17 @@ class HistogramObserver:
         """Bins up to and including the last non-empty one."""
         return int(np.flatnonzero(self.counts)[-1]) + 1
 
+    def _squared_errors(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(clipping error, rounding error) summed over the data for each threshold t: (|x| - t)^2 for the values
+        above t, step^2 / 12 for those inside, the step being t over the grid's levels."""
+        qmax = 255 if self.unsigned else 127
+        centers = (np.arange(self.bins) + 0.5) * self.width
+        counts = self.counts.astype(np.float64)
+        clipped = np.maximum(centers[None, :] - thresholds[:, None], 0.0)
+        clip_err = (clipped**2) @ counts
+        inside = np.where(centers[None, :] <= thresholds[:, None], 1.0, 0.0) @ counts
+        return clip_err, inside * (thresholds / qmax) ** 2 / 12.0
+
     def _candidates(self, first: int) -> np.ndarray:
         """Candidate bin counts i (threshold i * width): at most MAX_CANDIDATES, the last at the extent."""
         last = self._extent()
@@ -163,6 +174,12 @@ class KLObserver(HistogramObserver):
     unsigned) and spreads each group back evenly over its non-empty bins. Bin 0 (which holds the
     exact zeros of a ReLU output, represented exactly by any scale) counts like bin 1, as NVIDIA's
     pytorch-quantization does; otherwise the zeros alone pull the threshold far down.
+
+    One guard on top: the threshold never clips more squared error than the grid's rounding noise over the
+    data (the smallest such candidate is a floor). KL weighs a clipped value by how rare it is, not by how
+    far it is cut; on heavy-tailed late-layer activations (a MobileNetV3 squeeze-excite output, max 22.7, cut
+    at 6.1) it clipped away the few large values that carry the signal, and the clipping error there was 20x
+    the rounding error it saved.
     """
 
     def threshold(self) -> float:
@@ -181,7 +198,10 @@ class KLObserver(HistogramObserver):
             kl = _kl_for_cut(counts, int(i), levels)
             if kl < best_kl:
                 best_i, best_kl = int(i), kl
-        return best_i * self.width
+        cand = self._candidates(1).astype(np.float64) * self.width
+        clip_err, round_err = self._squared_errors(cand)
+        floor = float(cand[int(np.flatnonzero(clip_err <= round_err)[0])])  # the last candidate clips nothing
+        return max(best_i * self.width, floor)
 
 
 def _kl_for_cut(counts: np.ndarray, i: int, levels: int) -> float:
@@ -221,15 +241,8 @@ class MSEObserver(HistogramObserver):
     """The threshold minimising expected squared error: rounding noise step^2/12 inside, (|x|-t)^2 outside."""
 
     def threshold(self) -> float:
-        qmax = 255 if self.unsigned else 127
-        width = self.width
-        centers = (np.arange(self.bins) + 0.5) * width
-        counts = self.counts.astype(np.float64)
-        cand = self._candidates(1).astype(np.float64) * width
-        clipped = np.maximum(centers[None, :] - cand[:, None], 0.0)
-        clip_err = (clipped**2) @ counts
-        inside = np.where(centers[None, :] <= cand[:, None], 1.0, 0.0) @ counts
-        round_err = inside * (cand / qmax) ** 2 / 12.0
+        cand = self._candidates(1).astype(np.float64) * self.width
+        clip_err, round_err = self._squared_errors(cand)
         return float(cand[int(np.argmin(clip_err + round_err))])
 
 
