@@ -98,6 +98,7 @@ POST_OP_KERNELS: dict[str, tuple[str, tuple[float, ...]]] = {
     "sigmoid": ("ELTWISE_LOGISTIC", ()),
     "tanh": ("ELTWISE_TANH", ()),
     "swish": ("ELTWISE_SWISH", (1.0,)),
+    "gelu": ("ELTWISE_GELU_ERF", ()),  # int8kit.Gelu, the exact (erf) GELU
 }
 
 

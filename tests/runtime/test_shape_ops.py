@@ -92,10 +92,22 @@ def test_flatten_head_written_as_shape_gather_reshape():
     assert got.shape == (2, 16)
 
 
-def test_gather_on_runtime_data_is_refused_naming_the_node():
+@pytest.mark.parametrize(
+    ("indices", "axis"),
+    [(np.array(1, np.int64), 1), (np.array([1, 2], np.int64), 1), (np.array(-1, np.int64), 2), (np.array(0), 0)],
+    ids=["scalar", "consecutive", "negative", "axis0"],
+)
+def test_gather_on_runtime_data_at_constant_indices_matches_onnxruntime(indices, axis):
+    """Attention's q, k, v = qkv[0], qkv[1], qkv[2]: a window of the data, with the indices' rank."""
+    nodes = [helper.make_node("Gather", ["x", "idx"], ["y"], axis=axis, name="pick")]
+    model = make_model(nodes, [vinfo("x", [3, 4, 3, 3])], [vinfo("y", None)], [init("idx", indices)])
+    _run_both(model, rand(3, 4, 3, 3))
+
+
+def test_gather_on_runtime_data_at_scattered_indices_is_refused_naming_the_node():
     nodes = [helper.make_node("Gather", ["x", "idx"], ["y"], axis=1, name="pick")]
-    model = make_model(nodes, [vinfo("x", [1, 4, 3, 3])], [vinfo("y", None)], [init("idx", np.array(1, np.int64))])
-    with pytest.raises(UnsupportedOpError, match="pick.*Gather"):
+    model = make_model(nodes, [vinfo("x", [1, 4, 3, 3])], [vinfo("y", None)], [init("idx", np.array([2, 0]))])
+    with pytest.raises(UnsupportedOpError, match="pick.*consecutive"):
         Predictor(model, num_threads=1).run(rand(1, 4, 3, 3))
 
 

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
-from int8kit import op_table
+from int8kit import op_table, ops
 from int8kit.ir.fusion import (
     FusionPass,
     FusionReport,
@@ -44,8 +44,17 @@ def _clip_bound(node: ir.Node, index: int, attr: str) -> float | None | str:
     return float(value.reshape(-1)[0])
 
 
+def is_activation(node: ir.Node) -> bool:
+    """An ONNX activation of the op table, or int8kit.Gelu (the fused exact GELU)."""
+    if node.domain == ops.DOMAIN:
+        return node.op_type == "Gelu"
+    return node.domain in ("", "ai.onnx") and node.op_type in ACTIVATIONS
+
+
 def post_op_for(act: ir.Node) -> PostOp | str:
     """The post-op equivalent to activation node `act`, or why there is none."""
+    if act.domain == ops.DOMAIN and act.op_type == "Gelu":
+        return PostOp("gelu")
     if act.domain not in ("", "ai.onnx") or act.op_type not in ACTIVATIONS:
         return f"{act.op_type} is not a fusable activation"
     kind = act.op_type
@@ -79,12 +88,10 @@ def fuse_following_activation(node: ir.Node, report: FusionReport) -> bool:
     if consumer is None:
         # Only a refusal worth reporting when an activation is among the readers.
         readers = [u.node for u in node.outputs[0].uses()]
-        if any(r.op_type in ACTIVATIONS and r.domain in ("", "ai.onnx") for r in readers) or (
-            node.outputs[0].is_graph_output() and readers
-        ):
+        if any(is_activation(r) for r in readers) or (node.outputs[0].is_graph_output() and readers):
             report.skip(node, why)
         return False
-    if consumer.op_type not in ACTIVATIONS or consumer.domain not in ("", "ai.onnx"):
+    if not is_activation(consumer):
         return False
     post_op = post_op_for(consumer)
     if isinstance(post_op, str):
@@ -100,7 +107,7 @@ def fuse_following_activation(node: ir.Node, report: FusionReport) -> bool:
 
 
 class FuseActivationPass(FusionPass):
-    """Appends Relu/Clip/HardSwish/HardSigmoid/Sigmoid/LeakyRelu/Tanh to int8kit Conv/Dense post-ops."""
+    """Appends Relu/Clip/HardSwish/HardSigmoid/Sigmoid/LeakyRelu/Tanh/int8kit.Gelu to Conv/Dense post-ops."""
 
     report_name = "fuse_activation"
 

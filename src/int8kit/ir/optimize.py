@@ -18,6 +18,7 @@ from int8kit.ir.fuse_activation import FuseActivationPass
 from int8kit.ir.fuse_bias_add import FuseBiasAddPass
 from int8kit.ir.fuse_channel_affine import FuseChannelAffinePass
 from int8kit.ir.fuse_gated_activation import FuseGatedActivationPass
+from int8kit.ir.fuse_gelu_pattern import FuseGeluPatternPass
 from int8kit.ir.fuse_residual_add import FuseResidualAddPass
 from int8kit.ir.fusion import FusionPass, FusionReport
 from int8kit.ir.pipeline import FixedPoint, iter_passes, run_passes
@@ -33,6 +34,7 @@ MAX_ROUNDS = 8
 def fusion_passes() -> list[ir.passes.PassBase]:
     """The fusions in order, as fresh instances (each keeps the report of this run)."""
     return [
+        FuseGeluPatternPass(),
         ConvToInt8kitPass(),
         GemmToDensePass(),
         FuseBiasAddPass(),

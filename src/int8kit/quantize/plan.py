@@ -100,9 +100,11 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
         ):
             continue
         acts, weight = _inputs_of(node)
-        if node.op_type in COMPUTE_OPS and not acts:
-            continue
+        if node.op_type in COMPUTE_OPS and (not acts or weight is None):
+            continue  # no activation, or two activations (attention's Q.K^T): the converter runs it FP32
         if node.op_type == "Add":
+            if len(acts) < 2:
+                continue  # x + constant (a bias, GELU's 1 + erf): no sum of two tensors, nothing to quantize
             host = _sum_host_input(node, outputs, order_of)
             acts = [t for t in acts if t is not host]
             if len(acts) == 1 and _is_scaled_by_constant(acts[0]) and len(node.inputs) == 2:

@@ -2,7 +2,8 @@
 
 A CNN treats every image of a batch on its own, so running 50 images as slices of 8 through one program
 compiled for 8 gives the same numbers while its intermediate tensors stay in the caches (MobileNetV2
-INT8 at batch 50 on one Zen 4 core: 318 images/s in one piece, 333 in slices of 8; on two streams 560 and 658). That holds only when
+INT8 at batch 50 on one Zen 4 core: 318 images/s in one piece, 333 in slices of 8; on two streams 560 and 658).
+That holds only when
 nothing in the graph mixes images, which `split_blocker` proves from the graph itself, never assumes:
 
 - every value computed from the inputs (a *data* value) has the batch symbol as its first dim and nowhere

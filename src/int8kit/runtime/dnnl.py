@@ -62,6 +62,7 @@ ELTWISE_RELU, ELTWISE_TANH, ELTWISE_LINEAR, ELTWISE_HARDSIGMOID = 32, 33, 38, 40
 ELTWISE_LOGISTIC, ELTWISE_EXP, ELTWISE_GELU_TANH, ELTWISE_SWISH = 41, 42, 43, 44
 ELTWISE_ELU, ELTWISE_ABS, ELTWISE_SQRT, ELTWISE_SOFT_RELU = 34, 36, 37, 39
 ELTWISE_LOG, ELTWISE_CLIP_V2, ELTWISE_GELU_ERF, ELTWISE_ROUND, ELTWISE_MISH, ELTWISE_HARDSWISH = 45, 47, 49, 50, 51, 52
+ELTWISE_POW = 48
 POOLING_MAX, POOLING_AVG_INCLUDE_PADDING, POOLING_AVG_EXCLUDE_PADDING = 511, 767, 1023
 BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
     131056,
@@ -73,6 +74,8 @@ BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
 )
 REDUCTION_MAX, REDUCTION_MIN, REDUCTION_SUM, REDUCTION_MUL, REDUCTION_MEAN = 0x2FFF2, 0x2FFF3, 0x2FFF4, 0x2FFF5, 0x2FFF6
 SOFTMAX_ACCURATE = 196608
+# dnnl_normalization_flags_t
+NORM_USE_SCALE, NORM_USE_SHIFT = 0x2, 0x4
 
 # dnnl_query_t
 QUERY_IMPL_INFO_STR = 8
@@ -84,6 +87,7 @@ SCRATCHPAD_MODE_USER = 1
 
 # Execution argument ids
 ARG_SRC, ARG_SRC_1, ARG_DST, ARG_WEIGHTS, ARG_BIAS = 1, 2, 17, 33, 41
+ARG_MEAN, ARG_VARIANCE, ARG_SCALE, ARG_SHIFT = 49, 50, 51, 52
 ARG_SCRATCHPAD = 80
 ARG_ATTR_SCALES = 4096
 ARG_ATTR_ZERO_POINTS = 8192
@@ -176,6 +180,11 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "dnnl_binary_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, _P, _P]),
     "dnnl_softmax_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, c_int, _P, _P, c_int, _P]),
     "dnnl_concat_primitive_desc_create": (c_int, [_PP, _P, _P, c_int, c_int, POINTER(c_void_p), _P]),
+    "dnnl_layer_normalization_forward_primitive_desc_create": (
+        c_int,
+        [_PP, _P, c_int, _P, _P, _P, c_float, c_uint, _P],
+    ),
+    "dnnl_matmul_primitive_desc_create": (c_int, [_PP, _P, _P, _P, _P, _P, _P]),
     "dnnl_reorder_primitive_desc_create": (c_int, [_PP, _P, _P, _P, _P, _P]),
     "dnnl_primitive_desc_query_md": (c_void_p, [_P, c_int, c_int]),
     "dnnl_primitive_desc_query": (c_int, [_P, c_int, c_int, c_void_p]),
@@ -629,6 +638,35 @@ def concat_pd(dst, axis: int, srcs: list[MemoryDesc], attr: Attr) -> PrimitiveDe
         len(srcs),
         axis,
         arr,
+        attr.handle,
+    )
+
+
+def layer_normalization_pd(src, dst, epsilon: float, flags: int, attr: Attr) -> PrimitiveDesc:
+    """Normalisation over the last dim of `src` (mean and variance computed per row, f32 statistics)."""
+    return PrimitiveDesc(
+        "dnnl_layer_normalization_forward_primitive_desc_create",
+        "layer normalization",
+        engine().handle,
+        FORWARD_INFERENCE,
+        src.handle,
+        dst.handle,
+        None,
+        epsilon,
+        flags,
+        attr.handle,
+    )
+
+
+def matmul_pd(src, weights, bias, dst, attr: Attr) -> PrimitiveDesc:
+    return PrimitiveDesc(
+        "dnnl_matmul_primitive_desc_create",
+        "matmul",
+        engine().handle,
+        src.handle,
+        weights.handle,
+        _h(bias),
+        dst.handle,
         attr.handle,
     )
 

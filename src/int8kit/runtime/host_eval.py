@@ -37,6 +37,7 @@ HOST_ONLY_OPS = (
     "Neg",
     "Constant",
     "Slice",
+    "Mod",
 )
 
 

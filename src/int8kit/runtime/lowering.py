@@ -10,7 +10,16 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime import dnnl, lowering_compute, lowering_layout, lowering_pointwise, lowering_shape, precision  # noqa: F401
+from int8kit.runtime import (  # noqa: F401
+    dnnl,
+    lowering_compute,
+    lowering_layout,
+    lowering_matmul,
+    lowering_normalize,
+    lowering_pointwise,
+    lowering_shape,
+    precision,
+)
 from int8kit.runtime.compile import Builder, Program, WeightCache
 from int8kit.runtime.registry import LOWERINGS
 

@@ -162,17 +162,41 @@ def concat(b: Builder, node: ir.Node) -> None:
 
 def _window(b: Builder, node: ir.Node, src, dims: tuple[int, ...], offsets: tuple[int, ...], out: int) -> None:
     """Output `out` of `node`: the window `dims` at `offsets` of `src`, copied into a dense tensor."""
+    b.set_output(node, _window_tensor(b, node.name, src, dims, offsets), out)
+
+
+def _window_tensor(b: Builder, label: str, src, dims: tuple[int, ...], offsets: tuple[int, ...]):
     if tuple(dims) == tuple(src.dims):
-        b.set_output(node, src, out)
-        return
+        return src
     try:
         window = b.view(src, src.md.submemory(dims, offsets))
     except dnnl.DnnlError:  # a window cutting through a layout block: take it from the plain layout
-        plain = b.as_plain(src, node.name)
+        plain = b.as_plain(src, label)
         window = b.view(plain, plain.md.submemory(dims, offsets))
     dst = b.new_tensor(with_layout_of(dims, src.dtype, src.md))
-    b.reorder(window, dst, node.name)
-    b.set_output(node, dst, out)
+    b.reorder(window, dst, label)
+    return dst
+
+
+@lowering("Gather")
+def gather(b: Builder, node: ir.Node) -> None:
+    """Gather of computed data at constant, consecutive indices (attention's q, k, v = qkv[0], [1], [2]):
+    the window of those indices, viewed without or with the indices' shape. Gathers of shapes and
+    constants never get here: they are evaluated when the program is compiled."""
+    indices = b.constant_array(node, 1)
+    if indices is None:
+        raise UnsupportedOpError(f"node {node.name!r}: Gather on data computed at run time needs constant indices")
+    src = b.input(node, 0)
+    rank = len(src.dims)
+    axis = node.attributes.get_int("axis", 0) % rank
+    flat = indices.reshape(-1).astype(np.int64) % src.dims[axis]
+    if flat.size == 0 or np.any(np.diff(flat) != 1):
+        raise UnsupportedOpError(f"node {node.name!r}: Gather on computed data needs consecutive indices")
+    dims, offsets = list(src.dims), [0] * rank
+    dims[axis], offsets[axis] = int(flat.size), int(flat[0])
+    picked = b.as_plain(_window_tensor(b, node.name, src, tuple(dims), tuple(offsets)), node.name)
+    out_dims = (*src.dims[:axis], *indices.shape, *src.dims[axis + 1 :])
+    b.set_output(node, b.view(picked, dnnl.MemoryDesc.plain(out_dims, picked.dtype)))
 
 
 @lowering("Split")

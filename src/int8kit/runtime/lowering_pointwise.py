@@ -76,6 +76,28 @@ def hardsigmoid(b: Builder, node: ir.Node) -> None:
     )
 
 
+@lowering("Gelu", domain=ops.DOMAIN)
+def gelu(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_GELU_ERF)
+
+
+_UNARY = {"Sqrt": dnnl.ELTWISE_SQRT, "Exp": dnnl.ELTWISE_EXP, "Log": dnnl.ELTWISE_LOG, "Abs": dnnl.ELTWISE_ABS}
+
+
+@lowering(*_UNARY)
+def unary(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, _UNARY[node.op_type])
+
+
+@lowering("Pow")
+def power(b: Builder, node: ir.Node) -> None:
+    """x ** p for a constant scalar p (LayerNorm spelled out squares; RMS norms take roots)."""
+    exponent = b.constant_array(node, 1)
+    if exponent is None or exponent.size != 1:
+        raise UnsupportedOpError(f"node {node.name!r}: Pow needs a constant scalar exponent")
+    _eltwise(b, node, dnnl.ELTWISE_POW, 1.0, float(exponent.reshape(-1)[0]))
+
+
 @lowering("Clip")
 def clip(b: Builder, node: ir.Node) -> None:
     lo = b.constant_array(node, 1)

@@ -1,0 +1,143 @@
+"""The exact GELU spelled out in elementary ops becomes one int8kit.Gelu node.
+
+torch.onnx (opset < 20) writes nn.GELU() as Div(x, sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5, and other
+exporters write the same function with Mul(x, 1/sqrt 2) or with the halving elsewhere in the product. As five
+ops around an Erf the engine has no kernel for, it would refuse ConvNeXt and ViT outright; as one node it is
+oneDNN's gelu_erf eltwise, and a post-op of the Dense or Conv before it (fuse_activation). Only intermediates
+with no other reader fuse, so a QDQ file that quantizes inside the pattern is left exactly as written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import onnx_ir as ir
+
+from int8kit import ops
+from int8kit.ir.encoding import encoding
+from int8kit.ir.graph import const_array
+
+logger = logging.getLogger(__name__)
+
+SQRT2 = math.sqrt(2.0)
+
+
+def _scalar(value: ir.Value | None) -> float | None:
+    array = const_array(value)
+    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
+
+
+def _is_op(node: ir.Node | None, *op_types: str) -> bool:
+    return node is not None and node.domain in ("", "ai.onnx") and node.op_type in op_types
+
+
+def _sole_reader(value: ir.Value) -> ir.Node | None:
+    uses = value.uses()
+    return uses[0].node if len(uses) == 1 and not value.is_graph_output() else None
+
+
+def _operands(node: ir.Node, value: ir.Value) -> ir.Value | None:
+    """The other input of binary `node` when `value` is one of its two inputs."""
+    if len(node.inputs) != 2:
+        return None
+    if node.inputs[0] is value:
+        return node.inputs[1]
+    return node.inputs[0] if node.inputs[1] is value else None
+
+
+def _halves(node: ir.Node | None, value: ir.Value) -> bool:
+    """`node` computes value * 0.5 or value / 2."""
+    if _is_op(node, "Mul"):
+        c = _scalar(_operands(node, value))
+        return c is not None and math.isclose(c, 0.5, rel_tol=1e-6)
+    if _is_op(node, "Div") and node.inputs[0] is value:
+        c = _scalar(node.inputs[1])
+        return c is not None and math.isclose(c, 2.0, rel_tol=1e-6)
+    return False
+
+
+def _erf_argument(erf: ir.Node) -> tuple[ir.Value, ir.Node] | None:
+    """(x, the scaling node) when the Erf reads x / sqrt(2) (Div) or x * (1 / sqrt(2)) (Mul)."""
+    scaled = erf.inputs[0]
+    node = scaled.producer() if scaled is not None else None
+    if node is None or _sole_reader(scaled) is not erf:
+        return None
+    if _is_op(node, "Div"):
+        c = _scalar(node.inputs[1])
+        if c is not None and math.isclose(c, SQRT2, rel_tol=1e-5) and const_array(node.inputs[0]) is None:
+            return node.inputs[0], node
+    if _is_op(node, "Mul"):
+        for i in (0, 1):
+            c = _scalar(node.inputs[1 - i])
+            if c is not None and math.isclose(c, 1 / SQRT2, rel_tol=1e-5) and const_array(node.inputs[i]) is None:
+                return node.inputs[i], node
+    return None
+
+
+def match_gelu(erf: ir.Node) -> tuple[ir.Value, list[ir.Node]] | None:
+    """(x, the nodes computing 0.5 * x * (1 + erf(x / sqrt 2)), last one last), or None."""
+    if not _is_op(erf, "Erf"):
+        return None
+    argument = _erf_argument(erf)
+    if argument is None:
+        return None
+    x, scale = argument
+    add = _sole_reader(erf.outputs[0])
+    one = _scalar(_operands(add, erf.outputs[0])) if _is_op(add, "Add") else None
+    if one is None or not math.isclose(one, 1.0, rel_tol=1e-6):
+        return None
+    s = add.outputs[0]  # 1 + erf(x / sqrt 2)
+    first = _sole_reader(s)
+    if not _is_op(first, "Mul"):
+        return None
+    other = _operands(first, s)
+    if other is x:  # (x * s) * 0.5
+        last = _sole_reader(first.outputs[0])
+        return (x, [scale, erf, add, first, last]) if _halves(last, first.outputs[0]) else None
+    if _halves(first, s):  # x * (s * 0.5)
+        last = _sole_reader(first.outputs[0])
+        if _is_op(last, "Mul") and _operands(last, first.outputs[0]) is x:
+            return x, [scale, erf, add, first, last]
+        return None
+    half = other.producer() if other is not None else None  # (x * 0.5) * s
+    if _is_op(half, "Mul") and _halves(half, x) and _sole_reader(other) is first:
+        return x, [scale, erf, add, half, first]
+    return None
+
+
+def _replace(graph: ir.Graph, old: list[ir.Node], x: ir.Value) -> None:
+    """One int8kit.Gelu reading x in place of `old`; the last node's output keeps its name and type."""
+    last = old[-1]
+    new = ir.node("Gelu", [x], domain=ops.DOMAIN, name=f"{last.name or 'gelu'}/gelu")
+    new.metadata_props.update(last.metadata_props)
+    graph.insert_before(last, new)
+    out = last.outputs[0]
+    name, shape, dtype = out.name, out.shape, out.type
+    out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
+    graph.remove(old, safe=True)
+    out.name = None
+    new.outputs[0].name, new.outputs[0].shape, new.outputs[0].type = name, shape, dtype
+
+
+class FuseGeluPatternPass(ir.passes.InPlacePass):
+    """0.5 * x * (1 + erf(x / sqrt 2)) in Div/Mul/Erf/Add ops -> int8kit.Gelu(x)."""
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        count = 0
+        for erf in list(graph):
+            if erf.graph is None:
+                continue
+            match = match_gelu(erf)
+            if match is None:
+                continue
+            x, nodes = match
+            if any(encoding(node.outputs[0]) is not None for node in nodes[:-1]):
+                continue  # the QDQ file rounds inside the pattern: left as written
+            _replace(graph, nodes, x)
+            count += 1
+        if count:
+            model.opset_imports.setdefault(ops.DOMAIN, ops.DOMAIN_VERSION)
+            logger.info("rewrote %d spelled-out GELUs as int8kit.Gelu", count)
+        return ir.passes.PassResult(model, modified=bool(count))

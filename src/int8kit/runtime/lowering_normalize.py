@@ -1,0 +1,50 @@
+"""LayerNormalization: oneDNN's layer normalization over the flattened normalised dims.
+
+ONNX normalises over dims axis..end; oneDNN over the last dim. A plain tensor of shape [a, b, c] with axis 1
+is the same bytes as [a, b * c], so the lowering views it so, normalises each row, and views the result back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit.errors import UnsupportedOpError
+from int8kit.runtime import dnnl
+from int8kit.runtime.compile import Builder
+from int8kit.runtime.registry import lowering
+
+
+@lowering("LayerNormalization")
+def layer_normalization(b: Builder, node: ir.Node) -> None:
+    for extra in node.outputs[1:]:
+        if extra is not None and (extra.uses() or extra.is_graph_output()):
+            raise UnsupportedOpError(
+                f"node {node.name!r}: LayerNormalization's Mean/InvStdDev outputs are not supported"
+            )
+    src = b.as_plain(b.input(node, 0), node.name)
+    dims = src.dims
+    axis = node.attributes.get_int("axis", -1) % len(dims)
+    rows, cols = math.prod(dims[:axis]), math.prod(dims[axis:])
+    scale = b.constant_array(node, 1)
+    has_bias = len(node.inputs) > 2 and node.inputs[2] is not None
+    shift = b.constant_array(node, 2) if has_bias else np.zeros(1, np.float32)
+    if scale is None or shift is None:
+        raise UnsupportedOpError(f"node {node.name!r}: LayerNormalization needs constant Scale and B")
+    scale = np.broadcast_to(scale.astype(np.float32), dims[axis:]).reshape(-1)
+    shift = np.broadcast_to(shift.astype(np.float32), dims[axis:]).reshape(-1)
+    md = dnnl.MemoryDesc.plain((rows, cols), dnnl.DT_F32)
+    flat = b.view(src, md)
+    epsilon = node.attributes.get_float("epsilon", 1e-5)
+    pd = dnnl.layer_normalization_pd(md, md, epsilon, dnnl.NORM_USE_SCALE | dnnl.NORM_USE_SHIFT, dnnl.Attr())
+    out = b.new_tensor(md)
+    args = [
+        (dnnl.ARG_SRC, flat),
+        (dnnl.ARG_DST, out),
+        (dnnl.ARG_SCALE, b.const(scale)),
+        (dnnl.ARG_SHIFT, b.const(shift)),
+    ]
+    b.add_step(pd, args, node.name)
+    b.set_output(node, b.view(out, dnnl.MemoryDesc.plain(dims, dnnl.DT_F32)))
