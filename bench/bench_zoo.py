@@ -375,10 +375,15 @@ def _csv(kind):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from examples.zoo.export import MODELS
+    from examples.zoo.export import MODELS, TRANSFORMERS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", type=_csv(str), default=tuple(MODELS), help="comma list (default: the whole zoo)")
+    p.add_argument(
+        "--models",
+        type=_csv(str),
+        default=tuple(MODELS),
+        help="comma list (default: the whole zoo; also convnext_tiny, vit_b_16)",
+    )
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--batch", type=_csv(int), default=(1, 16), help="comma list of batch sizes (default 1,16)")
     p.add_argument("--threads", type=int, default=2)
@@ -392,9 +397,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results and environment as JSON here")
     p.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    unknown = [m for m in (*args.models, *([args.worker] if args.worker else [])) if m not in MODELS]
+    unknown = [m for m in (*args.models, *([args.worker] if args.worker else [])) if m not in {*MODELS, *TRANSFORMERS}]
     if unknown:
-        p.error(f"unknown models {', '.join(unknown)}; known: {', '.join(MODELS)}")
+        p.error(f"unknown models {', '.join(unknown)}; known: {', '.join([*MODELS, *TRANSFORMERS])}")
     bad = [e for e in args.engines if e not in ENGINES]
     if bad:
         p.error(f"unknown engines {', '.join(bad)}; known: {', '.join(ENGINES)}")

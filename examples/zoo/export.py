@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from examples.zoo import architectures
+from examples.zoo import architectures, transformers
 from int8kit.errors import ConfigError, Int8kitError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,12 @@ OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 MODELS: dict[str, Callable[[], nn.Module]] = dict(architectures.ARCHITECTURES)
+# Beyond issue 8's CNN zoo, for the benchmarks: ConvNeXt and ViT at torchvision's sizes (ViT's position
+# embedding depends on the image size, so these are built per size).
+TRANSFORMERS: dict[str, Callable[[int], nn.Module]] = {
+    "convnext_tiny": lambda size: transformers.convnext_tiny(),
+    "vit_b_16": transformers.vit_b_16,
+}
 
 
 def cache_dir() -> Path:
@@ -44,9 +50,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or REPO_ROOT / "build" / "zoo")
 
 
-def definition_hash() -> str:
+def definition_hash(name: str = "") -> str:
     """12 hex digits over the definitions, the export settings and torch's version: what the files depend on."""
-    digest = hashlib.sha256(Path(architectures.__file__).read_bytes())
+    source = transformers if name in TRANSFORMERS else architectures
+    digest = hashlib.sha256(Path(source.__file__).read_bytes())
     digest.update(f"opset={OPSET} dynamo=False {INPUT_NAME}->{OUTPUT_NAME} torch={torch.__version__}".encode())
     return digest.hexdigest()[:12]
 
@@ -56,8 +63,9 @@ def seed(name: str) -> int:
 
 
 def _check_name(name: str) -> None:
-    if name not in MODELS:
-        raise ConfigError(f"unknown zoo model {name!r}; known: {', '.join(MODELS)}")
+    if name not in MODELS and name not in TRANSFORMERS:
+        known = ", ".join([*MODELS, *TRANSFORMERS])
+        raise ConfigError(f"unknown zoo model {name!r}; known: {known}")
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -97,7 +105,7 @@ def build(name: str) -> nn.Module:
 
 
 def cached_path(name: str, size: int = 224) -> Path:
-    return cache_dir() / f"{name}-{size}-{definition_hash()}.onnx"
+    return cache_dir() / f"{name}-{size}-{definition_hash(name)}.onnx"
 
 
 def export(name: str, size: int = 224, path: str | os.PathLike | None = None) -> Path:
@@ -108,7 +116,7 @@ def export(name: str, size: int = 224, path: str | os.PathLike | None = None) ->
     target = Path(path) if path is not None else cached_path(name, size)
     if path is None and target.exists():
         return target
-    model = build(name)
+    model = transformers.randomize(TRANSFORMERS[name](size), seed(name)) if name in TRANSFORMERS else build(name)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
 
     def write(tmp: Path) -> None:

@@ -185,7 +185,7 @@ def test_export_is_cached_by_name_size_and_definitions(tmp_path, monkeypatch):
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
     before = _ort_logits(first, x)
 
-    monkeypatch.setattr(zoo_export, "definition_hash", lambda: "edited")  # as if architectures.py changed
+    monkeypatch.setattr(zoo_export, "definition_hash", lambda *_: "edited")  # as if architectures.py changed
     second = zoo_export.export("squeezenet1_1", 32)
     assert second != first and second.exists()
     assert not first.exists() and other_size.exists()  # the stale file of that name and size is gone
@@ -205,5 +205,5 @@ def test_unknown_model_is_a_clear_error(capsys):
         zoo_export.export("resnet19")
     assert zoo_export.main(["resnet19"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: unknown zoo model 'resnet19'; known: {', '.join(zoo_export.MODELS)}"
+        f"error: unknown zoo model 'resnet19'; known: {', '.join([*zoo_export.MODELS, *zoo_export.TRANSFORMERS])}"
     ]
