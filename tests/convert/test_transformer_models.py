@@ -56,9 +56,9 @@ def test_int8_matches_the_qdq_model_in_onnxruntime(exported):
     erf_inputs = {n.input[0] for n in qdq.graph.node if n.op_type == "Erf"}
     assert ops["QuantizeLinear"] > 0 and not any("DequantizeLinear" in i for i in erf_inputs)
     result = convert(qdq)
-    int8 = result.summary.int8_ops
+    int8, fp32 = result.summary.int8_ops, result.summary.fp32_ops
     assert int8.get("Conv", 0) >= 1 and int8.get("Dense", 0) >= 2, result.summary.lines()
-    assert "LayerNormalization" in result.summary.fp32_ops
+    assert "LayerNormalization" in fp32 and "Dense" not in fp32, result.summary.lines()  # every linear layer INT8
     x = images(16, seed=2)
     got = Predictor(result.model, num_threads=1).run(x)
     assert cosine_rows(got, run_ort(qdq, x)).mean() >= 0.999

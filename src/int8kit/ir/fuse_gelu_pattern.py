@@ -107,7 +107,8 @@ def match_gelu(erf: ir.Node) -> tuple[ir.Value, list[ir.Node]] | None:
 
 
 def _replace(graph: ir.Graph, old: list[ir.Node], x: ir.Value) -> None:
-    """One int8kit.Gelu reading x in place of `old`; the last node's output keeps its name and type."""
+    """One int8kit.Gelu reading x in place of `old`; the last node's output keeps its name, type and metadata
+    (the encoding the QDQ file gave it, when the converter fuses)."""
     last = old[-1]
     new = ir.node("Gelu", [x], domain=ops.DOMAIN, name=f"{last.name or 'gelu'}/gelu")
     new.metadata_props.update(last.metadata_props)
@@ -118,6 +119,7 @@ def _replace(graph: ir.Graph, old: list[ir.Node], x: ir.Value) -> None:
     graph.remove(old, safe=True)
     out.name = None
     new.outputs[0].name, new.outputs[0].shape, new.outputs[0].type = name, shape, dtype
+    new.outputs[0].metadata_props.update(out.metadata_props)
 
 
 class FuseGeluPatternPass(ir.passes.InPlacePass):
