@@ -13,6 +13,7 @@ The seeded random weights (`architectures.randomize`) are cached too, as a state
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
@@ -119,8 +120,11 @@ def export(name: str, size: int = 224, path: str | os.PathLike | None = None) ->
     model = transformers.randomize(TRANSFORMERS[name](size), seed(name)) if name in TRANSFORMERS else build(name)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
 
+    # nn.MultiheadAttention takes its fused fast path, which has no ONNX export, when grad is off
+    grad = contextlib.nullcontext() if name in TRANSFORMERS else torch.no_grad()
+
     def write(tmp: Path) -> None:
-        with torch.no_grad(), warnings.catch_warnings():
+        with grad, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)  # dynamo=False is what users still run
             torch.onnx.export(
                 model,

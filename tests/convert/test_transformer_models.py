@@ -60,5 +60,7 @@ def test_int8_matches_the_qdq_model_in_onnxruntime(exported):
     assert int8.get("Conv", 0) >= 1 and int8.get("Dense", 0) >= 2, result.summary.lines()
     assert "LayerNormalization" in fp32 and "Dense" not in fp32, result.summary.lines()  # every linear layer INT8
     x = images(16, seed=2)
-    got = Predictor(result.model, num_threads=1).run(x)
+    predictor = Predictor(result.model, num_threads=1)
+    got = predictor.run(x)
     assert cosine_rows(got, run_ort(qdq, x)).mean() >= 0.999
+    assert not [(label, impl) for label, impl in predictor.kernels(x.shape) if impl.startswith("ref")]

@@ -407,6 +407,10 @@ def int8_binary(b: Builder, node: ir.Node) -> None:
         )
     alg = dnnl.BINARY_ADD if alg_name == "add" else dnnl.BINARY_MUL
     dst_dt = ONNX_TO_DNNL[y_type]
+    if dst_dt == dnnl.DT_F32 and a.dtype != dnnl.DT_F32:
+        # oneDNN 3.2's binary kernels need src0 in the destination's type (int8 -> f32 is ref:any only): A's
+        # integers as floats, exactly, still scaled by a_scale in the primitive.
+        a = b.as_md(a, a.md.like(dnnl.DT_F32), node.name)
     post_ops = None
     clip = node.attributes.get("clip")
     if clip is not None:
