@@ -31,7 +31,8 @@ PER_IMAGE_OPS = frozenset(
         "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Less", "Max", "MaxPool", "Min", "Mul", "Neg", "Not",
         "Pad", "QuantizeLinear", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "Relu",
         "Reshape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
-        "Where", "Conv", "Gemm", "MatMul", "BatchNormalization",
+        "Where", "Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Sqrt", "Exp", "Log", "Abs",
+        "Pow",
     }
 )  # fmt: skip
 SHAPE_OPS = frozenset({"Shape", "Size"})

@@ -54,7 +54,8 @@ def default_max_tensor_bytes() -> int:
 
 
 def prepare_model(model: ModelLike, extra_outputs: Sequence[str] = ()) -> ir.Model:
-    """The graph the engine runs: loaded, checked, and optimised unless int8kit already did that."""
+    """The graph the engine runs: loaded, checked, and optimised unless int8kit already did that (a QDQ
+    model is converted, as `int8kit convert` would with its defaults, so it runs as the INT8 model it is)."""
     from int8kit.ir.check_supported import check_supported
     from int8kit.ir.load import as_ir_model
 
@@ -62,11 +63,27 @@ def prepare_model(model: ModelLike, extra_outputs: Sequence[str] = ()) -> ir.Mod
     if extra_outputs:
         _expose_outputs(graph_model, extra_outputs)
     if ops.OPTIMIZED_KEY not in graph_model.metadata_props:
-        from int8kit.ir.optimize import optimize_fp32
+        if _is_qdq(graph_model):
+            from int8kit.convert.pipeline import convert
 
-        graph_model = optimize_fp32(graph_model)
+            logger.info("a QDQ (fake-quant) model: converted to INT8 with the default settings first")
+            graph_model = convert(graph_model).model
+        else:
+            from int8kit.ir.optimize import optimize_fp32
+
+            graph_model = optimize_fp32(graph_model)
     check_supported(graph_model, supported_ops())
     return graph_model
+
+
+def _is_qdq(model: ir.Model) -> bool:
+    """A fake-quant model: some DequantizeLinear feeds a weight (input 1) of a Conv, Gemm or MatMul."""
+    for node in model.graph:
+        if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.inputs) > 1 and node.inputs[1] is not None:
+            producer = node.inputs[1].producer()
+            if producer is not None and producer.op_type == "DequantizeLinear":
+                return True
+    return False
 
 
 def _expose_outputs(model: ir.Model, names: Sequence[str]) -> None:
