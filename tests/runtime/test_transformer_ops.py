@@ -1,6 +1,7 @@
-"""The ops ConvNeXt and vision transformers add to a CNN's, against onnxruntime: LayerNormalization over
-one or more trailing dims, MatMul of two computed tensors (batched, broadcast, through a Transpose), and the
-unary math of their normalisations and attention scaling (Sqrt, Exp, Log, Abs, Pow)."""
+"""The ops ConvNeXt, vision transformers and the ONNX model zoo add to a CNN's, against onnxruntime: LRN,
+LayerNormalization over one or more trailing dims, MatMul of two computed tensors (batched, broadcast,
+through a Transpose), and the unary math of their normalisations and attention scaling (Sqrt, Exp, Log, Abs,
+Pow)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,14 @@ def test_pow_by_a_constant_matches_onnxruntime(exponent):
     inits = [init("eps", np.array(0.1, np.float32)), init("e", np.array(exponent, np.float32))]
     model = make_model(nodes, [vinfo("x", [2, 3, 4])], [vinfo("y", None)], inits)
     _run_both(model, {"x": rand(2, 3, 4, seed=7)})
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_lrn_after_a_conv_matches_onnxruntime(size):
+    """LRN, as the ONNX model zoo's AlexNet, CaffeNet and GoogLeNet use it, reading a convolution's output."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("LRN", ["c"], ["y"], size=size, alpha=1e-3, beta=0.75, bias=2.0),
+    ]
+    model = make_model(nodes, [vinfo("x", ["N", 3, 8, 8])], [vinfo("y", None)], [init("w", rand(16, 3, 3, 3, seed=8))])
+    _run_both(model, {"x": rand(2, 3, 8, 8, seed=9)})

@@ -74,6 +74,7 @@ BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
 )
 REDUCTION_MAX, REDUCTION_MIN, REDUCTION_SUM, REDUCTION_MUL, REDUCTION_MEAN = 0x2FFF2, 0x2FFF3, 0x2FFF4, 0x2FFF5, 0x2FFF6
 SOFTMAX_ACCURATE = 196608
+LRN_ACROSS_CHANNELS = 0xAFF
 # dnnl_normalization_flags_t
 NORM_USE_SCALE, NORM_USE_SHIFT = 0x2, 0x4
 
@@ -185,6 +186,10 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
         [_PP, _P, c_int, _P, _P, _P, c_float, c_uint, _P],
     ),
     "dnnl_matmul_primitive_desc_create": (c_int, [_PP, _P, _P, _P, _P, _P, _P]),
+    "dnnl_lrn_forward_primitive_desc_create": (
+        c_int,
+        [_PP, _P, c_int, c_int, _P, _P, c_int64, c_float, c_float, c_float, _P],
+    ),
     "dnnl_reorder_primitive_desc_create": (c_int, [_PP, _P, _P, _P, _P, _P]),
     "dnnl_primitive_desc_query_md": (c_void_p, [_P, c_int, c_int]),
     "dnnl_primitive_desc_query": (c_int, [_P, c_int, c_int, c_void_p]),
@@ -654,6 +659,24 @@ def layer_normalization_pd(src, dst, epsilon: float, flags: int, attr: Attr) -> 
         None,
         epsilon,
         flags,
+        attr.handle,
+    )
+
+
+def lrn_pd(src, dst, size: int, alpha: float, beta: float, k: float, attr: Attr) -> PrimitiveDesc:
+    """Local response normalisation across channels: dst = src / (k + alpha / size * sum(src^2))^beta."""
+    return PrimitiveDesc(
+        "dnnl_lrn_forward_primitive_desc_create",
+        "LRN",
+        engine().handle,
+        FORWARD_INFERENCE,
+        LRN_ACROSS_CHANNELS,
+        src.handle,
+        dst.handle,
+        size,
+        alpha,
+        beta,
+        k,
         attr.handle,
     )
 

@@ -1,5 +1,6 @@
-"""LayerNormalization: oneDNN's layer normalization over the flattened normalised dims.
+"""LayerNormalization and LRN (ONNX model zoo's AlexNet/GoogLeNet/CaffeNet): oneDNN's normalisations.
 
+LayerNormalization: oneDNN's layer normalization over the flattened normalised dims.
 ONNX normalises over dims axis..end; oneDNN over the last dim. A plain tensor of shape [a, b, c] with axis 1
 is the same bytes as [a, b * c], so the lowering views it so, normalises each row, and views the result back.
 """
@@ -13,7 +14,7 @@ import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl
-from int8kit.runtime.compile import Builder
+from int8kit.runtime.compile import Builder, layout_variants
 from int8kit.runtime.registry import lowering
 
 
@@ -48,3 +49,21 @@ def layer_normalization(b: Builder, node: ir.Node) -> None:
     ]
     b.add_step(pd, args, node.name)
     b.set_output(node, b.view(out, dnnl.MemoryDesc.plain(dims, dnnl.DT_F32)))
+
+
+@lowering("LRN")
+def lrn(b: Builder, node: ir.Node) -> None:
+    """ONNX LRN (alpha is divided by size, as in oneDNN): in the input's layout when a kernel takes it."""
+    src = b.input(node, 0)
+    size = node.attributes.get_int("size")
+    alpha = node.attributes.get_float("alpha", 1e-4)
+    beta = node.attributes.get_float("beta", 0.75)
+    bias = node.attributes.get_float("bias", 1.0)
+    pd = b.first_fast(
+        node.name,
+        [lambda md=md: dnnl.lrn_pd(md, md, size, alpha, beta, bias, dnnl.Attr()) for md in layout_variants(src.md)],
+    )
+    src = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, dst)
