@@ -32,7 +32,7 @@ PER_IMAGE_OPS = frozenset(
         "Pad", "QuantizeLinear", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "Relu",
         "Reshape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
         "Where", "Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Sqrt", "Exp", "Log", "Abs",
-        "Pow",
+        "Pow", "LRN",
     }
 )  # fmt: skip
 SHAPE_OPS = frozenset({"Shape", "Size"})
