@@ -29,6 +29,13 @@ def unsupported_ops(model: ir.Model, supported: Collection[str]) -> dict[str, li
     return dict(found)
 
 
+# Why an op the user may expect to run does not, where the reason is known.
+HINTS = {
+    "Erf": "outside a GELU the engine can fuse: oneDNN has no erf kernel, and a QDQ file that quantizes inside "
+    "the GELU cannot be honoured without one (quantize with int8kit, or keep Q/DQ off the GELU's Erf/Add/Mul)",
+}
+
+
 def check_supported(model: ir.Model, supported: Collection[str]) -> None:
     """Raise UnsupportedOpError naming every unsupported op type and its nodes.
 
@@ -41,5 +48,6 @@ def check_supported(model: ir.Model, supported: Collection[str]) -> None:
     parts = []
     for key, names in sorted(missing.items()):
         shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        parts.append(f"{key} (nodes {shown})")
+        hint = f": {HINTS[key]}" if key in HINTS else ""
+        parts.append(f"{key} (nodes {shown}){hint}")
     raise UnsupportedOpError(f"model {model.graph.name!r} has unsupported ops: " + "; ".join(parts))
