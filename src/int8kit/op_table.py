@@ -99,6 +99,7 @@ POST_OP_KERNELS: dict[str, tuple[str, tuple[float, ...]]] = {
     "tanh": ("ELTWISE_TANH", ()),
     "swish": ("ELTWISE_SWISH", (1.0,)),
     "gelu": ("ELTWISE_GELU_ERF", ()),  # int8kit.Gelu, the exact (erf) GELU
+    "gelu_tanh": ("ELTWISE_GELU_TANH", ()),  # int8kit.Gelu approximate="tanh"
 }
 
 

@@ -45,6 +45,8 @@ Binary(A, B) -> Y                               (domain DOMAIN)
 Gelu(X) -> Y                                    (domain DOMAIN)
     Y = 0.5 * X * (1 + erf(X / sqrt(2))), the exact GELU that exporters spell out in Div/Erf/Add/Mul (ONNX
     has Gelu only from opset 20); it fuses into the Conv/Dense before it as the post-op "gelu".
+    approximate: STRING "tanh" for 0.5 * X * (1 + tanh(sqrt(2 / pi) * (X + 0.044715 * X^3))) (post-op
+    "gelu_tanh"), as ONNX's Gelu-20 spells it; absent for the exact one.
 
 Requantize(X) -> Y                              (domain DOMAIN)
     x_scale, y_scale: FLOAT; y_type: INT (UINT8/INT8); x_zero_point, y_zero_point: INT (default 0).
@@ -75,7 +77,20 @@ FUSED_COMPUTE_OPS = ("Conv", "Dense")
 
 # Post-op spellings. Parameters follow a colon: "clip:0:6", "hardsigmoid:0.2:0.5", "leakyrelu:0.01",
 # "swish:1.0" (x * sigmoid(alpha * x): SiLU for alpha 1).
-POST_OPS = ("sum", "relu", "clip", "hardswish", "hardsigmoid", "sigmoid", "leakyrelu", "tanh", "swish", "gelu", "fq")
+POST_OPS = (
+    "sum",
+    "relu",
+    "clip",
+    "hardswish",
+    "hardsigmoid",
+    "sigmoid",
+    "leakyrelu",
+    "tanh",
+    "swish",
+    "gelu",
+    "gelu_tanh",
+    "fq",
+)
 # "fq:scale:zero_point:qmin:qmax" rounds the running value onto an INT8 grid and back, as a Q -> DQ pair
 # does: where a fusion removes a tensor the QDQ model quantizes (a conv output before its ReLU or its
 # residual Add), the fused chain still rounds there, so the INT8 model computes what the file says.

@@ -68,3 +68,43 @@ def test_a_shared_intermediate_is_left_as_written():
 def test_another_function_of_erf_is_not_taken_for_gelu():
     model = ir.serde.deserialize_model(_mlp("torch", half_value=0.25))
     assert not FuseGeluPatternPass()(model).modified
+
+
+def _tanh_mlp(cube: str):
+    """x -> MatMul + bias -> 0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3))), the cube as torch writes it
+    (h * (h * h)) or as Pow(h, 3)."""
+    c = {"half": 0.5, "one": 1.0, "k": math.sqrt(2 / math.pi), "a": 0.044715, "three": 3.0}
+    cube_nodes = (
+        [helper.make_node("Mul", ["h", "h"], ["hh"]), helper.make_node("Mul", ["h", "hh"], ["h3"])]
+        if cube == "mul"
+        else [helper.make_node("Pow", ["h", "three"], ["h3"])]
+    )
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["h"]),
+        *cube_nodes,
+        helper.make_node("Mul", ["a", "h3"], ["ah3"]),
+        helper.make_node("Add", ["h", "ah3"], ["inner"]),
+        helper.make_node("Mul", ["k", "inner"], ["u"]),
+        helper.make_node("Tanh", ["u"], ["t"]),
+        helper.make_node("Add", ["one", "t"], ["s"]),
+        helper.make_node("Mul", ["h", "s"], ["p"]),
+        helper.make_node("Mul", ["half", "p"], ["y"]),
+    ]
+    inits = [init(name, np.array(v, np.float32)) for name, v in c.items()]
+    inits += [
+        init("w", rng().standard_normal((D, D)).astype(np.float32)),
+        init("b", rng().standard_normal(D).astype(np.float32)),
+    ]
+    return make_model(nodes, [vinfo("x", ["N", 4, D])], [vinfo("y", ["N", 4, D])], inits)
+
+
+@pytest.mark.parametrize("cube", ["mul", "pow"])
+def test_the_tanh_approximation_becomes_a_gelu_tanh_post_op_and_matches_onnxruntime(cube):
+    proto = _tanh_mlp(cube)
+    x = rng().standard_normal((3, 4, D)).astype(np.float32) * 2
+    want = run_ort(proto, {"x": x})["y"]
+    model = optimize_fp32(ir.serde.deserialize_model(proto))
+    assert [n.op_type for n in model.graph] == ["Dense"]
+    assert list(next(iter(model.graph)).attributes["post_ops"].as_strings()) == ["gelu_tanh"]
+    np.testing.assert_allclose(Predictor(model, num_threads=1).run(x), want, rtol=1e-5, atol=1e-5)

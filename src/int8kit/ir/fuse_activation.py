@@ -54,7 +54,7 @@ def is_activation(node: ir.Node) -> bool:
 def post_op_for(act: ir.Node) -> PostOp | str:
     """The post-op equivalent to activation node `act`, or why there is none."""
     if act.domain == ops.DOMAIN and act.op_type == "Gelu":
-        return PostOp("gelu")
+        return PostOp("gelu_tanh" if act.attributes.get_string("approximate", "none") == "tanh" else "gelu")
     if act.domain not in ("", "ai.onnx") or act.op_type not in ACTIVATIONS:
         return f"{act.op_type} is not a fusable activation"
     kind = act.op_type

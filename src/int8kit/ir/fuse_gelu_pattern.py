@@ -1,10 +1,12 @@
-"""The exact GELU spelled out in elementary ops becomes one int8kit.Gelu node.
+"""The exact GELU spelled out in elementary ops becomes one int8kit.Gelu node; so does its tanh approximation.
 
 torch.onnx (opset < 20) writes nn.GELU() as Div(x, sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5, and other
-exporters write the same function with Mul(x, 1/sqrt 2) or with the halving elsewhere in the product. As five
-ops around an Erf the engine has no kernel for, it would refuse ConvNeXt and ViT outright; as one node it is
-oneDNN's gelu_erf eltwise, and a post-op of the Dense or Conv before it (fuse_activation). Only intermediates
-with no other reader fuse, so a QDQ file that quantizes inside the pattern is left exactly as written.
+exporters write the same function with Mul(x, 1/sqrt 2) or with the halving elsewhere in the product;
+gelu(approximate="tanh") becomes nine element-wise ops around a Tanh. Left so, the Erf has no kernel in the
+engine (ConvNeXt and ViT would be refused) and the tanh form costs nine passes over the tensor; as one node
+it is oneDNN's gelu_erf / gelu_tanh eltwise, and a post-op of the Dense or Conv before it (fuse_activation).
+Only intermediates with no other reader fuse, so a QDQ file that quantizes inside the pattern is left exactly
+as written.
 """
 
 from __future__ import annotations
@@ -75,42 +77,94 @@ def _erf_argument(erf: ir.Node) -> tuple[ir.Value, ir.Node] | None:
     return None
 
 
-def match_gelu(erf: ir.Node) -> tuple[ir.Value, list[ir.Node]] | None:
-    """(x, the nodes computing 0.5 * x * (1 + erf(x / sqrt 2)), last one last), or None."""
-    if not _is_op(erf, "Erf"):
+def _cube_of(value: ir.Value) -> tuple[ir.Value, list[ir.Node]] | None:
+    """(x, nodes) when `value` is x * (x * x), (x * x) * x or Pow(x, 3), each product read only there."""
+    node = value.producer()
+    if _is_op(node, "Pow"):
+        c = _scalar(node.inputs[1])
+        return (node.inputs[0], [node]) if c is not None and c == 3.0 else None
+    if not _is_op(node, "Mul") or len(node.inputs) != 2:
         return None
-    argument = _erf_argument(erf)
+    for i in (0, 1):
+        square, x = node.inputs[i], node.inputs[1 - i]
+        inner = square.producer() if square is not None else None
+        if _is_op(inner, "Mul") and list(inner.inputs) == [x, x] and _sole_reader(square) is node:
+            return x, [inner, node]
+    return None
+
+
+def _tanh_argument(tanh: ir.Node) -> tuple[ir.Value, list[ir.Node]] | None:
+    """(x, nodes) when the Tanh reads sqrt(2 / pi) * (x + 0.044715 * x^3), as torch writes gelu(approximate="tanh")."""
+    scaled = tanh.inputs[0]
+    outer = scaled.producer() if scaled is not None else None
+    if not _is_op(outer, "Mul") or _sole_reader(scaled) is not tanh:
+        return None
+    for i in (0, 1):
+        c, inner = _scalar(outer.inputs[1 - i]), outer.inputs[i]
+        add = inner.producer() if inner is not None else None
+        if c is None or not math.isclose(c, math.sqrt(2 / math.pi), rel_tol=1e-5) or not _is_op(add, "Add"):
+            continue
+        if _sole_reader(inner) is not outer:
+            continue
+        for j in (0, 1):
+            x, term = add.inputs[j], add.inputs[1 - j]
+            mul = term.producer() if term is not None else None
+            if not _is_op(mul, "Mul") or _sole_reader(term) is not add:
+                continue
+            for k in (0, 1):
+                c3, cube = _scalar(mul.inputs[1 - k]), mul.inputs[k]
+                if c3 is None or not math.isclose(c3, 0.044715, rel_tol=1e-4) or cube is None:
+                    continue
+                found = _cube_of(cube)
+                if found is not None and found[0] is x and _sole_reader(cube) is mul:
+                    return x, [*found[1], mul, add, outer]
+    return None
+
+
+def match_gelu(core: ir.Node) -> tuple[ir.Value, list[ir.Node], str] | None:
+    """(x, the nodes computing 0.5 * x * (1 + f(x)), last one last, "erf" or "tanh") when `core` is the Erf of
+    the exact GELU or the Tanh of its tanh approximation, or None."""
+    if _is_op(core, "Erf"):
+        argument, kind = _erf_argument(core), "erf"
+        if argument is not None:
+            argument = (argument[0], [argument[1]])
+    elif _is_op(core, "Tanh"):
+        argument, kind = _tanh_argument(core), "tanh"
+    else:
+        return None
     if argument is None:
         return None
-    x, scale = argument
-    add = _sole_reader(erf.outputs[0])
-    one = _scalar(_operands(add, erf.outputs[0])) if _is_op(add, "Add") else None
+    x, front = argument
+    front = [*front, core]
+    add = _sole_reader(core.outputs[0])
+    one = _scalar(_operands(add, core.outputs[0])) if _is_op(add, "Add") else None
     if one is None or not math.isclose(one, 1.0, rel_tol=1e-6):
         return None
-    s = add.outputs[0]  # 1 + erf(x / sqrt 2)
+    s = add.outputs[0]  # 1 + f(x)
     first = _sole_reader(s)
     if not _is_op(first, "Mul"):
         return None
     other = _operands(first, s)
     if other is x:  # (x * s) * 0.5
         last = _sole_reader(first.outputs[0])
-        return (x, [scale, erf, add, first, last]) if _halves(last, first.outputs[0]) else None
+        return (x, [*front, add, first, last], kind) if _halves(last, first.outputs[0]) else None
     if _halves(first, s):  # x * (s * 0.5)
         last = _sole_reader(first.outputs[0])
         if _is_op(last, "Mul") and _operands(last, first.outputs[0]) is x:
-            return x, [scale, erf, add, first, last]
+            return x, [*front, add, first, last], kind
         return None
     half = other.producer() if other is not None else None  # (x * 0.5) * s
     if _is_op(half, "Mul") and _halves(half, x) and _sole_reader(other) is first:
-        return x, [scale, erf, add, half, first]
+        return x, [*front, add, half, first], kind
     return None
 
 
-def _replace(graph: ir.Graph, old: list[ir.Node], x: ir.Value) -> None:
+def _replace(graph: ir.Graph, old: list[ir.Node], x: ir.Value, kind: str) -> None:
     """One int8kit.Gelu reading x in place of `old`; the last node's output keeps its name, type and metadata
     (the encoding the QDQ file gave it, when the converter fuses)."""
     last = old[-1]
-    new = ir.node("Gelu", [x], domain=ops.DOMAIN, name=f"{last.name or 'gelu'}/gelu")
+    attrs = {"approximate": "tanh"} if kind == "tanh" else {}
+    new = ir.node("Gelu", [x], attrs, domain=ops.DOMAIN, name=f"{last.name or 'gelu'}/gelu")
     new.metadata_props.update(last.metadata_props)
     graph.insert_before(last, new)
     out = last.outputs[0]
@@ -123,21 +177,22 @@ def _replace(graph: ir.Graph, old: list[ir.Node], x: ir.Value) -> None:
 
 
 class FuseGeluPatternPass(ir.passes.InPlacePass):
-    """0.5 * x * (1 + erf(x / sqrt 2)) in Div/Mul/Erf/Add ops -> int8kit.Gelu(x)."""
+    """0.5 * x * (1 + erf(x / sqrt 2)) in Div/Mul/Erf/Add ops -> int8kit.Gelu(x); its tanh approximation
+    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) -> int8kit.Gelu(x, approximate="tanh")."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
         count = 0
-        for erf in list(graph):
-            if erf.graph is None:
+        for core in list(graph):
+            if core.graph is None:
                 continue
-            match = match_gelu(erf)
+            match = match_gelu(core)
             if match is None:
                 continue
-            x, nodes = match
+            x, nodes, kind = match
             if any(encoding(node.outputs[0]) is not None for node in nodes[:-1]):
                 continue  # the QDQ file rounds inside the pattern: left as written
-            _replace(graph, nodes, x)
+            _replace(graph, nodes, x, kind)
             count += 1
         if count:
             model.opset_imports.setdefault(ops.DOMAIN, ops.DOMAIN_VERSION)

@@ -78,7 +78,8 @@ def hardsigmoid(b: Builder, node: ir.Node) -> None:
 
 @lowering("Gelu", domain=ops.DOMAIN)
 def gelu(b: Builder, node: ir.Node) -> None:
-    _eltwise(b, node, dnnl.ELTWISE_GELU_ERF)
+    tanh = node.attributes.get_string("approximate", "none") == "tanh"
+    _eltwise(b, node, dnnl.ELTWISE_GELU_TANH if tanh else dnnl.ELTWISE_GELU_ERF)
 
 
 _UNARY = {"Sqrt": dnnl.ELTWISE_SQRT, "Exp": dnnl.ELTWISE_EXP, "Log": dnnl.ELTWISE_LOG, "Abs": dnnl.ELTWISE_ABS}
