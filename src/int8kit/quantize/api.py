@@ -2,8 +2,9 @@
 
 Steps: intake (opset >= 13, constants to initializers, BN folded into convs so the int8 weight scales
 are those of the weights that really run), plan (which tensors and weights), calibrate (streaming
-observers over a seeded sample), scheme (ranges -> scales), insert (the InsertQDQPass: QDQ pairs, int8
-weights). Everything works on one onnx_ir model; ModelProto appears only at the edges (quantize_model's
+observers over a seeded sample; bounded ranges kept whole), scheme (ranges -> scales and zero points),
+insert (the InsertQDQPass: QDQ pairs, int8 weights), bias correction (the rounded weights' mean output
+shift out of the biases). Everything works on one onnx_ir model; ModelProto appears only at the edges (quantize_model's
 return value, save_model).
 """
 

@@ -1,7 +1,8 @@
 """Streaming range observers for calibration: each sees batches one at a time and keeps O(1) memory.
 
 All share one interface, `update(array)` and `range() -> (lo, hi)`. MinMax keeps the extremes; the
-others keep a fixed-size histogram of |x| (the scheme is symmetric, so only magnitudes matter) over
+others keep a fixed-size histogram of |x| (symmetric grids clip both sides alike; a zero-point grid of a
+one-sided range has its short side near 0, so magnitudes are what matter there too) over
 [0, edge], and `edge` grows by powers of two when a batch exceeds it so old bins merge exactly
 (2^k old bins -> 1 new bin) instead of being re-spread approximately. From that histogram they pick a
 clip threshold t and report (max(min, -t), min(max, t)).
