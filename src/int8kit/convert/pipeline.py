@@ -1,6 +1,7 @@
 """The conversion pipeline: the ordered list of passes from a QDQ model to an INT8 model.
 
-Order: check the Q/DQ pairs; the intake's cleanup and finishing steps (no BN fold yet: a Conv's weights
+Order: check the Q/DQ pairs; the intake's cleanup, per-channel activation scales moved into the depthwise
+convs that read them, and the intake's finishing steps (no BN fold yet: a Conv's weights
 are still behind their DequantizeLinear, so a fold here would find no constant weights); read every
 range from the Q/DQ pairs before removing them; fold BN (the weights became constants when their
 DequantizeLinear went); fuse as for FP32; spread ranges; apply the scope; decide placement; insert
@@ -19,6 +20,7 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass, TopologicalSortPass
 
 from int8kit.convert.apply_scope import ApplyScopePass
 from int8kit.convert.config import ConvertConfig
+from int8kit.convert.fold_channel_scales import FoldActivationChannelScalesPass
 from int8kit.convert.gather_scales import GatherScalesPass
 from int8kit.convert.insert_borders import InsertBordersPass
 from int8kit.convert.mark_bf16 import MarkBf16Pass
@@ -44,6 +46,7 @@ def conversion_passes(config: ConvertConfig) -> list[ir.passes.PassBase]:
     return [
         ValidateQDQPass(),
         *cleanup_passes(),
+        FoldActivationChannelScalesPass(),
         *finishing_passes(),
         GatherScalesPass(),
         RemoveQDQPass(),
