@@ -24,6 +24,7 @@ from int8kit.convert.place_int8 import (
     is_data_movement,
     is_global_mean,
     is_int8,
+    reduce_axes,
 )
 from int8kit.convert.propagate_scales import VALUE_PRESERVING
 from int8kit.ir.contract import ContractPass
@@ -277,8 +278,7 @@ class InsertBordersPass(ContractPass):
         axes = list(range(2, rank))
         keepdims = 1
         if node.op_type == "ReduceMean":
-            axes_attr = node.attributes.get("axes")
-            axes = sorted(a % rank for a in (axes_attr.as_ints() if axes_attr is not None else axes))
+            axes = reduce_axes(node) or axes
             keepdims = node.attributes["keepdims"].as_int() if "keepdims" in node.attributes else 1
         node.attributes.clear()
         node.attributes["axes"] = ir.Attr("axes", ir.AttributeType.INTS, axes)

@@ -18,6 +18,7 @@ from int8kit.convert.config import ConvertConfig
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
 from int8kit.ir.fusion import same_value_shapes
+from int8kit.ir.graph import is_global_mean, reduce_axes  # noqa: F401  (re-exported)
 from int8kit.ir.weight_grid import GRID_REFUSED_KEY, grid_of
 from int8kit.metadata import ENCODING_KEY, FP32_REASON_KEY, ID_KEY, KEEP_FP32_KEY, OUTPUT_INT8_KEY, PRECISION_KEY
 
@@ -43,19 +44,6 @@ def is_affine(node: ir.Node) -> bool:
 
 # Post-ops an INT8 Affine can run in its output's units (positively homogeneous, or bounds that scale).
 AFFINE_INT8_POST_OPS = ("relu", "clip", "leakyrelu", "fq")
-
-
-def is_global_mean(node: ir.Node) -> bool:
-    """GlobalAveragePool, or a ReduceMean over all spatial axes with constant axes attribute."""
-    if node.domain not in ("", "ai.onnx"):
-        return False
-    if node.op_type == "GlobalAveragePool":
-        return True
-    if node.op_type != "ReduceMean" or len(node.inputs) > 1 or node.inputs[0].shape is None:
-        return False
-    rank = len(node.inputs[0].shape)
-    axes = node.attributes.get("axes")
-    return axes is not None and sorted(a % rank for a in axes.as_ints()) == list(range(2, rank))
 
 
 def is_binary(node: ir.Node) -> bool:

@@ -86,3 +86,33 @@ def take_over(old: ir.Value, new: ir.Value, *, rename: bool = False, carry_facts
         new.metadata_props.update(meta)
         if shape is not None:
             new.shape = shape
+
+
+def reduce_axes(node: ir.Node) -> list[int] | None:
+    """A ReduceMean's axes, sorted and non-negative: the attribute (opset < 18) or the constant input 1
+    (opset 18+, what torch's dynamo exporter writes); None when they are not known constants."""
+    if node.inputs[0] is None or node.inputs[0].shape is None:
+        return None
+    rank = len(node.inputs[0].shape)
+    if "axes" in node.attributes:
+        values = node.attributes["axes"].as_ints()
+    elif len(node.inputs) > 1 and node.inputs[1] is not None:
+        array = const_array(node.inputs[1])
+        if array is None:
+            return None
+        values = [int(a) for a in array.reshape(-1)]
+    else:
+        return None  # every axis (or none, with noop_with_empty_axes): not a spatial mean
+    return sorted(int(a) % rank for a in values)
+
+
+def is_global_mean(node: ir.Node) -> bool:
+    """GlobalAveragePool, or a ReduceMean over all spatial axes with constant axes."""
+    if node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type == "GlobalAveragePool":
+        return True
+    if node.op_type != "ReduceMean":
+        return False
+    axes = reduce_axes(node)
+    return axes is not None and axes == list(range(2, len(node.inputs[0].shape)))

@@ -22,6 +22,7 @@ import onnx
 import onnx_ir as ir
 
 from int8kit import op_table
+from int8kit.ir.graph import is_global_mean
 from int8kit.quantize.scheme import clip_is_nonnegative, nonnegative_tensors
 from int8kit.scope import Scope, ScopeNode
 
@@ -93,11 +94,10 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
     weight_uses: list[tuple[str, int, WeightSpec]] = []
     quantized: list[str] = []
     for node in graph:
-        if (
-            node.domain not in ("", "ai.onnx")
-            or node.op_type not in SUPPORTED_OPS
-            or not scope.contains(ScopeNode.of(node))
-        ):
+        # A ReduceMean over H and W is a global average pool (torch's dynamo exporter writes the SE blocks'
+        # and heads' adaptive_avg_pool2d(1) so): quantized as GlobalAveragePool is.
+        op_type = "GlobalAveragePool" if node.op_type == "ReduceMean" and is_global_mean(node) else node.op_type
+        if node.domain not in ("", "ai.onnx") or op_type not in SUPPORTED_OPS or not scope.contains(ScopeNode.of(node)):
             continue
         acts, weight = _inputs_of(node)
         if node.op_type in COMPUTE_OPS and (not acts or weight is None):
@@ -115,10 +115,10 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
         wanted.update(t.name for t in acts)
         if weight is not None:
             weight_uses.append((node.name, weight[0], weight[1]))
-        if node.op_type in DATA_OPS:
+        if op_type in DATA_OPS:
             outs = [redirect(o) for o in node.outputs[:1]]
             wanted.update(o.name for o in outs)
-            if node.op_type in SHARED_SCALE_OPS and outs and outs[0] is node.outputs[0]:
+            if op_type in SHARED_SCALE_OPS and outs and outs[0] is node.outputs[0]:
                 shared.append((*(t.name for t in acts), outs[0].name))
     # Data-movement ops between two quantized tensors keep one scale (e.g. GAP -> Flatten -> Gemm).
     for node in graph:
