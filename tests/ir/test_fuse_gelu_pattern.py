@@ -49,14 +49,17 @@ def _mlp(form: str, extra_output: str | None = None, half_value: float = 0.5):
 
 @pytest.mark.parametrize("form", ["torch", "mul-by-inverse", "half-of-sum", "half-first"])
 def test_each_spelling_becomes_one_gelu_post_op_and_matches_onnxruntime(form):
-    proto = _mlp(form)
+    _assert_one_dense_with(_mlp(form), "gelu")
+
+
+def _assert_one_dense_with(proto, post_op: str) -> None:
+    """The FP32 optimisation leaves one Dense with `post_op`, and the engine's answer is onnxruntime's."""
     x = rng().standard_normal((3, 4, D)).astype(np.float32) * 2
     want = run_ort(proto, {"x": x})["y"]
     model = optimize_fp32(ir.serde.deserialize_model(proto))
     assert [n.op_type for n in model.graph] == ["Dense"]
-    assert list(next(iter(model.graph)).attributes["post_ops"].as_strings()) == ["gelu"]
-    got = Predictor(model, num_threads=1).run(x)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert list(next(iter(model.graph)).attributes["post_ops"].as_strings()) == [post_op]
+    np.testing.assert_allclose(Predictor(model, num_threads=1).run(x), want, rtol=1e-5, atol=1e-5)
 
 
 def test_a_shared_intermediate_is_left_as_written():
@@ -101,10 +104,4 @@ def _tanh_mlp(cube: str):
 
 @pytest.mark.parametrize("cube", ["mul", "pow"])
 def test_the_tanh_approximation_becomes_a_gelu_tanh_post_op_and_matches_onnxruntime(cube):
-    proto = _tanh_mlp(cube)
-    x = rng().standard_normal((3, 4, D)).astype(np.float32) * 2
-    want = run_ort(proto, {"x": x})["y"]
-    model = optimize_fp32(ir.serde.deserialize_model(proto))
-    assert [n.op_type for n in model.graph] == ["Dense"]
-    assert list(next(iter(model.graph)).attributes["post_ops"].as_strings()) == ["gelu_tanh"]
-    np.testing.assert_allclose(Predictor(model, num_threads=1).run(x), want, rtol=1e-5, atol=1e-5)
+    _assert_one_dense_with(_tanh_mlp(cube), "gelu_tanh")

@@ -18,7 +18,7 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.ir.encoding import encoding
-from int8kit.ir.graph import const_array
+from int8kit.ir.graph import const_array, replace_chain
 
 logger = logging.getLogger(__name__)
 
@@ -159,23 +159,6 @@ def match_gelu(core: ir.Node) -> tuple[ir.Value, list[ir.Node], str] | None:
     return None
 
 
-def _replace(graph: ir.Graph, old: list[ir.Node], x: ir.Value, kind: str) -> None:
-    """One int8kit.Gelu reading x in place of `old`; the last node's output keeps its name, type and metadata
-    (the encoding the QDQ file gave it, when the converter fuses)."""
-    last = old[-1]
-    attrs = {"approximate": "tanh"} if kind == "tanh" else {}
-    new = ir.node("Gelu", [x], attrs, domain=ops.DOMAIN, name=f"{last.name or 'gelu'}/gelu")
-    new.metadata_props.update(last.metadata_props)
-    graph.insert_before(last, new)
-    out = last.outputs[0]
-    name, shape, dtype = out.name, out.shape, out.type
-    out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
-    graph.remove(old, safe=True)
-    out.name = None
-    new.outputs[0].name, new.outputs[0].shape, new.outputs[0].type = name, shape, dtype
-    new.outputs[0].metadata_props.update(out.metadata_props)
-
-
 class FuseGeluPatternPass(ir.passes.InPlacePass):
     """0.5 * x * (1 + erf(x / sqrt 2)) in Div/Mul/Erf/Add ops -> int8kit.Gelu(x); its tanh approximation
     0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) -> int8kit.Gelu(x, approximate="tanh")."""
@@ -192,7 +175,9 @@ class FuseGeluPatternPass(ir.passes.InPlacePass):
             x, nodes, kind = match
             if any(encoding(node.outputs[0]) is not None for node in nodes[:-1]):
                 continue  # the QDQ file rounds inside the pattern: left as written
-            _replace(graph, nodes, x, kind)
+            attrs = {"approximate": "tanh"} if kind == "tanh" else {}
+            name = f"{nodes[-1].name or 'gelu'}/gelu"
+            replace_chain(graph, nodes, ir.node("Gelu", [x], attrs, domain=ops.DOMAIN, name=name))
             count += 1
         if count:
             model.opset_imports.setdefault(ops.DOMAIN, ops.DOMAIN_VERSION)

@@ -16,7 +16,7 @@ import math
 
 import onnx_ir as ir
 
-from int8kit.ir.graph import const_array
+from int8kit.ir.graph import const_array, replace_chain
 
 logger = logging.getLogger(__name__)
 
@@ -101,16 +101,7 @@ def _relu6_of_x_plus_3(clip: ir.Node) -> tuple[ir.Value, ir.Node] | None:
 
 def _replace(graph: ir.Graph, old: list[ir.Node], op_type: str, x: ir.Value, attrs: dict) -> None:
     """Replace the chain `old` (its last node's output kept by name) with one `op_type` node reading x."""
-    last = old[-1]
-    new = ir.node(op_type, [x], attrs, name=f"{last.name or op_type}/{op_type.lower()}")
-    new.metadata_props.update(last.metadata_props)
-    graph.insert_before(last, new)
-    out = last.outputs[0]
-    name, shape, dtype = out.name, out.shape, out.type
-    out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
-    graph.remove(old, safe=True)
-    out.name = None
-    new.outputs[0].name, new.outputs[0].shape, new.outputs[0].type = name, shape, dtype
+    replace_chain(graph, old, ir.node(op_type, [x], attrs, name=f"{old[-1].name or op_type}/{op_type.lower()}"))
 
 
 def _spelled_out(graph: ir.Graph) -> int:
@@ -151,16 +142,7 @@ class FuseHardSwishPatternPass(ir.passes.InPlacePass):
             if match is None:
                 continue
             x, hsig = match
-            swish = ir.node(
-                "HardSwish", [x], name=f"{mul.name or hsig.name}/hardswish", metadata_props=dict(mul.metadata_props)
-            )
-            graph.insert_before(mul, swish)
-            out = mul.outputs[0]
-            name, shape, dtype = out.name, out.shape, out.type
-            out.replace_all_uses_with(swish.outputs[0], replace_graph_outputs=True)
-            graph.remove([mul, hsig], safe=True)
-            out.name = None
-            swish.outputs[0].name, swish.outputs[0].shape, swish.outputs[0].type = name, shape, dtype
+            replace_chain(graph, [hsig, mul], ir.node("HardSwish", [x], name=f"{mul.name or hsig.name}/hardswish"))
             count += 1
         if count:
             logger.info("rewrote %d x*HardSigmoid(x) patterns as HardSwish", count)

@@ -88,6 +88,20 @@ def take_over(old: ir.Value, new: ir.Value, *, rename: bool = False, carry_facts
             new.shape = shape
 
 
+def replace_chain(graph: ir.Graph, old: list[ir.Node], new: ir.Node) -> None:
+    """Put `new` in place of the chain `old`, whose last node's output it computes: inserted before that node,
+    its output taking over that output's readers, name, type, shape and metadata (an encoding the QDQ file
+    gave it included); then the chain is removed."""
+    last = old[-1]
+    new.metadata_props.update(last.metadata_props)
+    graph.insert_before(last, new)
+    out = last.outputs[0]
+    dtype = out.type
+    take_over(out, new.outputs[0], rename=True, carry_facts=True)
+    new.outputs[0].type = dtype
+    graph.remove(old, safe=True)
+
+
 def reduce_axes(node: ir.Node) -> list[int] | None:
     """A ReduceMean's axes, sorted and non-negative: the attribute (opset < 18) or the constant input 1
     (opset 18+, what torch's dynamo exporter writes); None when they are not known constants."""
