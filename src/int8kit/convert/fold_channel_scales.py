@@ -20,7 +20,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.ir.graph import add_initializer, const_array, drop_unused_initializers, taken_names
+from int8kit.ir.graph import add_initializer, const_array, drop_unused_initializers, take_over, taken_names
 from int8kit.names import fresh_name
 
 logger = logging.getLogger(__name__)
@@ -97,19 +97,27 @@ class FoldActivationChannelScalesPass(ir.passes.InPlacePass):
                 convs[id(conv)] = conv
         for conv in convs.values():
             self._scale_weights(graph, conv, scale, taken, where)
-        # The tensor divided by its channel scales, then one Q/DQ pair of scale 1 on the same integers.
-        inverse = add_initializer(graph, f"{tensor}_channel_inverse", (1.0 / scale).reshape(1, -1, 1, 1), taken)
-        divide = ir.node("Mul", [quant.inputs[0], inverse], name=f"{quant.name}/channel_scales")
-        divide.outputs[0].name = fresh_name(f"{tensor}_per_channel_units", taken)
-        divide.outputs[0].shape, divide.outputs[0].type = quant.inputs[0].shape, quant.inputs[0].type
-        graph.insert_before(quant, divide)
+        # The tensor divided by its channel scales, then one Q/DQ pair of scale 1 on the same integers: folded
+        # into the producing conv where that is exact, else an explicit channel Mul.
+        z = int(zp.reshape(-1)[0]) if zp is not None else 0
+        qrange = (int(np.iinfo(zp.dtype).min), int(np.iinfo(zp.dtype).max)) if zp is not None else (0, 255)
+        if self._fold_into_producer(graph, quant.inputs[0], 1.0 / scale.astype(np.float64), z, qrange, taken, where):
+            source = quant.inputs[0]  # the producer now writes the tensor in units of its channel scales
+        else:
+            source = quant.inputs[0]
+            inverse = add_initializer(graph, f"{tensor}_channel_inverse", (1.0 / scale).reshape(1, -1, 1, 1), taken)
+            divide = ir.node("Mul", [source, inverse], name=f"{quant.name}/channel_scales")
+            divide.outputs[0].name = fresh_name(f"{tensor}_per_channel_units", taken)
+            divide.outputs[0].shape, divide.outputs[0].type = source.shape, source.type
+            graph.insert_before(quant, divide)
+            source = divide.outputs[0]
         one = add_initializer(graph, f"{tensor}_unit_scale", np.array(1.0, np.float32), taken)
         zero = None
         if zp is not None:
             zero = add_initializer(graph, f"{tensor}_unit_zero_point", np.array(zp.reshape(-1)[0], zp.dtype), taken)
         for node in (quant, *dqs):
             if node is quant:
-                node.replace_input_with(0, divide.outputs[0])
+                node.replace_input_with(0, source)
             node.replace_input_with(1, one)
             if zero is not None:
                 node.replace_input_with(2, zero)
@@ -169,35 +177,121 @@ class FoldActivationChannelScalesPass(ir.passes.InPlacePass):
     @staticmethod
     def _scale_weights(graph: ir.Graph, conv: ir.Node, scale: np.ndarray, taken: set[str], where: str) -> None:
         """Multiply the depthwise conv's output channel o by scale[o // multiplier], exactly in its weights' DQ."""
-        weight = conv.inputs[1]
-        out_channels = _weight_shape(weight)[0]
+        out_channels = _weight_shape(conv.inputs[1])[0]
         per_output = np.repeat(scale, out_channels // scale.size).astype(np.float64)
-        dq = weight.producer()
-        float_weight = const_array(weight)
-        if float_weight is not None:
-            scaled = (float_weight * per_output.reshape(-1, *([1] * (float_weight.ndim - 1)))).astype(np.float32)
-            conv.replace_input_with(1, add_initializer(graph, f"{weight.name}_channel_scaled", scaled, taken))
-            return
-        w_scale = const_array(dq.inputs[1]) if _is(dq, "DequantizeLinear") else None
-        if w_scale is None or const_array(dq.inputs[0]) is None or (w_scale.size > 1 and _axis(dq) not in (0, -4)):
-            raise UnsupportedOpError(
-                f"{where}: the weights of depthwise conv {conv.name!r} are neither a constant nor a "
-                "per-output-channel DequantizeLinear of one, so the channel scales cannot move into them"
-            )
-        w_zp = const_array(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] is not None else None
-        new_scale = (np.broadcast_to(w_scale.astype(np.float64).reshape(-1), (out_channels,)) * per_output).astype(
-            np.float32
+        _scale_output_channels(graph, conv, per_output, taken, where)
+
+    @staticmethod
+    def _fold_into_producer(
+        graph: ir.Graph, t: ir.Value, k: np.ndarray, z: int, qrange: tuple[int, int], taken: set[str], where: str
+    ) -> bool:
+        """Scale channel c of `t` by k[c] > 0 inside its producer: Conv [-> BatchNormalization] [-> Relu/Clip].
+
+        Relu commutes with a positive scale. A Clip does not, but it is redundant when the Q/DQ pair's own
+        saturation already clips at least as tightly in every channel, and then it goes (a Relu when its
+        floor is 0). False, changing nothing, when the chain is anything else.
+        """
+        if _sole_reader(t) is None:
+            return False
+        act = t.producer()
+        lo = hi = None
+        if _is(act, "Clip"):
+            given = [act.inputs[i] if len(act.inputs) > i else None for i in (1, 2)]
+            bounds = [
+                const_array(v) if v is not None else np.array(d) for v, d in zip(given, (-np.inf, np.inf), strict=True)
+            ]
+            if any(b is None or b.size != 1 for b in bounds):
+                return False
+            lo, hi = (float(b.reshape(-1)[0]) for b in bounds)
+            # Round-half-even at the border: lo*k + z rounds to qmin or below, hi*k + z to qmax or above.
+            if not (np.all(lo * k + z < qrange[0] + 0.5) and np.all(hi * k + z > qrange[1] - 0.5)):
+                return False
+        elif not _is(act, "Relu"):
+            act = None
+        u = act.inputs[0] if act is not None else t
+        if act is not None and _sole_reader(u) is not act:
+            return False
+        producer = u.producer()
+        if _is(producer, "BatchNormalization"):
+            gamma, beta = const_array(producer.inputs[1]), const_array(producer.inputs[2])
+            if gamma is None or beta is None or gamma.size != k.size or len(producer.outputs) != 1:
+                return False
+            for i, array in ((1, gamma), (2, beta)):
+                scaled = (array.astype(np.float64) * k).astype(np.float32)
+                new = add_initializer(graph, f"{producer.inputs[i].name}_channel_scaled", scaled, taken)
+                producer.replace_input_with(i, new)
+        elif _is(producer, "Conv") and _weight_shape(producer.inputs[1]) is not None:
+            if _weight_shape(producer.inputs[1])[0] != k.size or not _scalable(producer):
+                return False
+            _scale_output_channels(graph, producer, k, taken, where)
+            if len(producer.inputs) > 2 and producer.inputs[2] is not None:
+                bias = (const_array(producer.inputs[2]).astype(np.float64) * k).astype(np.float32)
+                producer.replace_input_with(2, add_initializer(graph, f"{producer.name}_bias_scaled", bias, taken))
+        else:
+            return False
+        if _is(act, "Clip"):
+            if lo == 0.0:
+                relu = ir.node("Relu", [u], name=f"{act.name}/relu")
+                graph.insert_before(act, relu)
+                relu.outputs[0].shape, relu.outputs[0].type = t.shape, t.type
+                u = relu.outputs[0]
+            take_over(t, u, rename=True)
+            graph.remove(act, safe=True)
+        return True
+
+
+def _sole_reader(value: ir.Value) -> ir.Node | None:
+    uses = value.uses()
+    if len(uses) != 1 or value.is_graph_output():
+        return None
+    return uses[0].node
+
+
+def _scalable(conv: ir.Node) -> bool:
+    """A conv whose weights and bias can be scaled per output channel (constants, or weights behind a DQ)."""
+    weight = conv.inputs[1]
+    dq = weight.producer()
+    weights_ok = const_array(weight) is not None or (
+        _is(dq, "DequantizeLinear")
+        and const_array(dq.inputs[0]) is not None
+        and const_array(dq.inputs[1]) is not None
+        and (const_array(dq.inputs[1]).size == 1 or _axis(dq) in (0, -4))
+    )
+    bias = conv.inputs[2] if len(conv.inputs) > 2 else None
+    bias_ok = bias is None or (const_array(bias) is not None and const_array(bias).dtype == np.float32)
+    return weights_ok and bias_ok
+
+
+def _scale_output_channels(graph: ir.Graph, conv: ir.Node, per_output: np.ndarray, taken: set[str], where: str) -> None:
+    """Multiply the conv's output channel o by per_output[o] (> 0) exactly in its weights (constant or DQ scale)."""
+    weight = conv.inputs[1]
+    out_channels = _weight_shape(weight)[0]
+    dq = weight.producer()
+    float_weight = const_array(weight)
+    if float_weight is not None:
+        scaled = (float_weight * per_output.reshape(-1, *([1] * (float_weight.ndim - 1)))).astype(np.float32)
+        conv.replace_input_with(1, add_initializer(graph, f"{weight.name}_channel_scaled", scaled, taken))
+        return
+    w_scale = const_array(dq.inputs[1]) if _is(dq, "DequantizeLinear") else None
+    if w_scale is None or const_array(dq.inputs[0]) is None or (w_scale.size > 1 and _axis(dq) not in (0, -4)):
+        raise UnsupportedOpError(
+            f"{where}: the weights of conv {conv.name!r} are neither a constant nor a "
+            "per-output-channel DequantizeLinear of one, so the channel scales cannot move into them"
         )
-        inputs = [dq.inputs[0], add_initializer(graph, f"{weight.name}_channel_scale", new_scale, taken)]
-        if w_zp is not None:
-            zp = np.broadcast_to(w_zp.reshape(-1), (out_channels,)).astype(w_zp.dtype)
-            inputs.append(add_initializer(graph, f"{weight.name}_channel_zero_point", zp, taken))
-        scaled_dq = ir.node("DequantizeLinear", inputs, attributes={"axis": 0}, name=f"{dq.name}/channel_scaled")
-        scaled_dq.outputs[0].name = fresh_name(f"{weight.name}_channel_scaled", taken)
-        scaled_dq.outputs[0].shape, scaled_dq.outputs[0].type = weight.shape, weight.type
-        graph.insert_before(conv, scaled_dq)
-        conv.replace_input_with(1, scaled_dq.outputs[0])
-        if not dq.outputs[0].uses() and not dq.outputs[0].is_graph_output():
-            params = list(dq.inputs)
-            graph.remove(dq, safe=True)
-            drop_unused_initializers(graph, params)
+    w_zp = const_array(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] is not None else None
+    new_scale = (np.broadcast_to(w_scale.astype(np.float64).reshape(-1), (out_channels,)) * per_output).astype(
+        np.float32
+    )
+    inputs = [dq.inputs[0], add_initializer(graph, f"{weight.name}_channel_scale", new_scale, taken)]
+    if w_zp is not None:
+        zp = np.broadcast_to(w_zp.reshape(-1), (out_channels,)).astype(w_zp.dtype)
+        inputs.append(add_initializer(graph, f"{weight.name}_channel_zero_point", zp, taken))
+    scaled_dq = ir.node("DequantizeLinear", inputs, attributes={"axis": 0}, name=f"{dq.name}/channel_scaled")
+    scaled_dq.outputs[0].name = fresh_name(f"{weight.name}_channel_scaled", taken)
+    scaled_dq.outputs[0].shape, scaled_dq.outputs[0].type = weight.shape, weight.type
+    graph.insert_before(conv, scaled_dq)
+    conv.replace_input_with(1, scaled_dq.outputs[0])
+    if not dq.outputs[0].uses() and not dq.outputs[0].is_graph_output():
+        params = list(dq.inputs)
+        graph.remove(dq, safe=True)
+        drop_unused_initializers(graph, params)
