@@ -8,8 +8,8 @@ on foolbox's labelled ImageNet photos, the shipped Fashion-MNIST models on the 1
 model is quantized with every calibration method (minmax, percentile, kl, mse; seeded, on its own
 calibration set prepared like the evaluation set), converted, and run by int8kit's Predictor; the
 Fashion-MNIST models also get QAT (cached per step count: --rebuild retrains). Images/s is int8kit's own,
-FP32 and INT8, batch 50 (or the whole set when smaller), best of 5 passes, on --threads threads. A model
-whose packages are missing is listed with the reason.
+FP32 and INT8, batch 50 (or the whole set when smaller), best of 5 passes taken in turns, on --threads threads.
+A model whose packages are missing is listed with the reason.
 """
 
 from __future__ import annotations
@@ -68,19 +68,25 @@ def _batches(x: np.ndarray) -> list[np.ndarray]:
     return [x[i : i + BATCH] for i in range(0, len(x), BATCH)]
 
 
-def run_model(path: Path, images: np.ndarray, threads: int) -> tuple[np.ndarray, float]:
-    """Logits of every image and int8kit's images/s: the best of TIMED_PASSES passes over at most
-    TIMED_IMAGES images (after the untimed first pass), so other processes' load disturbs it less."""
+def run_model(path: Path, images: np.ndarray, threads: int) -> tuple[np.ndarray, int8kit.Predictor]:
+    """Logits of every image (the untimed first pass) and the Predictor, kept for the interleaved timing."""
     predictor = int8kit.Predictor(str(path), num_threads=threads)
-    logits = np.concatenate([predictor.run(b) for b in _batches(images)])
+    return np.concatenate([predictor.run(b) for b in _batches(images)]), predictor
+
+
+def images_per_second(predictors: list[int8kit.Predictor], images: np.ndarray) -> list[float]:
+    """int8kit's images/s of each Predictor: TIMED_PASSES rounds over at most TIMED_IMAGES images in which the
+    models take turns, each keeping its best pass, so a burst of other processes' load hits all models alike
+    instead of one method's row."""
     timed = _batches(images[:TIMED_IMAGES])
-    best = float("inf")
+    best = [float("inf")] * len(predictors)
     for _ in range(TIMED_PASSES):
-        start = time.perf_counter()
-        for b in timed:
-            predictor.run(b)
-        best = min(best, time.perf_counter() - start)
-    return logits, min(len(images), TIMED_IMAGES) / best
+        for i, predictor in enumerate(predictors):
+            start = time.perf_counter()
+            for b in timed:
+                predictor.run(b)
+            best[i] = min(best[i], time.perf_counter() - start)
+    return [min(len(images), TIMED_IMAGES) / t for t in best]
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -157,25 +163,29 @@ def benchmark_rows(bench: Benchmark, work: Path, threads: int, qat_steps: int, r
     calib = len(open_dataset(bench.calib_data))
     num_samples = min(300, calib)
     print(f"[{bench.name}] FP32 on {len(labels)} images ...", flush=True)
-    fp32_logits, ips = run_model(bench.model, images, threads)
-    fp32 = _row(bench, "FP32", fp32_logits, labels, ips, None)
-    rows = [fp32]
+    fp32_logits, fp32_predictor = run_model(bench.model, images, threads)
     variants = [(m, lambda out, m=m: ptq(bench, m, out, num_samples)) for m in METHODS]
     if bench.trainable and qat_steps:
         variants.append(("QAT", lambda out: qat(bench, out, qat_steps, threads, rebuild)))
+    built = []
     for method, build in variants:
         print(f"[{bench.name}] {method} ...", flush=True)
         start = time.perf_counter()
         tag = f"qat{qat_steps}" if method == "QAT" else method
         path = build(work / f"{bench.name}_{tag}_int8.onnx")
-        seconds = time.perf_counter() - start
-        logits, ips = run_model(path, images, threads)
-        agree = 100.0 * float(np.mean(logits.argmax(1) == fp32_logits.argmax(1)))
-        right, fp32_right = logits.argmax(1) == labels, fp32_logits.argmax(1) == labels
+        built.append((method, time.perf_counter() - start, *run_model(path, images, threads)))
+    print(f"[{bench.name}] timing FP32 and {len(built)} INT8 models in turns ...", flush=True)
+    speeds = images_per_second([fp32_predictor, *(b[3] for b in built)], images)
+    fp32 = _row(bench, "FP32", fp32_logits, labels, speeds[0], None)
+    rows = [fp32]
+    fp32_right = fp32_logits.argmax(1) == labels
+    for (method, seconds, logits, _), ips in zip(built, speeds[1:], strict=True):
+        right = logits.argmax(1) == labels
         extra = {
             "lost_margin_rank": lost_margin_rank(fp32_logits, fp32_right & ~right, fp32_right),
-            "sqnr_db": output_sqnr_db(fp32_logits, logits),
-            "agreement": agree,
+            # QAT changes the weights: its logits differ from FP32's by more than quantization error
+            "sqnr_db": None if method == "QAT" else output_sqnr_db(fp32_logits, logits),
+            "agreement": 100.0 * float(np.mean(logits.argmax(1) == fp32_logits.argmax(1))),
             "calib_images": None if method == "QAT" else num_samples,
             "build_seconds": seconds,
             "lost": int(np.sum(fp32_right & ~right)),
@@ -285,10 +295,10 @@ def markdown(rows: list[Row], benches: list[Benchmark], missing: dict[str, str],
         f"{env['onednn']} ({env['isa']}), {env['threads']} thread(s), batch {BATCH}. Top-1/top-5 in percent of "
         "the labelled evaluation images; drop = FP32 top-1 minus INT8 top-1 (points); PTQ calibrates on "
         f"a separate set, seed 0; QAT fine-tunes {env['qat_steps']} steps; images/s are int8kit's (FP32 and INT8 "
-        f"on the same engine, best of {TIMED_PASSES} passes, on a machine other processes share: differences of "
-        "20-30% between methods of one model are load, not the model). Output SQNR compares the INT8 logits with "
-        "FP32's over every evaluation image (softmax outputs as centred log-probabilities): top-1 moves one image "
-        "at a time, SQNR shows the whole error."
+        f"on the same engine, each model's best of {TIMED_PASSES} passes, one model's FP32 and INT8 files taking "
+        "turns, on a machine other processes share). Output SQNR (PTQ rows) compares the INT8 logits with FP32's "
+        "over every evaluation image (softmax outputs as centred log-probabilities): top-1 moves one image at a "
+        "time, SQNR shows the whole error."
         + (
             f" Rows of {', '.join(f'{m} ({d})' for m, d in env['kept_from'].items())} are from an earlier run "
             "(this one ran with --only)."
