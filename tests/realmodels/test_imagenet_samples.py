@@ -63,3 +63,31 @@ def test_mirror_images_keep_the_label_and_flip_the_pixels(tmp_path):
     entries = [(str(e.path), e.label) for e in parse_label_list(label_list)]
     assert entries == [("imagenet_03_42.png", 42), ("imagenet_03_42_mirror.png", 42)]
     np.testing.assert_array_equal(np.asarray(Image.open(folder / "imagenet_03_42_mirror.png")), pixels[:, ::-1])
+
+
+def test_ten_crop_views_keep_the_label_and_crop_the_pixels(tmp_path):
+    """12 views per photo (whole, centre and four corners keeping 7/8 of each side, each mirrored), all with the
+    photo's label; each view's pixels are numpy's slice (and flip) of the photo."""
+    import numpy as np
+    from PIL import Image
+
+    source = tmp_path / "src"
+    source.mkdir()
+    pixels = np.random.default_rng(1).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(source / "imagenet_05_7.png")
+    folder, label_list = imagenet_samples.with_views(imagenet_samples.labelled_images(source), tmp_path / "out")
+    entries = [(str(e.path), e.label) for e in parse_label_list(label_list)]
+    assert len(entries) == 12 and {label for _, label in entries} == {7}
+    h, w = 28, 42  # 7/8 of 32 and 48
+    expected = {
+        "full": pixels,
+        "centre": pixels[2 : 2 + h, 3 : 3 + w],
+        "top_left": pixels[:h, :w],
+        "top_right": pixels[:h, -w:],
+        "bottom_left": pixels[-h:, :w],
+        "bottom_right": pixels[-h:, -w:],
+    }
+    for view, want in expected.items():
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / f"imagenet_05_7_{view}.png")), want)
+        mirror = np.asarray(Image.open(folder / f"imagenet_05_7_{view}_mirror.png"))
+        np.testing.assert_array_equal(mirror, want[:, ::-1])
