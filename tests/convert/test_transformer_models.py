@@ -1,7 +1,7 @@
-"""ConvNeXt and a vision transformer, exported by torch as users export them, run FP32 and INT8.
+"""ConvNeXt, a vision transformer and a Swin-style net, exported by torch as users export them, run FP32 and INT8.
 
-Small instances of examples/zoo/transformers.py (torchvision's layer structure): FP32 must equal
-onnxruntime; int8kit's own QDQ model must convert with its convolutions and linear layers INT8 and its
+Small instances of examples/zoo/transformers.py (torchvision's layer structure) and tests/convert/_swin_like.py:
+FP32 must equal onnxruntime; int8kit's own QDQ model must convert with its convolutions and linear layers INT8 and its
 LayerNorms, GELUs' neighbours and attention products FP32, and give the logits onnxruntime computes from
 the same QDQ file.
 """
@@ -20,12 +20,14 @@ from int8kit.convert.pipeline import convert
 from int8kit.quantize.api import quantize_with_report
 from int8kit.runtime.predictor import Predictor
 
+from ._swin_like import SwinLike
 from ._util import cosine_rows, run_ort
 
 SIZE = 32
 MODELS = {
     "convnext": lambda: transformers.ConvNeXt(dims=(16, 32, 48, 64), depths=(1, 1, 2, 1), num_classes=10),
     "vit": lambda: transformers.VisionTransformer(SIZE, patch=8, dim=48, depth=2, heads=3, mlp_dim=96, num_classes=10),
+    "swin": lambda: SwinLike(dim=32),  # windows, torch.roll, relative position bias, strided-slice patch merging
 }
 
 

@@ -145,6 +145,56 @@ def test_slice_on_data():
     assert got.shape == (2, 4, 4, 5)
 
 
+@pytest.mark.parametrize(
+    ("starts", "ends", "axes", "steps", "dims"),
+    [
+        ([0, 1], [8, 8], [1, 2], [2, 2], (4, 4)),
+        ([1, 0], [7, 9], [1, 2], [2, 3], (3, 3)),
+        ([0], [9], [2], [3], (8, 3)),
+    ],
+    ids=["patch-merging", "odd-start-and-step-3", "step-3-one-axis"],
+)
+def test_strided_slice_on_data_matches_onnxruntime(starts, ends, axes, steps, dims):
+    """Swin's patch merging x[:, 0::2, 1::2] (channels last): every step-th element along H and W."""
+    nodes = [helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])]
+    inits = [init("starts", np.array(starts)), init("ends", np.array(ends)), init("axes", np.array(axes))]
+    inits.append(init("steps", np.array(steps)))
+    model = make_model(nodes, [vinfo("x", ["N", 8, 9, 5])], [vinfo("y", None)], inits)
+    assert _run_both(model, rand(2, 8, 9, 5)).shape == (2, *dims, 5)
+
+
+def test_a_strided_slice_without_an_aligned_window_is_refused_naming_the_node():
+    """x[0::2] of 7: the window of 8 the step groups need does not fit; said, never approximated."""
+    nodes = [helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"], name="odd")]
+    inits = [init(n, np.array([v])) for n, v in (("starts", 0), ("ends", 7), ("axes", 1), ("steps", 2))]
+    model = make_model(nodes, [vinfo("x", [1, 7, 3])], [vinfo("y", None)], inits)
+    with pytest.raises(UnsupportedOpError, match="odd.*Slice 0:7:2"):
+        Predictor(model, num_threads=1).run(rand(1, 7, 3))
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceMax"])
+def test_a_reduction_over_middle_axes_matches_onnxruntime_on_an_optimised_kernel(op):
+    """A mean over H, W of channels-last [N, H, W, C] data (Swin's head): oneDNN only has ref:any for it."""
+    nodes = [helper.make_node(op, ["x", "axes"], ["y"], keepdims=0)]
+    model = make_model(
+        nodes, [vinfo("x", ["N", 5, 6, 16])], [vinfo("y", None)], [init("axes", np.array([1, 2]))], opset=18
+    )
+    _run_both(model, rand(2, 5, 6, 16))
+    assert not [k for k in Predictor(model, num_threads=1).kernels((2, 5, 6, 16)) if k[1].startswith("ref")]
+
+
+def test_six_dim_window_partition_matches_onnxruntime():
+    """Swin's window partition: a reshape to six dims and a permute of them."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "six"], ["w"]),
+        helper.make_node("Transpose", ["w"], ["t"], perm=[0, 1, 3, 2, 4, 5]),
+        helper.make_node("Reshape", ["t", "three"], ["y"]),
+    ]
+    inits = [init("six", np.array([2, 2, 4, 2, 4, 3])), init("three", np.array([-1, 16, 3]))]
+    model = make_model(nodes, [vinfo("x", [2, 8, 8, 3])], [vinfo("y", None)], inits)
+    _run_both(model, rand(2, 8, 8, 3))
+
+
 @pytest.mark.parametrize("op", ["ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"])
 @pytest.mark.parametrize(("axes", "keepdims"), [([2, 3], 0), ([2, 3], 1), ([1], 1), ([-1], 0)])
 def test_reductions(op, axes, keepdims):

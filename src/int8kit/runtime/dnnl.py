@@ -43,7 +43,7 @@ TAG_ANY = 1
 TAG_A, TAG_AB, TAG_ABC, TAG_ABCD, TAG_ABCDE = 2, 3, 4, 5, 6
 TAG_BA, TAG_ACB, TAG_ACBD, TAG_ABDC, TAG_ACDB = 14, 15, 21, 20, 22
 TAG_ABCD16B, TAG_ABCD8B, TAG_ABCD4B = 78, 102, 84  # aBcd16b (nChw16c), aBcd8b, aBcd4b
-PLAIN_TAG = {1: TAG_A, 2: TAG_AB, 3: TAG_ABC, 4: TAG_ABCD, 5: TAG_ABCDE}
+PLAIN_TAG = {rank: TAG_A + rank - 1 for rank in range(1, 13)}  # dnnl_a .. dnnl_abcdefghijkl (oneDNN's 12 dims)
 # Layouts `like()` recognises when it must rebuild a descriptor with another data type.
 KNOWN_TAGS = {
     1: (TAG_A,),

@@ -240,13 +240,45 @@ def slice_(b: Builder, node: ir.Node) -> None:
     axes = values[2].reshape(-1).tolist() if values[2] is not None else list(range(len(starts)))
     steps = values[3].reshape(-1).tolist() if values[3] is not None else [1] * len(starts)
     dims, offsets = list(src.dims), [0] * rank
+    strided: list[tuple[int, int, int, int]] = []  # (axis, count, step, position within a step group)
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         axis %= rank
-        if step != 1:
+        lo, hi, step = slice(int(start), int(end), int(step)).indices(src.dims[axis])
+        if step < 1:
             raise UnsupportedOpError(f"node {node.name!r}: Slice with step {step} is not supported")
-        lo, hi, _ = slice(int(start), int(end)).indices(src.dims[axis])
-        dims[axis], offsets[axis] = max(hi - lo, 0), lo
-    _window(b, node, src, tuple(dims), tuple(offsets), 0)
+        count = max(-(-(hi - lo) // step), 0)
+        if step == 1 or count <= 1:
+            dims[axis], offsets[axis] = count, lo
+            continue
+        # x[lo::step] is element `r` of each group of `step` in the window [lo - r, lo - r + step * count)
+        r = max(0, lo + step * count - src.dims[axis])
+        if r > lo:
+            raise UnsupportedOpError(f"node {node.name!r}: Slice {lo}:{hi}:{step} of {src.dims[axis]} is not supported")
+        dims[axis], offsets[axis] = step * count, lo - r
+        strided.append((axis, count, step, r))
+    window = _window_tensor(b, node.name, src, tuple(dims), tuple(offsets))
+    for axis, count, step, r in strided:
+        window = _every_step(b, node.name, window, axis, count, step, r)
+    b.set_output(node, window)
+
+
+def _every_step(b: Builder, label: str, src, axis: int, count: int, step: int, r: int):
+    """Element r of every group of `step` along `axis` (patch merging's x[:, 0::2, 1::2]): the plain tensor
+    viewed with that axis split in (count, step), the window at r of the step axis, made dense."""
+    plain = b.as_plain(src, label)
+    dims = list(plain.dims)
+    grouped = (*dims[:axis], count, step, *dims[axis + 1 :])
+    view = b.view(plain, dnnl.MemoryDesc.plain(grouped, plain.dtype))
+    picked = _window_tensor(
+        b,
+        label,
+        view,
+        (*grouped[: axis + 1], 1, *grouped[axis + 2 :]),
+        tuple(r if i == axis + 1 else 0 for i in range(len(grouped))),
+    )
+    dims[axis] = count
+    dense = b.as_plain(picked, label)
+    return b.view(dense, dnnl.MemoryDesc.plain(tuple(dims), dense.dtype))
 
 
 def _pad_spec(b: Builder, node: ir.Node, rank: int) -> tuple[list[int], list[int], float]:

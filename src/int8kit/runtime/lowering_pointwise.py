@@ -365,8 +365,24 @@ def reduce(b: Builder, node: ir.Node) -> None:
 
 
 def _reduction(b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dtype: int, attr: dnnl.Attr) -> None:
-    """One reduction primitive over `axes` (in the first layout with an optimised kernel), then keepdims."""
+    """One reduction primitive over `axes` (in the first layout with an optimised kernel), then keepdims.
+
+    oneDNN 3.2 has optimised reductions only over the innermost dims of a plain tensor (a mean over H, W
+    of channels-last [N, H, W, C] data is ref:any), so other axes are first moved innermost by one copy; the
+    result, its kept axes in their order and 1s elsewhere, is the same bytes as the keepdims shape."""
     kept = tuple(1 if i in axes else d for i, d in enumerate(src.dims))
+    rank = len(src.dims)
+    if axes != list(range(rank - len(axes), rank)):
+        perm = [i for i in range(rank) if i not in axes] + axes
+        moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[p] for p in perm), src.dtype))
+        b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), f"{node.name} (reduced axes innermost)")
+        inner = list(range(rank - len(axes), rank))
+        reduced = tuple(1 if i in inner else d for i, d in enumerate(moved.dims))
+        pd = dnnl.reduction_pd(alg, moved.md, dnnl.MemoryDesc.plain(reduced, dst_dtype), attr)
+        dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+        b.add_step(pd, [(dnnl.ARG_SRC, moved), (dnnl.ARG_DST, dst)], node.name)
+        _reduced_output(b, node, b.view(dst, dnnl.MemoryDesc.plain(kept, dst_dtype)), src.dims, axes, dst_dtype)
+        return
     pd = b.first_fast(
         node.name,
         [
@@ -377,8 +393,13 @@ def _reduction(b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dt
     src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
+    _reduced_output(b, node, dst, src.dims, axes, dst_dtype)
+
+
+def _reduced_output(b: Builder, node: ir.Node, dst, dims, axes: list[int], dst_dtype: int) -> None:
+    """The reduction's keepdims result as the node's output, squeezed when keepdims is 0."""
     if not node.attributes.get_int("keepdims", 1):
-        squeezed = tuple(d for i, d in enumerate(src.dims) if i not in axes)
+        squeezed = tuple(d for i, d in enumerate(dims) if i not in axes)
         dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(squeezed or (1,), dst_dtype))
     b.set_output(node, dst)
 
