@@ -36,7 +36,7 @@ class OpSpec:
     qdq: str | None = None
     int8: bool = False
     post_op: str | None = None
-    many_inputs: bool = False  # every input is data (Concat), not input 0 alone
+    many_inputs: bool = False  # every input is data (Concat, Add, Mul), not input 0 alone
     bounded: bool = False
     zero_point: bool = False
 
@@ -69,8 +69,9 @@ OPS: dict[str, OpSpec] = _rows(
     OpSpec("Upsample", "data_movement", "own", "preserving"),
     OpSpec("ReduceMean", "averaging", "average"),
     # binary ops of two computed tensors (residual sums, squeeze-excite products)
-    OpSpec("Add", "binary", qdq="inputs_and_output", int8=True),
-    OpSpec("Mul", "binary", int8=True),
+    # >= 0 when both operands are (a squeeze-excite gate in [0, 1] times a ReLU output; two ReLU branches)
+    OpSpec("Add", "binary", sign="preserving", qdq="inputs_and_output", int8=True, many_inputs=True),
+    OpSpec("Mul", "binary", sign="preserving", int8=True, many_inputs=True),
     OpSpec("BatchNormalization", "normalization", int8=True),  # a standalone one is an int8kit.Affine
     # activations: fused as post-ops of the op before them
     OpSpec("Relu", "activation", sign="nonnegative", post_op="relu"),

@@ -228,3 +228,45 @@ def test_kl_never_clips_more_error_than_the_grid_rounds():
     round_err = float(np.sum(x64 <= t)) * (t / 255) ** 2 / 12
     assert clip_err <= 1.2 * round_err  # 1.2: the histogram resolves t to one bin
     assert t < x.max()  # still a clip: the floor is not the maximum
+
+
+def _gate_net() -> onnx.ModelProto:
+    """Relu -> squeeze-excite (GAP, Conv, Sigmoid) -> Mul, next to a Mul of the Relu by a signed conv output."""
+    rng = np.random.default_rng(8)
+    inits = {
+        "w0": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+        "ws": rng.standard_normal((4, 4, 1, 1)).astype(np.float32),
+        "wc": rng.standard_normal((4, 4, 1, 1)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+        helper.make_node("Conv", ["g", "ws"], ["gs"], name="squeeze"),
+        helper.make_node("Sigmoid", ["gs"], ["gate"], name="gate"),
+        helper.make_node("Mul", ["r", "gate"], ["excited"], name="excite"),
+        helper.make_node("Conv", ["r", "wc"], ["signed"], name="conv1"),
+        helper.make_node("Mul", ["r", "signed"], ["product"], name="product"),
+        helper.make_node("Add", ["excited", "r"], ["y"], name="sum"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "gate",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_products_and_sums_of_non_negative_tensors_are_non_negative():
+    """A gate in [0, 1] times a ReLU output (and that plus the ReLU) is >= 0, so its grid is u8; a ReLU output
+    times a signed conv output is not. onnxruntime's values agree with the rule on random data."""
+    from int8kit.quantize.scheme import nonnegative_tensors
+
+    model = _gate_net()
+    nonneg = nonnegative_tensors(model.graph)
+    assert {"excited", "y"} <= nonneg and "product" not in nonneg and "signed" not in nonneg
+    x = np.random.default_rng(9).standard_normal((16, 3, 8, 8)).astype(np.float32)
+    values = _ort_tensors(model, x, ["excited", "y", "product"])
+    assert values["excited"].min() >= 0 and values["y"].min() >= 0 and values["product"].min() < 0

@@ -61,4 +61,4 @@ def test_nonnegative_tensors_follow_the_graph():
         [six, zero, minus],
     )
     found = nonnegative_tensors(onnx.helper.make_model(graph).graph)
-    assert found == {"r", "relu6", "pool", "cat", "sig"}
+    assert found == {"r", "relu6", "pool", "cat", "sig", "sum"}  # a sum of two non-negative tensors is too

@@ -129,7 +129,8 @@ def nonnegative_tensors(graph: ir.Graph | onnx.GraphProto) -> set[str]:
             result.update(o.name for o in node.outputs if o.name)
         elif node.op_type in SIGN_PRESERVING_OPS:
             # Only the data input(s) matter: shape/axes/roi inputs are initializers or integer tensors.
-            data = node.inputs[:1] if node.op_type != "Concat" else [i for i in node.inputs if i is not None]
+            many = op_table.spec(node.op_type).many_inputs
+            data = [i for i in node.inputs if i is not None] if many else node.inputs[:1]
             if data and all(d is not None and (d.name in result or _nonnegative_constant(d)) for d in data):
                 result.update(o.name for o in node.outputs if o.name)
     return result
