@@ -61,6 +61,7 @@ def test_a_plain_cnn_can_run_in_slices():
         ),
         ([helper.make_node("ReduceMean", ["logits"], ["y"], axes=[0], keepdims=1)], [], (1, 3), "batch axis"),
         ([helper.make_node("Transpose", ["logits"], ["y"], perm=[1, 0])], [], (3, "N"), "batch axis"),
+        ([helper.make_node("Shape", ["logits"], ["y"])], [], (2,), "not computed from the images"),
         (
             [
                 helper.make_node("Shape", ["logits"], ["s"]),
@@ -73,7 +74,15 @@ def test_a_plain_cnn_can_run_in_slices():
             "size of the batch as data",
         ),
     ],
-    ids=["softmax-axis0", "concat-axis0", "flatten-whole-batch", "reduce-batch", "transpose", "batch-size-as-data"],
+    ids=[
+        "softmax-axis0",
+        "concat-axis0",
+        "flatten-whole-batch",
+        "reduce-batch",
+        "transpose",
+        "shape-output",
+        "batch-size-as-data",
+    ],
 )
 def test_graphs_that_mix_images_are_refused(tail, inits, out_shape, why):
     reason = blocker(cnn(tail, inits, out_shape))

@@ -91,6 +91,9 @@ def split_blocker(graph: ir.Graph) -> str | None:
             if reason:
                 return f"{label}: output {value.name!r} {reason}"
             data.add(value.name)
+    for value in graph.outputs:
+        if value.name not in data:
+            return f"output {value.name!r} is not computed from the images"
     return None
 
 

@@ -245,9 +245,9 @@ class Predictor:
 
     def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cpu.set_num_threads(self.num_threads)
-        batch = next(iter(feeds.values())).shape[0] if feeds else 0
-        if not self.slice_images or batch <= self.slice_images:
+        if not self.slice_images or next(iter(feeds.values())).shape[0] <= self.slice_images:
             return self._run_program(feeds)
+        batch = next(iter(feeds.values())).shape[0]
         results: dict[str, np.ndarray] = {}
         for part in batch_split.slices(batch, self.slice_images):
             chunk = {k: v[part] for k, v in feeds.items()}
