@@ -136,8 +136,9 @@ def test_a_refused_graph_runs_whole_with_the_same_answer():
 
 def test_slice_size_follows_the_cache_budget():
     budget = batch_split.CACHE_BUDGET_BYTES
-    assert batch_split.slice_size(budget // 10, num_threads=2) == 10
-    assert batch_split.slice_size(budget * 4, num_threads=2) == 2  # one image per thread at least
+    assert batch_split.slice_size(budget // 10, num_threads=1) == 10
+    assert batch_split.slice_size(budget * 4, num_threads=1) == 1
+    assert batch_split.slice_size(budget // 10, num_threads=2) == 0  # oneDNN splits the batch between threads
     assert [(s.start, s.stop) for s in batch_split.slices(7, 3)] == [(0, 3), (3, 6), (6, 7)]
 
 

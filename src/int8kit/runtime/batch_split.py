@@ -1,10 +1,13 @@
 """Whether a graph may run a large batch as consecutive slices of it, and how large the slices should be.
 
 A CNN treats every image of a batch on its own, so running 50 images as slices of 8 through one program
-compiled for 8 gives the same numbers while its intermediate tensors stay in the caches (MobileNetV2
-INT8 at batch 50 on one Zen 4 core: 318 images/s in one piece, 333 in slices of 8; on two streams 560 and 658).
-That holds only when
-nothing in the graph mixes images, which `split_blocker` proves from the graph itself, never assumes:
+compiled for 8 gives the same numbers while its intermediate tensors stay in one core's caches. It pays
+where a program runs on one thread, as each stream of the throughput mode does (INT8 at batch 50, two
+streams of one thread on Zen 4: MobileNetV2 623 -> 677 images/s, EfficientNet-B0 252 -> 273, ResNet-50 97
+-> 95-100), and costs where oneDNN already splits the batch between threads (one program on two threads:
+MobileNetV2 627 -> 529-617 at batch 50, 603 -> 546 at 16), so only single-thread programs slice by default.
+That holds only when nothing in the graph mixes images, which `split_blocker` proves from the graph
+itself, never assumes:
 
 - every value computed from the inputs (a *data* value) has the batch symbol as its first dim and nowhere
   else, so no op changed, moved or broadcast the batch axis;
@@ -53,8 +56,8 @@ SHAPE_ARGUMENTS = {
     "Clip": {1, 2},
 }
 DEFAULT_AXIS_ZERO = frozenset({"Gather", "Split"})  # ops whose axis defaults to 0 when the attribute is absent
-# The largest intermediate of one slice. Measured on Zen 4 (1 MB L2 a core), INT8 MobileNetV2 batch 50: slices
-# of 4-25 images all beat the whole batch, by 3-10% (1 thread) and up to 17% (2 streams); 8 (9.6 MB) was best.
+# The largest intermediate of one slice. Measured on Zen 4 (1 MB L2 a core), INT8 MobileNetV2 batch 50 on
+# single-thread programs: slices of 4-25 images all beat the whole batch; 8 (9.6 MB) was best.
 CACHE_BUDGET_BYTES = 10 << 20
 
 
@@ -98,8 +101,11 @@ def split_blocker(graph: ir.Graph) -> str | None:
 
 
 def slice_size(largest_bytes_per_image: int, num_threads: int) -> int:
-    """Images per slice: as many as keep the largest intermediate within CACHE_BUDGET_BYTES, one per thread at least."""
-    return max(CACHE_BUDGET_BYTES // max(largest_bytes_per_image, 1), num_threads, 1)
+    """Images per slice for a program on `num_threads` threads: as many as keep the largest intermediate within
+    CACHE_BUDGET_BYTES on one thread; 0 (run whole) on several, where oneDNN already splits the batch."""
+    if num_threads > 1:
+        return 0
+    return max(CACHE_BUDGET_BYTES // max(largest_bytes_per_image, 1), 1)
 
 
 def slices(batch: int, size: int) -> list[slice]:

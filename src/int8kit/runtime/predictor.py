@@ -123,7 +123,8 @@ class Predictor:
     In a child forked after a multi-threaded run, the work runs on a fresh thread (see `fork_guard`).
     `slice_images` runs a larger batch as consecutive slices of that many images through one program, so
     its intermediates stay in the caches (see `int8kit.runtime.batch_split`); None chooses the size from
-    the model's largest intermediate, 0 never slices. Only graphs proven to treat images independently
+    the model's largest intermediate for single-thread programs (each stream of throughput mode) and runs
+    batches whole on more threads, 0 never slices. Only graphs proven to treat images independently
     are sliced. `precision` "bf16" runs the float convolutions and inner products in bf16 (inputs and outputs stay
     float32); a converted model's nodes marked `precision: "bf16"` run bf16 either way. On a CPU without
     bf16 kernels a warning says so and everything float runs FP32 (`self.precision` is then "fp32").
