@@ -47,6 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--exclude-nodes", type=_names, default=(), help="comma-separated node names to keep FP32 (default: none)"
     )
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor, not per channel")
+    p.add_argument(
+        "--no-bias-correction",
+        action="store_true",
+        help="keep the biases as trained (default: remove the mean output shift the rounded weights cause)",
+    )
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="engine for FP32 activations")
     p.add_argument("--num-threads", type=int, default=None, help="threads for the calibration runs (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         percentile=args.percentile,
         scope=Scope(op_types=args.ops_to_quantize, exclude_nodes=args.exclude_nodes),
         per_channel=not args.per_tensor,
+        bias_correction=not args.no_bias_correction,
         backend=args.backend,
         num_threads=args.num_threads,
     )
@@ -218,16 +224,19 @@ def _print_summary(result, output: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"calibrated activations ({result.config.method}, {result.num_samples} samples)")
-    for col in ("tensor", "type", "range min", "range max", "scale"):
+    for col in ("tensor", "type", "range min", "range max", "scale", "zero point"):
         table.add_column(col, justify="left" if col == "tensor" else "right")
     for t in result.tensors:
-        table.add_row(t.name, t.qparams.dtype, f"{t.lo:.4g}", f"{t.hi:.4g}", f"{t.qparams.scale:.4g}")
+        q = t.qparams
+        table.add_row(t.name, q.dtype, f"{t.lo:.4g}", f"{t.hi:.4g}", f"{q.scale:.4g}", str(q.zero_point))
     console = Console()
     console.print(table)
     u8 = sum(t.qparams.dtype == "uint8" for t in result.tensors)
+    with_zero_point = sum(bool(t.qparams.zero_point) for t in result.tensors)
     weights = len({spec.name for _, _, spec in result.plan.weight_uses})
     print(
-        f"{len(result.tensors)} tensors calibrated ({u8} u8, {len(result.tensors) - u8} s8), "
+        f"{len(result.tensors)} tensors calibrated ({u8} u8, {len(result.tensors) - u8} s8, "
+        f"{with_zero_point} with a zero point), "
         f"{weights} int8 weights, {len(result.plan.quantized_nodes)} nodes quantized"
         + (f", {len(result.plan.excluded_nodes)} excluded" if result.plan.excluded_nodes else "")
         + f"; wrote {output}"
