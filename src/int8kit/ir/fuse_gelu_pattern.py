@@ -18,43 +18,24 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.ir.encoding import encoding
-from int8kit.ir.graph import const_array, replace_chain
+from int8kit.ir.graph import const_array, const_scalar, other_input, replace_chain, sole_reader
 
 logger = logging.getLogger(__name__)
 
 SQRT2 = math.sqrt(2.0)
 
 
-def _scalar(value: ir.Value | None) -> float | None:
-    array = const_array(value)
-    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
-
-
 def _is_op(node: ir.Node | None, *op_types: str) -> bool:
     return node is not None and node.domain in ("", "ai.onnx") and node.op_type in op_types
-
-
-def _sole_reader(value: ir.Value) -> ir.Node | None:
-    uses = value.uses()
-    return uses[0].node if len(uses) == 1 and not value.is_graph_output() else None
-
-
-def _operands(node: ir.Node, value: ir.Value) -> ir.Value | None:
-    """The other input of binary `node` when `value` is one of its two inputs."""
-    if len(node.inputs) != 2:
-        return None
-    if node.inputs[0] is value:
-        return node.inputs[1]
-    return node.inputs[0] if node.inputs[1] is value else None
 
 
 def _halves(node: ir.Node | None, value: ir.Value) -> bool:
     """`node` computes value * 0.5 or value / 2."""
     if _is_op(node, "Mul"):
-        c = _scalar(_operands(node, value))
+        c = const_scalar(other_input(node, value))
         return c is not None and math.isclose(c, 0.5, rel_tol=1e-6)
     if _is_op(node, "Div") and node.inputs[0] is value:
-        c = _scalar(node.inputs[1])
+        c = const_scalar(node.inputs[1])
         return c is not None and math.isclose(c, 2.0, rel_tol=1e-6)
     return False
 
@@ -63,15 +44,15 @@ def _erf_argument(erf: ir.Node) -> tuple[ir.Value, ir.Node] | None:
     """(x, the scaling node) when the Erf reads x / sqrt(2) (Div) or x * (1 / sqrt(2)) (Mul)."""
     scaled = erf.inputs[0]
     node = scaled.producer() if scaled is not None else None
-    if node is None or _sole_reader(scaled) is not erf:
+    if node is None or sole_reader(scaled) is not erf:
         return None
     if _is_op(node, "Div"):
-        c = _scalar(node.inputs[1])
+        c = const_scalar(node.inputs[1])
         if c is not None and math.isclose(c, SQRT2, rel_tol=1e-5) and const_array(node.inputs[0]) is None:
             return node.inputs[0], node
     if _is_op(node, "Mul"):
         for i in (0, 1):
-            c = _scalar(node.inputs[1 - i])
+            c = const_scalar(node.inputs[1 - i])
             if c is not None and math.isclose(c, 1 / SQRT2, rel_tol=1e-5) and const_array(node.inputs[i]) is None:
                 return node.inputs[i], node
     return None
@@ -81,14 +62,14 @@ def _cube_of(value: ir.Value) -> tuple[ir.Value, list[ir.Node]] | None:
     """(x, nodes) when `value` is x * (x * x), (x * x) * x or Pow(x, 3), each product read only there."""
     node = value.producer()
     if _is_op(node, "Pow"):
-        c = _scalar(node.inputs[1])
+        c = const_scalar(node.inputs[1])
         return (node.inputs[0], [node]) if c is not None and c == 3.0 else None
     if not _is_op(node, "Mul") or len(node.inputs) != 2:
         return None
     for i in (0, 1):
         square, x = node.inputs[i], node.inputs[1 - i]
         inner = square.producer() if square is not None else None
-        if _is_op(inner, "Mul") and list(inner.inputs) == [x, x] and _sole_reader(square) is node:
+        if _is_op(inner, "Mul") and list(inner.inputs) == [x, x] and sole_reader(square) is node:
             return x, [inner, node]
     return None
 
@@ -97,26 +78,26 @@ def _tanh_argument(tanh: ir.Node) -> tuple[ir.Value, list[ir.Node]] | None:
     """(x, nodes) when the Tanh reads sqrt(2 / pi) * (x + 0.044715 * x^3), as torch writes gelu(approximate="tanh")."""
     scaled = tanh.inputs[0]
     outer = scaled.producer() if scaled is not None else None
-    if not _is_op(outer, "Mul") or _sole_reader(scaled) is not tanh:
+    if not _is_op(outer, "Mul") or sole_reader(scaled) is not tanh:
         return None
     for i in (0, 1):
-        c, inner = _scalar(outer.inputs[1 - i]), outer.inputs[i]
+        c, inner = const_scalar(outer.inputs[1 - i]), outer.inputs[i]
         add = inner.producer() if inner is not None else None
         if c is None or not math.isclose(c, math.sqrt(2 / math.pi), rel_tol=1e-5) or not _is_op(add, "Add"):
             continue
-        if _sole_reader(inner) is not outer:
+        if sole_reader(inner) is not outer:
             continue
         for j in (0, 1):
             x, term = add.inputs[j], add.inputs[1 - j]
             mul = term.producer() if term is not None else None
-            if not _is_op(mul, "Mul") or _sole_reader(term) is not add:
+            if not _is_op(mul, "Mul") or sole_reader(term) is not add:
                 continue
             for k in (0, 1):
-                c3, cube = _scalar(mul.inputs[1 - k]), mul.inputs[k]
+                c3, cube = const_scalar(mul.inputs[1 - k]), mul.inputs[k]
                 if c3 is None or not math.isclose(c3, 0.044715, rel_tol=1e-4) or cube is None:
                     continue
                 found = _cube_of(cube)
-                if found is not None and found[0] is x and _sole_reader(cube) is mul:
+                if found is not None and found[0] is x and sole_reader(cube) is mul:
                     return x, [*found[1], mul, add, outer]
     return None
 
@@ -136,25 +117,25 @@ def match_gelu(core: ir.Node) -> tuple[ir.Value, list[ir.Node], str] | None:
         return None
     x, front = argument
     front = [*front, core]
-    add = _sole_reader(core.outputs[0])
-    one = _scalar(_operands(add, core.outputs[0])) if _is_op(add, "Add") else None
+    add = sole_reader(core.outputs[0])
+    one = const_scalar(other_input(add, core.outputs[0])) if _is_op(add, "Add") else None
     if one is None or not math.isclose(one, 1.0, rel_tol=1e-6):
         return None
     s = add.outputs[0]  # 1 + f(x)
-    first = _sole_reader(s)
+    first = sole_reader(s)
     if not _is_op(first, "Mul"):
         return None
-    other = _operands(first, s)
+    other = other_input(first, s)
     if other is x:  # (x * s) * 0.5
-        last = _sole_reader(first.outputs[0])
+        last = sole_reader(first.outputs[0])
         return (x, [*front, add, first, last], kind) if _halves(last, first.outputs[0]) else None
     if _halves(first, s):  # x * (s * 0.5)
-        last = _sole_reader(first.outputs[0])
-        if _is_op(last, "Mul") and _operands(last, first.outputs[0]) is x:
+        last = sole_reader(first.outputs[0])
+        if _is_op(last, "Mul") and other_input(last, first.outputs[0]) is x:
             return x, [*front, add, first, last], kind
         return None
     half = other.producer() if other is not None else None  # (x * 0.5) * s
-    if _is_op(half, "Mul") and _halves(half, x) and _sole_reader(other) is first:
+    if _is_op(half, "Mul") and _halves(half, x) and sole_reader(other) is first:
         return x, [*front, add, half, first], kind
     return None
 

@@ -16,7 +16,7 @@ import math
 
 import onnx_ir as ir
 
-from int8kit.ir.graph import const_array, replace_chain
+from int8kit.ir.graph import const_array, const_scalar, other_input, replace_chain, sole_reader
 
 logger = logging.getLogger(__name__)
 
@@ -44,29 +44,11 @@ def _hardswish_gate(mul: ir.Node) -> tuple[ir.Value, ir.Node] | None:
     return None
 
 
-def _scalar(value: ir.Value | None) -> float | None:
-    array = const_array(value)
-    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
-
-
-def _only_reader(value: ir.Value) -> ir.Node | None:
-    uses = value.uses()
-    if len(uses) != 1 or value.is_graph_output():
-        return None
-    return uses[0].node
-
-
-def _other_input(node: ir.Node, value: ir.Value) -> ir.Value | None:
-    if len(node.inputs) != 2:
-        return None
-    return node.inputs[1] if node.inputs[0] is value else node.inputs[0] if node.inputs[1] is value else None
-
-
 def _clip_bounds(clip: ir.Node) -> tuple[float | None, float | None]:
     if "min" in clip.attributes or "max" in clip.attributes:  # opset < 11
         return clip.attributes.get_float("min", None), clip.attributes.get_float("max", None)
-    lo = _scalar(clip.inputs[1]) if len(clip.inputs) > 1 else None
-    hi = _scalar(clip.inputs[2]) if len(clip.inputs) > 2 else None
+    lo = const_scalar(clip.inputs[1]) if len(clip.inputs) > 1 else None
+    hi = const_scalar(clip.inputs[2]) if len(clip.inputs) > 2 else None
     return lo, hi
 
 
@@ -76,7 +58,7 @@ def _divides_by_six(node: ir.Node | None, value: ir.Value) -> bool:
         return False
     if node.op_type == "Div" and (node.inputs[0] is not value or len(node.inputs) != 2):
         return False
-    c = _scalar(_other_input(node, value))
+    c = const_scalar(other_input(node, value))
     if c is None:
         return False
     return math.isclose(c, 6.0, rel_tol=1e-6) if node.op_type == "Div" else math.isclose(c, 1 / 6, rel_tol=1e-4)
@@ -90,10 +72,10 @@ def _relu6_of_x_plus_3(clip: ir.Node) -> tuple[ir.Value, ir.Node] | None:
     if lo is None or hi is None or lo != 0.0 or not math.isclose(hi, 6.0, rel_tol=1e-6):
         return None
     add = clip.inputs[0].producer() if clip.inputs[0] is not None else None
-    if add is None or add.op_type != "Add" or add.domain != "" or _only_reader(add.outputs[0]) is not clip:
+    if add is None or add.op_type != "Add" or add.domain != "" or sole_reader(add.outputs[0]) is not clip:
         return None
     for i in (0, 1):
-        c = _scalar(add.inputs[1 - i])
+        c = const_scalar(add.inputs[1 - i])
         if c is not None and math.isclose(c, 3.0, rel_tol=1e-6) and const_array(add.inputs[i]) is None:
             return add.inputs[i], add
     return None
@@ -114,14 +96,14 @@ def _spelled_out(graph: ir.Graph) -> int:
         if match is None:
             continue
         x, add = match
-        reader = _only_reader(clip.outputs[0])
+        reader = sole_reader(clip.outputs[0])
         if _divides_by_six(reader, clip.outputs[0]):  # the gate: Clip(x + 3, 0, 6) / 6
             _replace(graph, [add, clip, reader], "HardSigmoid", x, {"alpha": 1 / 6, "beta": 0.5})
             count += 1
         elif reader is not None and reader.op_type == "Mul" and reader.domain == "":
-            if _other_input(reader, clip.outputs[0]) is not x:
+            if other_input(reader, clip.outputs[0]) is not x:
                 continue
-            after = _only_reader(reader.outputs[0])
+            after = sole_reader(reader.outputs[0])
             if _divides_by_six(after, reader.outputs[0]):  # x * Clip(x + 3, 0, 6) / 6
                 _replace(graph, [add, clip, reader, after], "HardSwish", x, {})
                 count += 1

@@ -29,6 +29,27 @@ def const_array(value: ir.Value | None) -> np.ndarray | None:
     return None
 
 
+def const_scalar(value: ir.Value | None) -> float | None:
+    """The value of a one-element constant, or None."""
+    array = const_array(value)
+    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
+
+
+def sole_reader(value: ir.Value) -> ir.Node | None:
+    """The one node reading `value`, when nothing else (a graph output included) does."""
+    uses = value.uses()
+    return uses[0].node if len(uses) == 1 and not value.is_graph_output() else None
+
+
+def other_input(node: ir.Node, value: ir.Value) -> ir.Value | None:
+    """The other input of two-input `node` when `value` is one of them, else None."""
+    if len(node.inputs) != 2:
+        return None
+    if node.inputs[0] is value:
+        return node.inputs[1]
+    return node.inputs[0] if node.inputs[1] is value else None
+
+
 def taken_names(graph: ir.Graph) -> set[str]:
     """Every value name in the graph: inputs, initializers and node outputs."""
     names = {v.name for v in graph.inputs if v.name}
