@@ -55,14 +55,28 @@ class Borders:
         return self.enc.get(id(value), FLOAT)
 
     def int8_encoding(self, value: ir.Value) -> Encoding | None:
-        """The INT8 encoding `value` arrives in, else the one the file gives it (None when neither)."""
-        return self.encoding(value) if self.encoding(value).is_int8 else encoding(value)
+        """The encoding the file gives `value`, else the INT8 one it arrives in (None when neither).
+
+        Data movement writes its input's encoding; where the file puts the moved values on a grid of their
+        own (a Slice output quantized with a new scale), readers get them requantized onto it, as the file
+        rounds them."""
+        own = encoding(value)
+        if own is not None and own.is_int8:
+            return own
+        return self.encoding(value) if self.encoding(value).is_int8 else own
+
+    def as_file_grid(self, value: ir.Value, before: ir.Node) -> ir.Value:
+        """INT8 `value` requantized onto the file's own grid for it when it arrives on another."""
+        own = encoding(value)
+        if self.encoding(value).is_int8 and own is not None and own.is_int8 and own != self.encoding(value):
+            return self.convert(value, own, before)
+        return value
 
     def as_file_reads_it(self, value: ir.Value, before: ir.Node) -> ir.Value:
         """`value` in float, as the QDQ file gives it to a float consumer: dequantized when it is INT8,
         rounded through its own Q -> DQ pair when it is float but the file quantizes it."""
         if self.encoding(value).is_int8:
-            return self.convert(value, FLOAT, before)
+            return self.convert(self.as_file_grid(value, before), FLOAT, before)
         enc = encoding(value)
         if enc is None or self.on_grid.get(id(value)) == enc:
             return value
@@ -256,7 +270,7 @@ class InsertBordersPass(ContractPass):
                 own = encoding(v)
                 if not b.encoding(v).is_int8 and own is not None and own != target:
                     v = b.convert(v, own, node)  # a float input is rounded onto its own grid first, as the file does
-                node.replace_input_with(i, b.convert(v, target, node))
+                node.replace_input_with(i, b.convert(b.as_file_grid(v, node), target, node))
         else:
             x = node.inputs[0]
             target = b.int8_encoding(x)
@@ -272,7 +286,8 @@ class InsertBordersPass(ContractPass):
     def _int8_mean(self, b: Borders, node: ir.Node) -> None:
         """An FP32 global average of INT8 data reads it directly (int8kit.Mean): no dequantize of the big
         input, the float mean is exact, and its own quantize (if any) acts on the small result."""
-        x = node.inputs[0]
+        x = b.as_file_grid(node.inputs[0], node)
+        node.replace_input_with(0, x)
         enc = b.encoding(x)
         rank = len(x.shape) if x.shape is not None else 4
         axes = list(range(2, rank))

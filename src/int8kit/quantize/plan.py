@@ -33,6 +33,8 @@ DATA_OPS = op_table.op_types(qdq="inputs_and_output")
 SUPPORTED_OPS = COMPUTE_OPS + DATA_OPS
 # Ops whose output holds the same values as (a subset of) their input: one scale fits both.
 SHARED_SCALE_OPS = frozenset(op_table.op_types(grid="same"))
+# Those that only rearrange or select their one data input (no pooling window, no fill value).
+MOVING_OPS = SHARED_SCALE_OPS - {"Concat", "MaxPool", "Pad"}
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,16 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
             wanted.update(o.name for o in outs)
             if op_type in SHARED_SCALE_OPS and outs and outs[0] is node.outputs[0]:
                 shared.append((*(t.name for t in acts), outs[0].name))
-    # Data-movement ops between two quantized tensors keep one scale (e.g. GAP -> Flatten -> Gemm).
+    # A quantized tensor that moving ops made from another quantized tensor keeps its scale (GAP -> Flatten ->
+    # Gemm; ShuffleNet's Concat -> Reshape -> Transpose -> Reshape -> Slice -> Conv): the INT8 values pass
+    # through as they are, where a scale of its own would cost a requantization and a second rounding.
+    # When that tensor is not quantized itself but only moving ops read it, it is quantized once there.
     for node in graph:
-        movement = node.op_type in SHARED_SCALE_OPS - {"Concat", "MaxPool"} and node.inputs and node.outputs
-        if movement and node.inputs[0] is not None and node.inputs[0].name in wanted and node.outputs[0].name in wanted:
-            shared.append((node.inputs[0].name, node.outputs[0].name))
+        for out in node.outputs:
+            source = _moved_from(out, wanted) if out.name in wanted else None
+            if source is not None:
+                wanted.add(source.name)
+                shared.append((source.name, out.name))
 
     order = [v.name for v in graph.inputs if v.name in wanted and not v.is_initializer()]
     order += [o.name for n in graph for o in n.outputs if o.name in wanted]
@@ -150,6 +157,25 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
         len(weight_uses),
     )
     return plan
+
+
+def _moves(node: ir.Node | None) -> bool:
+    return node is not None and node.op_type in MOVING_OPS and bool(node.inputs) and node.inputs[0] is not None
+
+
+def _moved_from(value: ir.Value, wanted: set[str]) -> ir.Value | None:
+    """The tensor `value` is a rearrangement of through a chain of moving ops: the first quantized one, else
+    the chain's float start when only moving ops read it; None when `value` is not moved."""
+    node = value.producer()
+    source = None
+    while _moves(node):
+        source = node.inputs[0]
+        if source.name in wanted:
+            return source
+        node = source.producer()
+    if source is None or not _is_float(source) or source.is_initializer():
+        return None
+    return source if all(_moves(use.node) for use in source.uses()) else None
 
 
 def _zero_point_ok(value: ir.Value | None, outputs: set[str]) -> bool:

@@ -1,0 +1,76 @@
+"""A tensor that moving ops (Reshape, Transpose, Slice, Flatten) made out of a quantized tensor gets that
+tensor's scale from int8kit's quantizer, so its INT8 values pass through as they are: no requantization and
+no second rounding (ShuffleNet's shuffled, sliced halves used to get scales of their own)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from int8kit.convert.pipeline import convert
+from int8kit.quantize import QuantizeConfig, quantize_model
+
+SIZE = 16
+C = 16
+
+
+def _shuffle_slice_net() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+
+    def init(name, *shape, scale=0.3):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    def ints(name, values):
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    inits = [
+        init("w0", C, 3, 3, 3),
+        init("w1", C // 2, C // 2, 1, 1),
+        init("w2", C // 2, C // 2, 1, 1),
+        init("fc", 10, C),
+        ints("split", [0, 2, C // 2, SIZE, SIZE]),
+        ints("merge", [0, C, SIZE, SIZE]),
+        ints("zero", [0]),
+        ints("half", [C // 2]),
+        ints("all", [C]),
+        ints("one", [1]),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1], name="conv0"),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("Reshape", ["r0", "split"], ["s5"], name="split_channels"),
+        helper.make_node("Transpose", ["s5"], ["t5"], perm=[0, 2, 1, 3, 4], name="shuffle"),
+        helper.make_node("Reshape", ["t5", "merge"], ["shuffled"], name="merge_channels"),
+        helper.make_node("Slice", ["shuffled", "zero", "half", "one"], ["left"], name="left_half"),
+        helper.make_node("Slice", ["shuffled", "half", "all", "one"], ["right"], name="right_half"),
+        helper.make_node("Conv", ["right", "w1"], ["c1"], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Concat", ["left", "r1"], ["cat"], axis=1, name="concat"),
+        helper.make_node("GlobalAveragePool", ["cat"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="head"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shuffle_slice",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _scales(qdq: onnx.ModelProto) -> dict[str, float]:
+    inits = {t.name: numpy_helper.to_array(t) for t in qdq.graph.initializer}
+    return {n.input[0]: float(inits[n.input[1]]) for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
+
+
+def test_sliced_halves_of_a_shuffle_keep_the_scale_they_were_made_from():
+    calib = np.random.default_rng(1).standard_normal((8, 3, SIZE, SIZE)).astype(np.float32)
+    qdq = quantize_model(_shuffle_slice_net(), calib, QuantizeConfig(num_samples=8, backend="onnxruntime"))
+    scales = _scales(qdq)
+    assert {"r0", "right", "left"} <= set(scales), sorted(scales)  # r0 is quantized as conv0 writes it
+    assert scales["right"] == scales["r0"] and scales["left"] == scales["r0"]
+    int8 = convert(qdq).model
+    assert not [n.name for n in int8.graph if n.op_type == "Requantize"]
