@@ -37,6 +37,7 @@ CASES = {
     "Sigmoid": (helper.make_node("Sigmoid", ["x"], ["y"]), []),
     "HardSigmoid": (helper.make_node("HardSigmoid", ["x"], ["y"]), []),
     "Softmax": (helper.make_node("Softmax", ["x"], ["y"]), []),
+    "Softplus": (helper.make_node("Softplus", ["x"], ["y"]), []),
     "Clip": (helper.make_node("Clip", ["x", "lo", "hi"], ["y"]), [("lo", np.float32(0)), ("hi", np.float32(6))]),
     "Resize": (
         helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="nearest"),
@@ -87,6 +88,7 @@ def test_sign_preserving_ops_keep_nonnegative_data_nonnegative(op_type):
 def test_activation_defaults_are_the_onnx_spec_defaults():
     for op_type, kind, attrs in (
         ("LeakyRelu", "leakyrelu", ["alpha"]),
+        ("Elu", "elu", ["alpha"]),
         ("HardSigmoid", "hardsigmoid", ["alpha", "beta"]),
     ):
         schema = onnx.defs.get_schema(op_type)

@@ -81,6 +81,9 @@ OPS: dict[str, OpSpec] = _rows(
     OpSpec("Sigmoid", "activation", sign="nonnegative", post_op="sigmoid", bounded=True),
     OpSpec("LeakyRelu", "activation", post_op="leakyrelu"),
     OpSpec("Tanh", "activation", post_op="tanh", bounded=True),
+    OpSpec("Elu", "activation", post_op="elu"),
+    OpSpec("Softplus", "activation", sign="nonnegative", post_op="softplus"),
+    OpSpec("Mish", "activation", post_op="mish"),
     OpSpec("Softmax", "other", sign="nonnegative", bounded=True),
     # shape readers: read only their input's shape, so INT8 data serves them as it is
     OpSpec("Shape", "shape"),
@@ -101,6 +104,10 @@ POST_OP_KERNELS: dict[str, tuple[str, tuple[float, ...]]] = {
     "swish": ("ELTWISE_SWISH", (1.0,)),
     "gelu": ("ELTWISE_GELU_ERF", ()),  # int8kit.Gelu, the exact (erf) GELU
     "gelu_tanh": ("ELTWISE_GELU_TANH", ()),  # int8kit.Gelu approximate="tanh"
+    "elu": ("ELTWISE_ELU", (1.0,)),
+    "softplus": ("ELTWISE_SOFT_RELU", (1.0,)),  # oneDNN's soft_relu is log(1 + exp(alpha x)) / alpha
+    "mish": ("ELTWISE_MISH", ()),
+    "linear": ("ELTWISE_LINEAR", (1.0, 0.0)),  # alpha * x + beta: a scalar Add after a rounded output
 }
 
 

@@ -89,8 +89,14 @@ POST_OPS = (
     "swish",
     "gelu",
     "gelu_tanh",
+    "elu",
+    "softplus",
+    "mish",
+    "linear",
     "fq",
 )
+# "linear:alpha:beta" is alpha * x + beta: a constant Add the file rounds the conv output before (see
+# ir.fuse_bias_add), which a fold into B would skip.
 # "fq:scale:zero_point:qmin:qmax" rounds the running value onto an INT8 grid and back, as a Q -> DQ pair
 # does: where a fusion removes a tensor the QDQ model quantizes (a conv output before its ReLU or its
 # residual Add), the fused chain still rounds there, so the INT8 model computes what the file says.

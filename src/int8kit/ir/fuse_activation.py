@@ -79,7 +79,9 @@ def post_op_for(act: ir.Node) -> PostOp | str:
         return PostOp("hardsigmoid", (act.attributes.get_float("alpha", alpha), act.attributes.get_float("beta", beta)))
     if kind == "LeakyRelu":
         return PostOp("leakyrelu", (act.attributes.get_float("alpha", op_table.activation_defaults("leakyrelu")[0]),))
-    return PostOp(op_table.OPS[kind].post_op)  # Sigmoid, Tanh
+    if kind == "Elu":
+        return PostOp("elu", (act.attributes.get_float("alpha", op_table.activation_defaults("elu")[0]),))
+    return PostOp(op_table.OPS[kind].post_op)  # Sigmoid, Tanh, Softplus, Mish
 
 
 def fuse_following_activation(node: ir.Node, report: FusionReport) -> bool:

@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
+from int8kit.ir.encoding import fake_quant_post_op
 from int8kit.ir.fusion import (
     FusionPass,
     FusionReport,
@@ -20,9 +21,12 @@ from int8kit.ir.fusion import (
     is_onnx_op,
     new_initializer,
     post_ops,
+    post_ops_rounded,
     set_input,
+    set_post_ops,
     sole_consumer,
 )
+from int8kit.ops import PostOp
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ def fold_following_bias(node: ir.Node, report: FusionReport) -> bool:
     const = const_array(other)
     if const is None:
         return False  # a residual Add: fuse_residual_add's business
+    if fake_quant_post_op(node.outputs[0]) is not None:
+        return _add_after_rounding(node, consumer, other, const, report)
     weight = const_array(node.inputs[1])
     if weight is None:
         report.skip(consumer, f"{node.name}: weight is not a constant")
@@ -93,6 +99,22 @@ def fold_following_bias(node: ir.Node, report: FusionReport) -> bool:
     absorb(node, consumer)
     drop_if_unused(graph, other)
     report.fuse(node, f"bias Add {consumer.name} folded into B")
+    return True
+
+
+def _add_after_rounding(node: ir.Node, add: ir.Node, other: ir.Value, const: np.ndarray, report: FusionReport) -> bool:
+    """The QDQ file rounds `node`'s output before the Add (onnxruntime quantizes a hard-sigmoid's conv output,
+    then adds 3): a scalar Add becomes "fq" then "linear" post-ops, keeping that rounding and saturation;
+    a per-channel one stays a separate Add."""
+    scalar = const.size == 1 and const.ndim <= channel_layout(node)[0]
+    if const.dtype != np.float32 or not scalar:
+        report.skip(add, f"the QDQ model rounds {node.name}'s output before this per-channel Add")
+        return False
+    chain = [*post_ops_rounded(node), PostOp("linear", (1.0, float(const.reshape(-1)[0]))).encode()]
+    set_post_ops(node, chain)
+    absorb(node, add)
+    drop_if_unused(node.graph, other)
+    report.fuse(node, f"constant Add {add.name} after the output's rounding, as post-ops")
     return True
 
 

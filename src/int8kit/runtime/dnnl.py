@@ -179,6 +179,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
         [_PP, _P, c_int, c_int, _P, _P, Dims, Dims, Dims, Dims, Dims, _P],
     ),
     "dnnl_binary_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, _P, _P]),
+    "dnnl_prelu_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, _P, _P]),
     "dnnl_softmax_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, c_int, _P, _P, c_int, _P]),
     "dnnl_concat_primitive_desc_create": (c_int, [_PP, _P, _P, c_int, c_int, POINTER(c_void_p), _P]),
     "dnnl_layer_normalization_forward_primitive_desc_create": (
@@ -588,6 +589,20 @@ def pooling_pd(alg: int, src, dst, strides, kernel, dilation, pad_l, pad_r, attr
         _dims(dilation),
         _dims(pad_l),
         _dims(pad_r),
+        attr.handle,
+    )
+
+
+def prelu_pd(src, weights, dst, attr: Attr) -> PrimitiveDesc:
+    """PReLU: dst = src where src > 0, else weights * src (weights broadcast like a binary operand)."""
+    return PrimitiveDesc(
+        "dnnl_prelu_forward_primitive_desc_create",
+        "prelu",
+        engine().handle,
+        FORWARD_INFERENCE,
+        src.handle,
+        weights.handle,
+        dst.handle,
         attr.handle,
     )
 

@@ -1,4 +1,5 @@
-"""LayerNormalization and LRN (ONNX model zoo's AlexNet/GoogLeNet/CaffeNet): oneDNN's normalisations.
+"""LayerNormalization, InstanceNormalization (torch's GroupNorm) and LRN (ONNX model zoo's AlexNet/GoogLeNet/
+CaffeNet): oneDNN's normalisations.
 
 LayerNormalization: oneDNN's layer normalization over the flattened normalised dims.
 ONNX normalises over dims axis..end; oneDNN over the last dim. A plain tensor of shape [a, b, c] with axis 1
@@ -49,6 +50,32 @@ def layer_normalization(b: Builder, node: ir.Node) -> None:
     ]
     b.add_step(pd, args, node.name)
     b.set_output(node, b.view(out, dnnl.MemoryDesc.plain(dims, dnnl.DT_F32)))
+
+
+@lowering("InstanceNormalization")
+def instance_normalization(b: Builder, node: ir.Node) -> None:
+    """Each (n, c) plane normalised over its spatial values: oneDNN's layer normalization over the rows of
+    the plain tensor viewed as [N * C, H * W]; the per-channel scale and bias (torch's GroupNorm export
+    passes ones and zeros: it applies its affine after) as binary ops when they do anything."""
+    src = b.as_plain(b.input(node, 0), node.name)
+    dims = src.dims
+    scale, bias = b.constant_array(node, 1), b.constant_array(node, 2)
+    if scale is None or bias is None:
+        raise UnsupportedOpError(f"node {node.name!r}: InstanceNormalization needs constant scale and B")
+    md = dnnl.MemoryDesc.plain((dims[0] * dims[1], math.prod(dims[2:])), dnnl.DT_F32)
+    epsilon = node.attributes.get_float("epsilon", 1e-5)
+    pd = dnnl.layer_normalization_pd(md, md, epsilon, 0, dnnl.Attr())
+    out = b.new_tensor(md)
+    b.add_step(pd, [(dnnl.ARG_SRC, b.view(src, md)), (dnnl.ARG_DST, out)], node.name)
+    out = b.view(out, dnnl.MemoryDesc.plain(dims, dnnl.DT_F32))
+    per_channel = (1, dims[1]) + (1,) * (len(dims) - 2)
+    for alg, vector, identity in ((dnnl.BINARY_MUL, scale, 1.0), (dnnl.BINARY_ADD, bias, 0.0)):
+        if np.all(vector == identity):
+            continue
+        operand = b.const(np.ascontiguousarray(vector, np.float32).reshape(per_channel))
+        step = dnnl.binary_pd(alg, out.md, operand.memory.md, out.md, dnnl.Attr())
+        b.add_step(step, [(dnnl.ARG_SRC, out), (dnnl.ARG_SRC_1, operand), (dnnl.ARG_DST, out)], node.name)
+    b.set_output(node, out)
 
 
 @lowering("LRN")

@@ -25,7 +25,11 @@ from int8kit.runtime.compile import (
 from int8kit.runtime.registry import lowering
 
 
-def _eltwise(b: Builder, node: ir.Node, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:
+def _eltwise(
+    b: Builder, node: ir.Node, alg: int, alpha: float = 0.0, beta: float = 0.0, then: tuple[tuple, ...] = ()
+) -> None:
+    """One eltwise primitive; `then` holds (alg, alpha, beta) steps run after it in place (oneDNN 3.2 has
+    only reference kernels for eltwise post-ops)."""
     src = b.input(node, 0)
     pd = b.first_fast(
         node.name,
@@ -37,6 +41,12 @@ def _eltwise(b: Builder, node: ir.Node, alg: int, alpha: float = 0.0, beta: floa
     in_place = (moved or b.is_last_use(node, 0)) and not src.storage.external
     dst = b.view(src, src.md) if in_place else b.new_tensor(src.md)
     b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
+    for step in then:
+        b.add_step(
+            dnnl.eltwise_pd(step[0], dst.md, dst.md, step[1], step[2], dnnl.Attr()),
+            [(dnnl.ARG_SRC, dst), (dnnl.ARG_DST, dst)],
+            node.name,
+        )
     b.set_output(node, dst)
 
 
@@ -80,6 +90,73 @@ def hardsigmoid(b: Builder, node: ir.Node) -> None:
 def gelu(b: Builder, node: ir.Node) -> None:
     tanh = node.attributes.get_string("approximate", "none") == "tanh"
     _eltwise(b, node, dnnl.ELTWISE_GELU_TANH if tanh else dnnl.ELTWISE_GELU_ERF)
+
+
+@lowering("Elu")
+def elu(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_ELU, node.attributes.get_float("alpha", 1.0))
+
+
+@lowering("Selu")
+def selu(b: Builder, node: ir.Node) -> None:
+    """gamma * elu_alpha(x), with the ONNX defaults (the self-normalising constants)."""
+    alpha = node.attributes.get_float("alpha", 1.67326319217681884765625)
+    gamma = node.attributes.get_float("gamma", 1.05070102214813232421875)
+    _eltwise(b, node, dnnl.ELTWISE_ELU, alpha, then=((dnnl.ELTWISE_LINEAR, gamma, 0.0),))
+
+
+@lowering("Celu")
+def celu(b: Builder, node: ir.Node) -> None:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)) = alpha * elu_1(x / alpha)."""
+    alpha = node.attributes.get_float("alpha", 1.0)
+    _eltwise(
+        b,
+        node,
+        dnnl.ELTWISE_LINEAR,
+        1.0 / alpha,
+        then=((dnnl.ELTWISE_ELU, 1.0, 0.0), (dnnl.ELTWISE_LINEAR, alpha, 0.0)),
+    )
+
+
+@lowering("PRelu")
+def prelu(b: Builder, node: ir.Node) -> None:
+    """PRelu with a constant slope: a scalar one is a leaky ReLU, a per-channel one oneDNN's prelu."""
+    slope = b.constant_array(node, 1)
+    if slope is None:
+        raise UnsupportedOpError(f"node {node.name!r}: PRelu needs a constant slope")
+    if slope.size == 1:
+        _eltwise(b, node, dnnl.ELTWISE_RELU, float(slope.reshape(-1)[0]))
+        return
+    src = b.input(node, 0)
+    full = slope.astype(np.float32).reshape((1,) * (len(src.dims) - slope.ndim) + slope.shape)
+    if len(full.shape) != len(src.dims) or tuple(np.broadcast_shapes(full.shape, src.dims)) != tuple(src.dims):
+        raise UnsupportedOpError(
+            f"node {node.name!r}: PRelu slope {list(slope.shape)} does not broadcast to {src.dims}"
+        )
+    weights = b.const(full)
+    pd = b.first_fast(
+        node.name,
+        [
+            lambda md=md: dnnl.prelu_pd(md, with_layout_of(full.shape, dnnl.DT_F32, md), md, dnnl.Attr())
+            for md in layout_variants(src.md)
+        ],
+    )
+    src = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
+    if weights.memory.md != pd.md(dnnl.QUERY_WEIGHTS_MD):
+        weights = b.const(full, full.shape, pd.md(dnnl.QUERY_WEIGHTS_MD))
+    dst = b.new_tensor(src.md)
+    b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_WEIGHTS, weights), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, dst)
+
+
+@lowering("Softplus")
+def softplus(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_SOFT_RELU, 1.0)
+
+
+@lowering("Mish")
+def mish(b: Builder, node: ir.Node) -> None:
+    _eltwise(b, node, dnnl.ELTWISE_MISH)
 
 
 _UNARY = {"Sqrt": dnnl.ELTWISE_SQRT, "Exp": dnnl.ELTWISE_EXP, "Log": dnnl.ELTWISE_LOG, "Abs": dnnl.ELTWISE_ABS}
@@ -181,13 +258,25 @@ def _binary_layouts(a: Tensor, src1: Tensor | Const) -> list[tuple[dnnl.MemoryDe
 
 @lowering("Softmax")
 def softmax(b: Builder, node: ir.Node) -> None:
+    """Softmax over one axis, moved innermost by one copy when it is not (oneDNN 3.2 has only ref:any
+    for other axes: ResNeSt's split attention takes it over the radix axis)."""
     src = b.input(node, 0)
-    axis = node.attributes.get_int("axis", -1) % len(src.dims)
-    src = b.as_plain(src, node.name)
-    pd = dnnl.softmax_pd(src.md, src.md, axis, dnnl.Attr())
-    dst = b.new_tensor(src.md)
-    b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
-    b.set_output(node, dst)
+    rank = len(src.dims)
+    axis = node.attributes.get_int("axis", -1) % rank
+    if axis == rank - 1 or all(d == 1 for d in src.dims[axis + 1 :]):
+        src = b.as_plain(src, node.name)
+        pd = dnnl.softmax_pd(src.md, src.md, axis, dnnl.Attr())
+        dst = b.new_tensor(src.md)
+        b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
+        b.set_output(node, dst)
+        return
+    perm = [i for i in range(rank) if i != axis] + [axis]
+    moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[p] for p in perm), src.dtype))
+    b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), f"{node.name} (axis innermost)")
+    pd = dnnl.softmax_pd(moved.md, moved.md, rank - 1, dnnl.Attr())
+    dst = b.new_tensor(moved.md)
+    b.add_step(pd, [(dnnl.ARG_SRC, moved), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, b.view(dst, dst.md.permute_axes(perm)))
 
 
 def _pool_geometry(node: ir.Node, spatial: tuple[int, ...], kernel: list[int]):
