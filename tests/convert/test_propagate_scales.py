@@ -1,9 +1,11 @@
 """propagate_scales: encodings flow unchanged through value-preserving ops; a Concat without its own
-encoding gets one covering its inputs; a non-negative int8 tensor is relabelled uint8 (same bits)."""
+encoding takes its inputs' shared one (none is invented for inputs on different grids, nor for an average
+the file leaves in float); a non-negative int8 tensor is relabelled uint8 (same bits)."""
 
 from __future__ import annotations
 
 import numpy as np
+import onnx_ir as ir
 import pytest
 
 from int8kit import ops
@@ -29,18 +31,34 @@ def test_encoding_flows_through_maxpool_and_flatten():
         assert (enc.dtype, enc.zero_point) == (ops.UINT8, 3) and enc.scale == pytest.approx(0.01)
 
 
-def test_concat_without_its_own_encoding_covers_its_inputs():
+def _concat_of(b_scale: float, b_type) -> ir.Model:
     g = QDQGraph()
     x = g.qdq("input", 0.02, 0, np.int8)
     a = g.qdq(g.conv(x, 3, 4, relu=True, output="a"), 0.01, 0, np.uint8)
-    b = g.qdq(g.conv(x, 3, 4, output="b"), 0.03, 0, np.int8)
+    b = g.qdq(g.conv(x, 3, 4, relu=True, output="b"), b_scale, 0, b_type)
     cat = g.node("Concat", [a, b], "cat", axis=1)
     y = g.node("MaxPool", [cat], "y", kernel_shape=[2, 2])
-    m = run_until(g.build([y]), "propagate_scales")
-    enc = encoding(value(m, "cat"))
-    lo, hi = enc.real_range()
-    assert lo <= -128 * 0.03 + 1e-6 and hi >= 255 * 0.01 - 1e-6  # every input value is representable
+    return run_until(g.build([y]), "propagate_scales")
+
+
+def test_concat_without_its_own_encoding_takes_its_inputs_shared_one():
+    enc = encoding(value(_concat_of(0.01, np.uint8), "cat"))
+    assert (enc.dtype, enc.scale) == (ops.UINT8, pytest.approx(0.01))
+
+
+def test_concat_of_inputs_on_different_grids_gets_no_invented_encoding():
+    """The file concatenates the dequantized floats: any one grid for the output would round some input."""
+    m = _concat_of(0.03, np.int8)
+    assert encoding(value(m, "cat")) is None
     assert encoding(value(m, "a")).scale == pytest.approx(0.01)  # inputs keep their own encodings
+
+
+def test_average_pool_the_file_leaves_in_float_gets_no_encoding():
+    g = QDQGraph()
+    x = g.qdq("input", 0.02, 0, np.int8)
+    r = g.qdq(g.conv(x, 3, 4, relu=True), 0.01, 0, np.uint8)
+    y = g.node("GlobalAveragePool", [r], "gap")
+    assert encoding(value(run_until(g.build([y]), "propagate_scales"), "gap")) is None
 
 
 def test_covering_of_equal_encodings_is_that_encoding():

@@ -194,6 +194,8 @@ def _decide(node: ir.Node, config: ConvertConfig) -> str | None:
         reason = _pad_reason(node)
         if reason:
             return reason
+    if node.op_type == "Concat" and encoding(node.outputs[0]) is None:
+        return "inputs on different grids and no encoding for the output: the file concatenates in float"
     if _averages_onto_another_grid(node):
         return (
             "its output has its own encoding: INT8 pooling would round onto the input's grid (a global "

@@ -3,9 +3,9 @@
 Ops that move values without changing them (max pools, reshapes, transposes, splits, slices) pass an
 encoding forward to their output, and backward to an input only they read: the quantized values are
 the same numbers, so the encoding holds exactly. A Concat whose output has no encoding of its own gets
-one covering its inputs (equal encodings stay as they are; the border pass requantizes inputs that
-differ). Averaging pools pass their input's encoding forward only when their output has none. Runs to
-a fixed point.
+its inputs' when they share one. Nothing else is invented: an average the file leaves in float, or a
+Concat of inputs on different grids it leaves unquantized, would be rounded where the file does not
+round, so those run FP32 (convert.place_int8). Runs to a fixed point.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import onnx_ir as ir
 
 from int8kit import op_table
 from int8kit.ir.contract import ContractPass
-from int8kit.ir.encoding import copy_encoding, covering, encoding, set_encoding
+from int8kit.ir.encoding import copy_encoding, encoding, set_encoding
 from int8kit.metadata import ENCODING_KEY
 
 logger = logging.getLogger(__name__)
 
 VALUE_PRESERVING = op_table.op_types(grid="same", many_inputs=False)
-AVERAGING = op_table.op_types(grid="average")
 
 
 def _step(node: ir.Node) -> bool:
@@ -39,13 +38,11 @@ def _step(node: ir.Node) -> bool:
             elif encoding(src) is None and len(src.uses()) == 1 and len(outs) == 1:
                 changed |= copy_encoding(out, src)
         return changed
-    if node.op_type in AVERAGING:
-        return encoding(outs[0]) is None and copy_encoding(src, outs[0])
     if node.op_type == "Concat" and encoding(outs[0]) is None:
         encs = [encoding(v) for v in node.inputs if v is not None]
-        if any(e is None for e in encs):
-            return False  # an input without an encoding keeps the Concat in FP32
-        set_encoding(outs[0], covering(encs))
+        if any(e is None or e != encs[0] for e in encs):
+            return False  # inputs on different grids (or none): the file concatenates floats, so does FP32
+        set_encoding(outs[0], encs[0])
         return True
     return False
 

@@ -132,10 +132,12 @@ class RemoveQDQPass(ContractPass):
         for dq in dqs:
             params += list(dq.inputs[1:])
             after = dq.outputs[0]
-            if encoding(after) is not None and encoding(after) != encoding(src):
+            requantized = encoding(after) is not None and encoding(after) != encoding(src)
+            if requantized or after.is_graph_output():
                 # Q -> DQ -> Q' -> DQ': the file requantizes here. An Identity keeps the tensor after this
                 # pair apart from the one before, so each keeps its own encoding and the border between
-                # them rounds again, as the file does.
+                # them rounds again, as the file does. A graph output the file dequantizes is kept apart
+                # the same way: the model outputs the rounded values, whatever else reads the tensor.
                 keep = ir.node("Identity", [src], name=f"{dq.name}/requantized")
                 graph.insert_before(dq, keep)
                 keep.outputs[0].metadata_props.update(after.metadata_props)
