@@ -23,19 +23,24 @@ from int8kit.ir.fusion import (
     set_input,
     set_post_ops,
 )
-from int8kit.ir.weight_grid import grid_of, set_grid, transposed
+from int8kit.ir.weight_grid import WeightGrid, grid_of, set_grid, transposed
 from int8kit.metadata import SOURCE_OP_KEY
 
 logger = logging.getLogger(__name__)
 
 
-def _to_dense(node: ir.Node, weight: np.ndarray, bias: np.ndarray | None, transposed_weight: bool) -> None:
-    """Rewrite `node` in place as int8kit.Dense(X, W[M, K], B?); name, metadata and output stay."""
+def _to_dense(
+    node: ir.Node, weight: np.ndarray, bias: np.ndarray | None, transposed_weight: bool, alpha: float = 1.0
+) -> None:
+    """Rewrite `node` in place as int8kit.Dense(X, W[M, K], B?); name, metadata and output stay. `weight`
+    is alpha times the original: int8 values q on scales s stay q, on scales alpha * s."""
     graph = node.graph
     assert graph is not None
     old = list(node.inputs[1:])
     base = node.name or "dense"
     grid = grid_of(node.inputs[1])
+    if grid is not None and alpha != 1.0:
+        grid = WeightGrid(grid.scales * np.float64(alpha), grid.axis)
     new_weight = new_initializer(graph, f"{base}.weight", np.ascontiguousarray(weight, np.float32))
     if grid is not None:
         set_grid(new_weight, transposed(grid) if transposed_weight else grid)
@@ -65,9 +70,7 @@ def convert_gemm(node: ir.Node) -> str | None:
         return f"B has dtype {weight.dtype}, not float32"
     trans_b = bool(node.attributes.get_int("transB", 0))
     w = weight if trans_b else weight.T  # -> [M, K]
-    if alpha != 1.0 and grid_of(node.inputs[1]) is not None:
-        return "alpha != 1 on int8 weights (the QDQ grid would no longer hold)"
-    w = w * np.float32(alpha) if alpha != 1.0 else w
+    w = w * np.float32(alpha) if alpha != 1.0 else w  # int8 weights: alpha scales their grid (_to_dense)
     bias = None
     if len(node.inputs) > 2 and node.inputs[2] is not None:
         c = const_array(node.inputs[2])
@@ -77,7 +80,7 @@ def convert_gemm(node: ir.Node) -> str | None:
         if isinstance(vec, str):
             return f"C: {vec}"
         bias = vec * np.float32(beta)
-    _to_dense(node, w, bias, transposed_weight=not trans_b)
+    _to_dense(node, w, bias, transposed_weight=not trans_b, alpha=alpha)
     return None
 
 
