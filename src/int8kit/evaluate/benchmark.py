@@ -117,7 +117,11 @@ def _synthetic_batch(predictor, batch: int, seed: int) -> dict[str, np.ndarray]:
         free = [i for i, d in enumerate(dims) if not isinstance(d, int)]
         if free:
             raise InputError(f"input {name!r} has free dimension(s) {free} besides the batch: give --infer-data")
-        feeds[name] = rng.standard_normal(dims).astype(np.float32)
+        dtype = predictor.input_dtypes[name]
+        if dtype == np.float32:
+            feeds[name] = rng.standard_normal(dims).astype(np.float32)
+        else:  # pixels for a model with its preprocessing inside
+            feeds[name] = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, dims).astype(dtype)
     return feeds
 
 

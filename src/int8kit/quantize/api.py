@@ -95,6 +95,13 @@ class QuantizeResult:
         return ir.serde.serialize_model(self.model)
 
 
+def _integer_input_dtype(model: ir.Model) -> np.dtype | None:
+    """The numpy type of the model's first input when it is uint8/int8 (preprocessing inside), else None."""
+    value = model.graph.inputs[0] if model.graph.inputs else None
+    types = {ir.DataType.UINT8: np.uint8, ir.DataType.INT8: np.int8}
+    return np.dtype(types[value.dtype]) if value is not None and value.dtype in types else None
+
+
 def quantize_with_report(
     model: str | os.PathLike | onnx.ModelProto | ir.Model,
     data: Any,
@@ -107,7 +114,7 @@ def quantize_with_report(
     config = config or QuantizeConfig()
     fp32 = prepare(model)
     plan = plan_quantization(fp32, config.scope)
-    samples = CalibrationSamples(data, config.num_samples, config.seed)
+    samples = CalibrationSamples(data, config.num_samples, config.seed, _integer_input_dtype(fp32))
     if not config.per_channel:
         plan = _per_tensor(plan)
     means = MeanInputs(_corrected_inputs(fp32, plan) if config.bias_correction else ())

@@ -22,7 +22,10 @@ logger = logging.getLogger(__name__)
 class CalibrationSamples:
     """`num_samples` rows (all if fewer) of `data`, drawn without replacement with `seed`."""
 
-    def __init__(self, data: Any, num_samples: int, seed: int = 0) -> None:
+    def __init__(self, data: Any, num_samples: int, seed: int = 0, input_dtype: np.dtype | None = None) -> None:
+        """input_dtype: the model input's element type when it is an integer one (a model with its own
+        preprocessing reads uint8 pixels); samples are then fed as that type, else as float32."""
+        self.input_dtype = np.dtype(np.float32) if input_dtype is None else np.dtype(input_dtype)
         if num_samples <= 0:
             raise ConfigError(f"number of calibration samples must be positive, got {num_samples}")
         self.source, self.label = _open(data)
@@ -37,12 +40,18 @@ class CalibrationSamples:
         first = self._read_raw(self.indices[:1])
         self.sample_shape = tuple(first.shape[1:])
         self.dtype = first.dtype  # as stored, before any conversion
-        if not np.issubdtype(self.dtype, np.floating):
+        if self.input_dtype != np.float32:
+            if self.dtype != self.input_dtype:
+                raise InputError(
+                    f"{self.label}: samples are {self.dtype}, but the model input is {self.input_dtype} "
+                    f"(it does its own preprocessing): give it {self.input_dtype} images"
+                )
+        elif not np.issubdtype(self.dtype, np.floating):
             raise InputError(
                 f"{self.label}: samples are {self.dtype}, but calibration needs float32 model inputs (normalised "
                 "images); raw pixels are not cast silently: normalise them, or use `int8kit preprocess`"
             )
-        if self.dtype != np.float32:
+        if self.dtype != self.input_dtype:
             logger.info("%s: converting %s samples to float32", self.label, self.dtype)
 
     def __len__(self) -> int:
@@ -62,13 +71,13 @@ class CalibrationSamples:
             )
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        """float32 arrays of up to `batch_size` samples, in file order."""
+        """Arrays of up to `batch_size` samples (float32, or the model's integer input type), in file order."""
         for start in range(0, len(self.indices), batch_size):
             yield self._read(self.indices[start : start + batch_size])
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
         out = self._read_raw(indices)
-        return np.ascontiguousarray(out, dtype=np.float32) if out.dtype != np.float32 else out
+        return np.ascontiguousarray(out, dtype=self.input_dtype) if out.dtype != self.input_dtype else out
 
     def _read_raw(self, indices: np.ndarray) -> np.ndarray:
         if hasattr(self.source, "batch"):

@@ -256,6 +256,29 @@ def _binary_layouts(a: Tensor, src1: Tensor | Const) -> list[tuple[dnnl.MemoryDe
     return pairs
 
 
+# ONNX element types -> oneDNN data types a run-time Cast converts between exactly (oneDNN's reorder
+# rounds a float to the nearest integer where ONNX's Cast truncates, so float -> integer is refused).
+_CAST_TARGETS = {1: dnnl.DT_F32, 10: dnnl.DT_F16, 16: dnnl.DT_BF16}
+
+
+@lowering("Cast")
+def cast(b: Builder, node: ir.Node) -> None:
+    """Cast of data computed at run time (a model's own preprocessing: uint8 image -> float), a reorder."""
+    src = b.input(node, 0)
+    to = node.attributes.get_int("to", 1)
+    if to not in _CAST_TARGETS:
+        raise UnsupportedOpError(
+            f"node {node.name!r}: Cast of run-time data to ONNX type {to} is not supported (only to float types)"
+        )
+    dst_dt = _CAST_TARGETS[to]
+    if dst_dt == src.dtype:
+        b.set_output(node, src)
+        return
+    dst = b.new_tensor(src.md.like(dst_dt))
+    b.reorder(src, dst, node.name)
+    b.set_output(node, dst)
+
+
 @lowering("Softmax")
 def softmax(b: Builder, node: ir.Node) -> None:
     """Softmax over one axis, moved innermost by one copy when it is not (oneDNN 3.2 has only ref:any

@@ -29,6 +29,9 @@ from int8kit.runtime.streams import StreamConfig, StreamPool
 
 logger = logging.getLogger(__name__)
 
+# What each graph input type is fed as (a model with its preprocessing inside reads uint8 images).
+INPUT_DTYPES = {ir.DataType.UINT8: np.dtype(np.uint8), ir.DataType.INT8: np.dtype(np.int8)}
+
 ModelLike = str | os.PathLike | onnx.ModelProto | ir.Model
 Inputs = np.ndarray | dict[str, np.ndarray]
 
@@ -171,6 +174,11 @@ class Predictor:
     @property
     def streams(self) -> int:
         return self.stream_config.streams
+
+    @property
+    def input_dtypes(self) -> dict[str, np.dtype]:
+        """Each input's numpy type: float32, or uint8/int8 for a model that preprocesses its own pixels."""
+        return {v.name: INPUT_DTYPES.get(v.dtype, np.dtype(np.float32)) for v in self._inputs}
 
     @property
     def input_shapes(self) -> dict[str, tuple[int | str | None, ...] | None]:
@@ -399,9 +407,14 @@ class Predictor:
                 if bad:
                     want = "x".join(str(d) if isinstance(d, int) else str(d or "?") for d in dims)
                     raise InputError(f"input {value.name!r}: expected shape [{want}], got {list(arr.shape)}")
-            if arr.dtype != np.float32:
-                if not np.issubdtype(arr.dtype, np.number):
-                    raise InputError(f"input {value.name!r}: expected float32 data, got {arr.dtype}")
-                arr = arr.astype(np.float32)
+            want = INPUT_DTYPES.get(value.dtype, np.dtype(np.float32))
+            if arr.dtype != want:
+                exact = want == np.float32 or (
+                    np.issubdtype(arr.dtype, np.integer)
+                    and np.iinfo(want).min <= arr.min() <= arr.max() <= np.iinfo(want).max
+                )
+                if not np.issubdtype(arr.dtype, np.number) or not exact:
+                    raise InputError(f"input {value.name!r}: expected {want} data, got {arr.dtype}")
+                arr = arr.astype(want)
             feeds[value.name] = np.ascontiguousarray(arr)
         return feeds
