@@ -35,6 +35,7 @@ SUPPORTED_OPS = COMPUTE_OPS + DATA_OPS
 SHARED_SCALE_OPS = frozenset(op_table.op_types(grid="same"))
 # Those that only rearrange or select their one data input (no pooling window, no fill value).
 MOVING_OPS = SHARED_SCALE_OPS - {"Concat", "MaxPool", "Pad"}
+SHAPE_READERS = frozenset(op_table.op_types(role="shape"))  # read a tensor's shape only, never its values
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def _moves(node: ir.Node | None) -> bool:
 
 def _moved_from(value: ir.Value, wanted: set[str]) -> ir.Value | None:
     """The tensor `value` is a rearrangement of through a chain of moving ops: the first quantized one, else
-    the chain's float start when only moving ops read it; None when `value` is not moved."""
+    the chain's float start when only moving ops (and shape readers) read it; None when `value` is not moved."""
     node = value.producer()
     source = None
     while _moves(node):
@@ -175,7 +176,8 @@ def _moved_from(value: ir.Value, wanted: set[str]) -> ir.Value | None:
         node = source.producer()
     if source is None or not _is_float(source) or source.is_initializer():
         return None
-    return source if all(_moves(use.node) for use in source.uses()) else None
+    readers = [use.node for use in source.uses()]
+    return source if all(_moves(r) or r.op_type in SHAPE_READERS for r in readers) else None
 
 
 def _zero_point_ok(value: ir.Value | None, outputs: set[str]) -> bool:

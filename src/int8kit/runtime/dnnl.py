@@ -733,6 +733,11 @@ def exec_args(pairs: list[tuple[int, Memory]]):
     return arr
 
 
+def execute_function():
+    """dnnl_primitive_execute itself, for loops that bind their arguments once (see compile.Program)."""
+    return _lib().dnnl_primitive_execute
+
+
 def execute(prim: Primitive, stream: Stream, args) -> None:
     check(_lib().dnnl_primitive_execute(prim.handle, stream.handle, len(args), args), "execute")
 
