@@ -74,3 +74,35 @@ def test_sliced_halves_of_a_shuffle_keep_the_scale_they_were_made_from():
     assert scales["right"] == scales["r0"] and scales["left"] == scales["r0"]
     int8 = convert(qdq).model
     assert not [n.name for n in int8.graph if n.op_type == "Requantize"]
+
+
+def test_split_halves_read_beside_a_shape_keep_the_scale_of_the_tensor_they_split():
+    """ResNeSt's split attention: the conv output is read by Split and by Shape (for the view sizes); the
+    halves are summed. The conv output is quantized once and both halves keep its scale."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((C, 3, 3, 3)) * 0.3).astype(np.float32), "w0"),
+        numpy_helper.from_array(np.array([C // 2, C // 2], np.int64), "halves"),
+        numpy_helper.from_array((rng.standard_normal((10, C // 2)) * 0.3).astype(np.float32), "fc"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1], name="conv0"),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("Shape", ["r0"], ["shape"], name="shape"),
+        helper.make_node("Split", ["r0", "halves"], ["a", "b"], axis=1, name="split"),
+        helper.make_node("Add", ["a", "b"], ["s"], name="sum"),
+        helper.make_node("GlobalAveragePool", ["s"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="head"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "split_attention",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    calib = np.random.default_rng(1).standard_normal((8, 3, SIZE, SIZE)).astype(np.float32)
+    scales = _scales(quantize_model(model, calib, QuantizeConfig(num_samples=8, backend="onnxruntime")))
+    assert "r0" in scales and all(scales[h] == scales["r0"] for h in ("a", "b") if h in scales), scales
