@@ -89,4 +89,6 @@ def test_user_pipeline_with_the_callable_class(setup, local_ray):
     )
     out = {k: np.concatenate([b[k] for b in ds.iter_batches(batch_format="numpy")]) for k in ("top1", "scores")}
     np.testing.assert_array_equal(out["top1"], want.argmax(1))
-    np.testing.assert_allclose(out["scores"], want, rtol=1e-6)
+    # batches of 5 and 2 run programs compiled for their own shapes, whose FP32 layouts may differ from the
+    # batch-12 program's (runtime.layouts): the same values up to float summation order
+    np.testing.assert_allclose(out["scores"], want, rtol=1e-5, atol=1e-6)

@@ -75,7 +75,7 @@ _VERBOSE_RUN = """
 import numpy as np
 from int8kit.models import zoo
 from int8kit.runtime.predictor import Predictor
-pred = Predictor(zoo.build("mobilenet_v2"), num_threads=1)
+pred = Predictor(zoo.build("mobilenet_v2"), num_threads=1, layout_policy="blocked")  # no timing runs
 pred.run(np.zeros((1, 3, 224, 224), np.float32))
 print("CONVS", sum(n.op_type == "Conv" for n in pred.model.graph))
 """

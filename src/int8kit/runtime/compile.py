@@ -17,7 +17,7 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime import dnnl, host_eval, memory_plan, precision
+from int8kit.runtime import dnnl, host_eval, layouts, memory_plan, precision
 
 logger = logging.getLogger(__name__)
 
@@ -130,16 +130,29 @@ class Program:
 
 
 class WeightCache:
-    """Reordered constants shared by the programs of one model (one per input shape)."""
+    """Reordered constants shared by the programs of one model (one per input shape).
 
-    def __init__(self) -> None:
+    A fork reads its parent's entries and keeps its own apart, so a program compiled on trial (a layout
+    policy being timed) adds nothing to the shared cache unless it is adopted."""
+
+    def __init__(self, parent: WeightCache | None = None) -> None:
         self._entries: dict[str, list[tuple[dnnl.MemoryDesc, Const]]] = {}
+        self._parent = parent
 
     def get(self, key: str, md: dnnl.MemoryDesc) -> Const | None:
-        return next((c for m, c in self._entries.get(key, []) if m == md), None)
+        own = next((c for m, c in self._entries.get(key, []) if m == md), None)
+        return own if own is not None or self._parent is None else self._parent.get(key, md)
 
     def put(self, key: str, md: dnnl.MemoryDesc, const: Const) -> None:
         self._entries.setdefault(key, []).append((md, const))
+
+    def fork(self) -> WeightCache:
+        return WeightCache(self)
+
+    def adopt(self, fork: WeightCache) -> None:
+        """Take over the entries `fork` added."""
+        for key, entries in fork._entries.items():
+            self._entries.setdefault(key, []).extend(entries)
 
 
 class Builder:
@@ -152,8 +165,10 @@ class Builder:
         weights: WeightCache,
         opset: int = 17,
         precision_plan: precision.PrecisionPlan | None = None,
+        layout_policy: str = layouts.BLOCKED,
     ):
         self.graph = graph
+        self.layout_policy = layout_policy
         self.precision = precision_plan or precision.PrecisionPlan()
         self._graph_outputs = {v.name for v in graph.outputs}
         self._bf16_values: dict[str, bool] = {}

@@ -12,6 +12,7 @@ import onnx_ir as ir
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import (  # noqa: F401
     dnnl,
+    layouts,
     lowering_compute,
     lowering_layout,
     lowering_matmul,
@@ -36,9 +37,11 @@ def compile_graph(
     *,
     opset: int = 17,
     precision_plan: precision.PrecisionPlan | None = None,
+    layout_policy: str = layouts.BLOCKED,
 ) -> Program:
-    """Compile `graph` for these input shapes into a Program (reordered weights shared through `weights`)."""
-    b = Builder(graph, input_shapes, weights, opset=opset, precision_plan=precision_plan)
+    """Compile `graph` for these input shapes into a Program (reordered weights shared through `weights`;
+    FP32 convolution layouts by `layout_policy`, see runtime.layouts)."""
+    b = Builder(graph, input_shapes, weights, opset=opset, precision_plan=precision_plan, layout_policy=layout_policy)
     for index, node in enumerate(graph):
         b.node_index = index
         if b.fold_on_host(node):

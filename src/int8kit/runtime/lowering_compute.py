@@ -16,7 +16,7 @@ import onnx_ir as ir
 
 from int8kit import op_table, ops
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime import dnnl, precision
+from int8kit.runtime import dnnl, layouts, precision
 from int8kit.runtime.compile import ONNX_TO_DNNL, Builder, Tensor
 from int8kit.runtime.registry import lowering
 
@@ -193,7 +193,11 @@ def _finish(b: Builder, node, pd, src, weights_const, bias, residual, q, scale_a
 
 
 def _act_layouts(
-    src_dims: tuple[int, ...], dst_dims: tuple[int, ...], dtype: int, arrives: dnnl.MemoryDesc | None = None
+    src_dims: tuple[int, ...],
+    dst_dims: tuple[int, ...],
+    dtype: int,
+    arrives: dnnl.MemoryDesc | None = None,
+    policy: str = layouts.BLOCKED,
 ) -> list[tuple[int, int]]:
     """(src, dst) layout tags to ask for a convolution's activations, in order of preference.
 
@@ -205,14 +209,19 @@ def _act_layouts(
     reordering a mixed-precision border into nChw16c and back costs more than the blocked kernels save.
     bf16 asks for nhwc first: its brgconv kernels (AMX too) are nhwc, and `any` would put grouped and
     3-channel convolutions in blocked layouts, with a reorder on each side; their nhwc kernels exist.
+    The other FP32 policies (runtime.layouts) trade kernels for reorders: KEEP_ARRIVAL keeps a blocked
+    input blocked (padded channels included), CHANNELS_LAST asks nhwc everywhere.
     """
     tags = [(dnnl.TAG_ANY, dnnl.TAG_ANY), (dnnl.TAG_ACDB, dnnl.TAG_ACDB), (dnnl.TAG_ABCD, dnnl.TAG_ABCD)]
-    if dtype == dnnl.DT_BF16:
+    if dtype == dnnl.DT_BF16 or (dtype == dnnl.DT_F32 and policy == layouts.CHANNELS_LAST):
         return [(dnnl.TAG_ACDB, dnnl.TAG_ACDB), *tags]
     if dtype != dnnl.DT_F32:
         return tags
     if arrives is not None and arrives == _md(src_dims, arrives.dtype, dnnl.TAG_ACDB) and src_dims[1] > 1:
         return [(dnnl.TAG_ACDB, dnnl.TAG_ACDB), *tags]
+    keep = policy == layouts.KEEP_ARRIVAL and arrives is not None and src_dims[1] > 1
+    if keep and arrives == _md(src_dims, arrives.dtype, dnnl.TAG_ABCD16B):
+        return [(dnnl.TAG_ABCD16B, dnnl.TAG_ABCD16B if dst_dims[1] % 16 == 0 else dnnl.TAG_ANY), *tags]
     if src_dims[1] % 16 == 0 or dst_dims[1] % 16 == 0:
         tags.insert(0, tuple(dnnl.TAG_ABCD16B if d[1] % 16 == 0 else dnnl.TAG_ANY for d in (src_dims, dst_dims)))
     return tags
@@ -268,7 +277,13 @@ def conv(b: Builder, node: ir.Node) -> None:
                 pads[2:],
                 attr,
             )
-            for st, dt in _act_layouts(src.dims, dst_dims, src_dt, src.md if _from_int8(node) else None)
+            for st, dt in _act_layouts(
+                src.dims,
+                dst_dims,
+                src_dt,
+                src.md if _from_int8(node) or b.layout_policy == layouts.KEEP_ARRIVAL else None,
+                b.layout_policy,
+            )
         ],
     )
     w_const = b.reordered_const(node.inputs[1].name, w, w_dims, pd.md(dnnl.QUERY_WEIGHTS_MD))

@@ -21,13 +21,16 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import ConfigError, InputError
-from int8kit.runtime import batch_split, cpu, fork_guard
+from int8kit.runtime import batch_split, cpu, fork_guard, layouts
 from int8kit.runtime.compile import Program, WeightCache
 from int8kit.runtime.lowering import compile_graph, supported_ops
 from int8kit.runtime.precision import PrecisionPlan, check_precision
 from int8kit.runtime.streams import StreamConfig, StreamPool
 
 logger = logging.getLogger(__name__)
+
+# Programs with fewer FP32 convolutions than this are not worth timing layout policies for (a test graph).
+MIN_TUNED_CONVS = 4
 
 # What each graph input type is fed as (a model with its preprocessing inside reads uint8 images).
 INPUT_DTYPES = {ir.DataType.UINT8: np.dtype(np.uint8), ir.DataType.INT8: np.dtype(np.int8)}
@@ -145,6 +148,7 @@ class Predictor:
         pin_streams: bool = True,
         precision: str = "fp32",
         slice_images: int | None = None,
+        layout_policy: str = layouts.AUTO,
     ):
         check_precision(precision)
         if program_cache_size < 1:
@@ -164,6 +168,11 @@ class Predictor:
         self.input_names = [v.name for v in self._inputs]
         self.output_names = [v.name for v in graph.outputs]
         self._weights = WeightCache()
+        if layout_policy != layouts.AUTO and layout_policy not in layouts.POLICIES:
+            known = ", ".join((layouts.AUTO, *layouts.POLICIES))
+            raise ConfigError(f"unknown layout policy {layout_policy!r}; known: {known}")
+        self.layout_policy = layout_policy
+        self.layout_policies: dict[tuple, str] = {}  # shape key -> the FP32 layout policy its programs use
         self._programs: OrderedDict[tuple, list[Program]] = OrderedDict()  # shape key -> idle programs
         self._lock = threading.Lock()
         self._compile_lock = threading.Lock()
@@ -322,8 +331,7 @@ class Predictor:
         self._check_sizes(shapes)
         with self._compile_lock:
             cpu.set_num_threads(self.num_threads)
-            prog = compile_graph(self.model.graph, dict(shapes), self._weights, precision_plan=self.precision_plan)
-            self.compiles += 1
+            prog = self._compile(key, dict(shapes))
         logger.info("compiled %d primitives for input shapes %s", len(prog.steps), key)
         with self._lock:
             self._programs.setdefault(key, [])
@@ -332,6 +340,48 @@ class Predictor:
                 evicted, _ = self._programs.popitem(last=False)
                 logger.debug("program cache full (%d shapes): dropped %s", self.program_cache_size, evicted)
         return prog
+
+    def _compile(self, key: tuple, shapes: dict[str, tuple[int, ...]]) -> Program:
+        """A program under this shape's layout policy: the one given, else (AUTO) the first time the fastest
+        (runtime.layouts) for a program with FP32 convolutions whose run takes TUNE_ABOVE_S to TUNE_BELOW_S."""
+        policy = self.layout_policies.get(key) or (None if self.layout_policy == layouts.AUTO else self.layout_policy)
+        if policy is not None:
+            self.layout_policies[key] = policy
+            self.compiles += 1
+            return self._compile_with(shapes, policy, self._weights)
+        trial = self._weights.fork()
+        prog = self._compile_with(shapes, layouts.BLOCKED, trial)
+        self.compiles += 1
+        policy = layouts.BLOCKED
+        if self._fp32_convs() >= MIN_TUNED_CONVS:
+            feeds = {n: np.zeros(shapes[n], self.input_dtypes[n]) for n in self.input_names}
+            prog.run(feeds)
+            if layouts.TUNE_ABOVE_S < layouts.best_run_time(lambda: prog.run(feeds), 0.0) < layouts.TUNE_BELOW_S:
+                candidates = {layouts.BLOCKED: (prog, trial)}
+                for other in layouts.POLICIES[1:]:
+                    fork = self._weights.fork()
+                    candidates[other] = (self._compile_with(shapes, other, fork), fork)
+                runs = {name: (lambda p=p: p.run(feeds)) for name, (p, _) in candidates.items()}
+                policy, times = layouts.choose(runs)
+                prog, trial = candidates[policy]
+                logger.info(
+                    "layout policy %s for input shapes %s (%s)",
+                    policy,
+                    key,
+                    ", ".join(f"{name} {t * 1e3:.3f} ms" for name, t in times.items()),
+                )
+        self._weights.adopt(trial)
+        self.layout_policies[key] = policy
+        return prog
+
+    def _compile_with(self, shapes: dict[str, tuple[int, ...]], policy: str, weights: WeightCache) -> Program:
+        graph = self.model.graph
+        return compile_graph(graph, shapes, weights, precision_plan=self.precision_plan, layout_policy=policy)
+
+    def _fp32_convs(self) -> int:
+        """FP32 convolutions of the model: the ones a layout policy changes (INT8 and bf16 ones have their own)."""
+        convs = [n for n in self.model.graph if n.domain == ops.DOMAIN and n.op_type == "Conv"]
+        return sum(1 for n in convs if "x_scale" not in n.attributes and self.precision_plan.of(n) == "fp32")
 
     def _release(self, key: tuple, prog: Program) -> None:
         with self._lock:
