@@ -48,6 +48,12 @@ Gelu(X) -> Y                                    (domain DOMAIN)
     approximate: STRING "tanh" for 0.5 * X * (1 + tanh(sqrt(2 / pi) * (X + 0.044715 * X^3))) (post-op
     "gelu_tanh"), as ONNX's Gelu-20 spells it; absent for the exact one.
 
+Mean(X) -> Y                                    (domain DOMAIN)
+    The mean of INT8 X over `axes` (INTS; keepdims INT, default 1): x_scale * (mean(q) - x_zero_point),
+    read without a dequantized copy (a global pool or squeeze-excite mean). Y is float, or uint8/int8
+    when y_type/y_scale/y_zero_point are set: the mean rounded once onto that grid, as a QuantizeLinear
+    after the float mean would.
+
 Requantize(X) -> Y                              (domain DOMAIN)
     x_scale, y_scale: FLOAT; y_type: INT (UINT8/INT8); x_zero_point, y_zero_point: INT (default 0).
     Y = saturate(round((X - x_zero_point) * x_scale / y_scale) + y_zero_point).

@@ -86,6 +86,8 @@ def _kept_fp32(node: ir.Node) -> str | None:
 
 def _produces_int8(value: ir.Value) -> bool:
     producer = value.producer()
+    if producer is not None and is_global_mean(producer) and encoding(value) is not None:
+        return encoding(producer.inputs[0]) is not None  # an int8kit.Mean of INT8 data writes its grid itself
     if producer is None or not is_int8(producer):
         return False
     writes_either = is_compute(producer) or is_binary(producer) or is_affine(producer)

@@ -639,31 +639,44 @@ def int8_mean(b: Builder, node: ir.Node) -> None:
     rank = len(src.dims)
     axes = sorted(a % rank for a in list(node.attributes.get_ints("axes", [])))
     scale, zp = node.attributes.get_float("x_scale", 1.0), node.attributes.get_int("x_zero_point", 0)
-    if rank == 4 and axes == [2, 3] and _spatial_mean_as_conv(b, node, src, scale, zp):
+    y_type = node.attributes.get_int("y_type", ops.FLOAT)
+    y = (ONNX_TO_DNNL[y_type], node.attributes.get_float("y_scale", 1.0), node.attributes.get_int("y_zero_point", 0))
+    if rank == 4 and axes == [2, 3] and _spatial_mean_as_conv(b, node, src, scale, zp, y):
         return
     post_ops = dnnl.PostOps()
     post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, scale, -scale * zp)
     _reduction(b, node, src, dnnl.REDUCTION_MEAN, axes, dnnl.DT_F32, dnnl.Attr(None, post_ops))
+    if y_type != ops.FLOAT:  # the float mean, then rounded onto the output's grid
+        mean = b.values[node.outputs[0].name]
+        out = b.new_tensor(mean.md.like(y[0]))
+        b.reorder(mean, out, f"{node.name} (quantized)", dst_scale=y[1], dst_zero_point=y[2])
+        b.set_output(node, out)
 
 
-def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int) -> bool:
+def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int, y: tuple[int, float, int]) -> bool:
     """The mean over H, W of INT8 data as a depthwise convolution with an H x W kernel of ones.
 
     oneDNN 3.2's reduction is only optimised when the reduced axes are innermost (nchw), and its pooling
     cannot write f32 from int8; INT8 convolutions write nhwc, so a reduction would first reorder the
     whole tensor (the squeeze-excite input of every EfficientNet/MobileNetV3 block). The int8
     depthwise kernels read nhwc directly: sum(q - zp) exactly in s32, times x_scale / (H * W).
+    An INT8 output (y: oneDNN type, scale, zero point) is the kernel's own destination scaling.
     False when oneDNN has no optimised kernel for it (the caller then reduces).
     """
     n, c, h, w = src.dims
     weights_dims = (c, 1, 1, h, w)
+    y_dt, y_scale, y_zp = y
     masks, zps = {dnnl.ARG_SRC: 0, dnnl.ARG_WEIGHTS: 0}, ({dnnl.ARG_SRC: 0} if zp else {})
+    if y_dt != dnnl.DT_F32:
+        masks[dnnl.ARG_DST] = 0
+        if y_zp:
+            zps[dnnl.ARG_DST] = 0
     try:
         pd = dnnl.convolution_pd(
             src.md,
             dnnl.MemoryDesc.any(weights_dims, dnnl.DT_S8),
             None,
-            dnnl.MemoryDesc.any((n, c, 1, 1), dnnl.DT_F32),
+            dnnl.MemoryDesc.any((n, c, 1, 1), y_dt),
             [1, 1],
             [0, 0],
             [0, 0],
@@ -685,9 +698,13 @@ def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int)
     ]
     if zp:
         args.append((dnnl.ARG_ATTR_ZERO_POINTS | dnnl.ARG_SRC, b.zero_points([zp])))
+    if y_dt != dnnl.DT_F32:
+        args.append((dnnl.ARG_ATTR_SCALES | dnnl.ARG_DST, b.scales([y_scale])))
+        if y_zp:
+            args.append((dnnl.ARG_ATTR_ZERO_POINTS | dnnl.ARG_DST, b.zero_points([y_zp])))
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     b.add_step(pd, [*args, (dnnl.ARG_DST, dst)], node.name)
     if not node.attributes.get_int("keepdims", 1):
-        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain((n, c), dnnl.DT_F32))
+        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain((n, c), y_dt))
     b.set_output(node, dst)
     return True
