@@ -135,3 +135,32 @@ def test_bn_with_runtime_parameters_is_left():
     model = ir.serde.deserialize_model(proto)
     assert not FoldBatchNormPass()(model).modified
     assert op_types(model) == ["BatchNormalization"]
+
+
+@pytest.mark.parametrize(
+    ("op", "factor_shape", "folds"),
+    [("Div", (1, C_OUT, 1, 1), True), ("Mul", (C_OUT, 1, 1), True), ("Div", (1,), True), ("Mul", (1, 1, 1, 7), False)],
+    ids=["div-per-channel", "mul-per-channel", "div-scalar", "mul-along-width"],
+)
+def test_conv_scaled_per_channel_then_bn_folds_into_the_conv(op, factor_shape, folds):
+    """torch's QAT ConvBn export: Conv -> Div(gamma / std) -> BN; a factor along another axis stays."""
+    r = rng()
+    inits = [
+        init("w", r.standard_normal((C_OUT, C_IN, 3, 3)).astype(np.float32)),
+        init("f", r.uniform(0.5, 2.0, factor_shape).astype(np.float32)),
+        *_bn_params(r, "bn", C_OUT),
+    ]
+    proto = make_model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node(op, ["c", "f"], ["s"], name="scale"),
+            _bn("s", "y", "bn"),
+        ],
+        [vinfo("x", [2, C_IN, 7, 7])],
+        [vinfo("y", [2, C_OUT, 7, 7])],
+        inits,
+    )
+    model = ir.serde.deserialize_model(proto)
+    FoldBatchNormPass()(model)
+    assert op_types(model) == (["Conv"] if folds else ["Conv", op, "Mul", "Add"])
+    assert_same_outputs(proto, model, _feeds())

@@ -1,5 +1,7 @@
 """Fold inference-mode BatchNormalization into the Conv before it, or lower it to Mul + Add.
 
+A per-channel Mul/Div by a constant between the Conv and the BN (torch's QAT ConvBn export) folds along.
+
 BN after a conv is a per-output-channel affine map, so it costs nothing once merged into the conv's
 weights and bias; merging before quantization also means the int8 weight scales are computed on the
 weights that really run. A BN with no conv in front (after a pool, a concat, a graph input) cannot
@@ -60,6 +62,27 @@ def _foldable_conv(bn: ir.Node) -> ir.Node | None:
     return conv
 
 
+def _channel_scaling(bn: ir.Node) -> tuple[ir.Node, np.ndarray] | None:
+    """(Mul/Div node, per-channel factor) when BN reads Conv -> Mul/Div by a constant, as torch's QAT ConvBn
+    exports it (the conv of BN-scaled fake-quantized weights divided back by the scale, then BN): the
+    factor folds into the weights with BN's. None otherwise."""
+    x = bn.inputs[0]
+    op = x.producer() if x is not None else None
+    if op is None or op.domain != "" or op.op_type not in ("Mul", "Div") or len(x.uses()) != 1 or x.is_graph_output():
+        return None
+    data, const = op.inputs[0], const_array(op.inputs[1])
+    if const is None or data is None or const_array(data) is not None:
+        return None
+    conv = data.producer()
+    channels = const_array(conv.inputs[1]).shape[0] if conv is not None and _foldable_conv(op) is conv else None
+    if channels is None or const.size not in (1, channels) or const.ndim > 4:
+        return None
+    if const.size == channels and const.reshape((1,) * (4 - const.ndim) + const.shape).shape[1] != channels:
+        return None  # broadcasts along another axis than the channels
+    factor = np.broadcast_to(const.astype(np.float64).reshape(-1), (channels,))
+    return op, (1.0 / factor if op.op_type == "Div" else factor)
+
+
 class FoldBatchNormPass(ir.passes.InPlacePass):
     """Conv -> BN becomes Conv with W' = W * s, b' = (b - mean) * s + beta; other BNs -> Mul + Add."""
 
@@ -75,6 +98,14 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
             scale, shift = affine
             old_params = list(bn.inputs[1:])
             conv = _foldable_conv(bn)
+            scaling = _channel_scaling(bn) if conv is None else None
+            if scaling is not None:  # Conv -> Mul/Div(c) -> BN: BN(conv * f) = conv * (f * scale) + shift
+                op, factor = scaling
+                conv = _foldable_conv(op)
+                take_over(op.outputs[0], op.inputs[0])
+                old_params.append(op.inputs[1])
+                graph.remove(op, safe=True)
+                scale = (scale * factor).astype(scale.dtype)
             if conv is not None:
                 self._fold(graph, conv, bn, scale, shift, taken)
                 folded += 1
