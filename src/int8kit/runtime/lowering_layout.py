@@ -142,6 +142,8 @@ def concat(b: Builder, node: ir.Node) -> None:
         raise UnsupportedOpError(f"node {node.name!r}: Concat inputs {[s.dims for s in srcs]} differ off axis {axis}")
     out_dims = list(srcs[0].dims)
     out_dims[axis] = sum(s.dims[axis] for s in srcs)
+    if _concat_by_copies(b, node, srcs, axis, tuple(out_dims)):
+        return
     # Inputs in different layouts only have oneDNN's reference concat: try them as they are, then all in
     # the first input's layout, then channels-last, then plain (reordering the inputs that differ).
     layouts = [[s.md for s in srcs]]
@@ -158,6 +160,32 @@ def concat(b: Builder, node: ir.Node) -> None:
     args = [(dnnl.ARG_MULTIPLE_SRC + i, s) for i, s in enumerate(srcs)] + [(dnnl.ARG_DST, dst)]
     b.add_step(pd, args, node.name)
     b.set_output(node, dst)
+
+
+# Channels-last inputs with at most this many bytes per pixel are concatenated by one reorder each into
+# their window of the output: oneDNN 3.2's concat copies them pixel by pixel (GhostNet's 8 + 8 int8
+# channels at 112x112: 181 us against 17 us for two reorders on one thread, 136 against 47 on two).
+COPY_CONCAT_MAX_BYTES = 32
+
+
+def _concat_by_copies(b: Builder, node: ir.Node, srcs: list, axis: int, out_dims: tuple[int, ...]) -> bool:
+    """Concat along the channels of nhwc inputs as reorders into windows of the output; False when the
+    inputs are not all channels-last, or wide enough for oneDNN's concat."""
+    if axis != 1 or len(out_dims) != 4:
+        return False
+    nhwc = [dnnl.MemoryDesc.with_tag(s.dims, s.dtype, dnnl.TAG_ACDB) for s in srcs]
+    if any(s.md != md for s, md in zip(srcs, nhwc, strict=True)):
+        return False
+    if max(s.dims[1] for s in srcs) * dnnl.DT_SIZE[srcs[0].dtype] > COPY_CONCAT_MAX_BYTES:
+        return False
+    dst = b.new_tensor(dnnl.MemoryDesc.with_tag(out_dims, srcs[0].dtype, dnnl.TAG_ACDB))
+    start = 0
+    for s in srcs:
+        window = b.view(dst, dst.md.submemory(s.dims, (0, start, 0, 0)))
+        b.reorder(s, window, f"{node.name} (input at channel {start})")
+        start += s.dims[1]
+    b.set_output(node, dst)
+    return True
 
 
 def _window(b: Builder, node: ir.Node, src, dims: tuple[int, ...], offsets: tuple[int, ...], out: int) -> None:
