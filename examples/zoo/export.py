@@ -109,19 +109,10 @@ def cached_path(name: str, size: int = 224) -> Path:
     return cache_dir() / f"{name}-{size}-{definition_hash(name)}.onnx"
 
 
-def export(name: str, size: int = 224, path: str | os.PathLike | None = None) -> Path:
-    """The model as an ONNX file at `size` x `size` (batch free): the cached file, or a fresh export to `path`."""
-    _check_name(name)
-    if size < 32:
-        raise ConfigError(f"size {size} is too small for the zoo (every model needs >= 32 pixels)")
-    target = Path(path) if path is not None else cached_path(name, size)
-    if path is None and target.exists():
-        return target
-    model = transformers.randomize(TRANSFORMERS[name](size), seed(name)) if name in TRANSFORMERS else build(name)
+def write_onnx(model: nn.Module, size: int, target: Path, no_grad: bool = True) -> None:
+    """`model` exported the way users export torchvision models (see the module docstring), atomically."""
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-
-    # nn.MultiheadAttention takes its fused fast path, which has no ONNX export, when grad is off
-    grad = contextlib.nullcontext() if name in TRANSFORMERS else torch.no_grad()
+    grad = torch.no_grad() if no_grad else contextlib.nullcontext()
 
     def write(tmp: Path) -> None:
         with grad, warnings.catch_warnings():
@@ -138,6 +129,19 @@ def export(name: str, size: int = 224, path: str | os.PathLike | None = None) ->
             )
 
     _atomic_write(target, write)
+
+
+def export(name: str, size: int = 224, path: str | os.PathLike | None = None) -> Path:
+    """The model as an ONNX file at `size` x `size` (batch free): the cached file, or a fresh export to `path`."""
+    _check_name(name)
+    if size < 32:
+        raise ConfigError(f"size {size} is too small for the zoo (every model needs >= 32 pixels)")
+    target = Path(path) if path is not None else cached_path(name, size)
+    if path is None and target.exists():
+        return target
+    model = transformers.randomize(TRANSFORMERS[name](size), seed(name)) if name in TRANSFORMERS else build(name)
+    # nn.MultiheadAttention takes its fused fast path, which has no ONNX export, when grad is off
+    write_onnx(model, size, target, no_grad=name not in TRANSFORMERS)
     if path is None:
         _prune(target, f"{name}-{size}-*")  # with the QDQ/INT8 files derived from stale exports
     logger.info("exported %s at %dx%d to %s", name, size, size, target)

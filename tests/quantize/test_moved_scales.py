@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from convert._util import classifier  # tests/convert helpers (tests/ is on sys.path)
 from onnx import helper, numpy_helper
 
 from int8kit.convert.pipeline import convert
@@ -51,14 +52,7 @@ def _shuffle_slice_net() -> onnx.ModelProto:
         helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="head"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "shuffle_slice",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return classifier(nodes, inits, "shuffle_slice", input_dims=("N", 3, SIZE, SIZE))
 
 
 def _scales(qdq: onnx.ModelProto) -> dict[str, float]:
@@ -95,14 +89,7 @@ def test_split_halves_read_beside_a_shape_keep_the_scale_of_the_tensor_they_spli
         helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="head"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "split_attention",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = classifier(nodes, inits, "split_attention", input_dims=("N", 3, SIZE, SIZE))
     calib = np.random.default_rng(1).standard_normal((8, 3, SIZE, SIZE)).astype(np.float32)
     scales = _scales(quantize_model(model, calib, QuantizeConfig(num_samples=8, backend="onnxruntime")))
     assert "r0" in scales and all(scales[h] == scales["r0"] for h in ("a", "b") if h in scales), scales

@@ -9,7 +9,6 @@ CELU, SELU). Small versions with torchvision-style layers, random weights (archi
 from __future__ import annotations
 
 import hashlib
-import warnings
 from pathlib import Path
 
 import torch
@@ -387,7 +386,7 @@ MODELS = {
 
 
 def onnx_path(name: str) -> Path:
-    """The model exported as the zoo's are (opset 17, dynamic batch), cached beside them by definition hash."""
+    """The model exported as the zoo's are (examples.zoo.export), cached beside them by definition hash."""
     ctor, size = MODELS[name]
     digest = hashlib.sha256(Path(__file__).read_bytes() + zoo_export.definition_hash().encode()).hexdigest()[:12]
     path = zoo_export.cache_dir() / "beyond" / f"{name}-{size}-{digest}.onnx"
@@ -395,21 +394,5 @@ def onnx_path(name: str) -> Path:
         return path
     with torch.no_grad():  # BN statistics measured at 224 x 224, as for the zoo
         model = A.randomize(ctor(), zoo_export.seed(name)).eval()
-    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-
-    def write(tmp: Path) -> None:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (x,),
-                str(tmp),
-                opset_version=zoo_export.OPSET,
-                dynamo=False,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
-            )
-
-    zoo_export._atomic_write(path, write)
+    zoo_export.write_onnx(model, size, path)
     return path

@@ -89,9 +89,11 @@ class Program:
     # (primitive handle, argument count, argument array) per step, bound once: a small model at batch 1 runs
     # ~100 primitives of a few microseconds each, where per-call Python work is a measurable share.
     calls: list[tuple] = field(init=False, repr=False)
+    _execute: Callable = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.calls = [(prim.handle, ctypes.c_int(len(args)), args) for prim, args in self.steps]
+        self._execute = dnnl.execute_function()
 
     def run(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Run on C-contiguous `feeds`; write into `outputs` (C-contiguous, of the outputs' shapes) if given."""
@@ -102,7 +104,7 @@ class Program:
             out = outputs[name] if outputs is not None else np.empty(tensor.dims, dtype=DNNL_TO_NUMPY[tensor.dtype])
             tensor.memory.set_pointer(out.ctypes.data)
             results[name] = out
-        execute, stream = dnnl.execute_function(), self.stream.handle
+        execute, stream = self._execute, self.stream.handle
         for handle, count, args in self.calls:
             status = execute(handle, stream, count, args)
             if status:

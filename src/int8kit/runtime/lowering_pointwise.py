@@ -286,20 +286,27 @@ def softmax(b: Builder, node: ir.Node) -> None:
     src = b.input(node, 0)
     rank = len(src.dims)
     axis = node.attributes.get_int("axis", -1) % rank
+    perm = None
     if axis == rank - 1 or all(d == 1 for d in src.dims[axis + 1 :]):
         src = b.as_plain(src, node.name)
-        pd = dnnl.softmax_pd(src.md, src.md, axis, dnnl.Attr())
-        dst = b.new_tensor(src.md)
-        b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
-        b.set_output(node, dst)
-        return
-    perm = [i for i in range(rank) if i != axis] + [axis]
+    else:
+        src, perm = _innermost(b, src, [axis], f"{node.name} (axis innermost)")
+        axis = rank - 1
+    pd = dnnl.softmax_pd(src.md, src.md, axis, dnnl.Attr())
+    dst = b.new_tensor(src.md)
+    b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, dst if perm is None else b.view(dst, dst.md.permute_axes(perm)))
+
+
+def _innermost(b: Builder, src: Tensor, axes: list[int], label: str) -> tuple[Tensor, list[int]]:
+    """`src` copied into a plain tensor whose last dims are `axes` (oneDNN 3.2 optimises reductions and
+    softmax only there), with the permutation: view a result of the copy's dims with
+    md.permute_axes(perm) to get it back in `src`'s dim order."""
+    rank = len(src.dims)
+    perm = [i for i in range(rank) if i not in axes] + axes
     moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[p] for p in perm), src.dtype))
-    b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), f"{node.name} (axis innermost)")
-    pd = dnnl.softmax_pd(moved.md, moved.md, rank - 1, dnnl.Attr())
-    dst = b.new_tensor(moved.md)
-    b.add_step(pd, [(dnnl.ARG_SRC, moved), (dnnl.ARG_DST, dst)], node.name)
-    b.set_output(node, b.view(dst, dst.md.permute_axes(perm)))
+    b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), label)
+    return moved, perm
 
 
 def _pool_geometry(node: ir.Node, spatial: tuple[int, ...], kernel: list[int]):
@@ -485,9 +492,7 @@ def _reduction(b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dt
     kept = tuple(1 if i in axes else d for i, d in enumerate(src.dims))
     rank = len(src.dims)
     if axes != list(range(rank - len(axes), rank)):
-        perm = [i for i in range(rank) if i not in axes] + axes
-        moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[p] for p in perm), src.dtype))
-        b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), f"{node.name} (reduced axes innermost)")
+        moved, _ = _innermost(b, src, axes, f"{node.name} (reduced axes innermost)")
         inner = list(range(rank - len(axes), rank))
         reduced = tuple(1 if i in inner else d for i, d in enumerate(moved.dims))
         pd = dnnl.reduction_pd(alg, moved.md, dnnl.MemoryDesc.plain(reduced, dst_dtype), attr)
