@@ -1,4 +1,4 @@
-"""DropIdentityPass: Identity/Dropout vanish, consumers are rewired, output names stay."""
+"""DropIdentityPass: Identity/Dropout/one-input Concat vanish, consumers are rewired, output names stay."""
 
 from __future__ import annotations
 
@@ -33,6 +33,24 @@ def test_identity_and_dropout_removed_output_names_kept():
     assert op_types(model) == ["Relu", "Add"]
     assert [o.name for o in model.graph.outputs] == ["y"]
     assert model.graph.outputs[0].producer().op_type == "Add"
+    assert_same_outputs(proto, model, _feeds())
+
+
+def test_one_input_concat_removed_and_wider_concats_kept():
+    proto = make_model(
+        [
+            helper.make_node("Relu", ["x"], ["r"]),
+            helper.make_node("Concat", ["r"], ["c1"], axis=1),  # torch DenseNet's first concat
+            helper.make_node("Concat", ["c1", "r"], ["c2"], axis=1),
+            helper.make_node("Neg", ["c2"], ["y"]),
+        ],
+        [vinfo("x", [2, 4])],
+        [vinfo("y", [2, 8])],
+    )
+    model = ir.serde.deserialize_model(proto)
+    assert DropIdentityPass()(model).modified
+    assert op_types(model) == ["Relu", "Concat", "Neg"]
+    assert [v.name for v in next(n for n in model.graph if n.op_type == "Concat").inputs] == ["r", "r"]
     assert_same_outputs(proto, model, _feeds())
 
 

@@ -42,7 +42,7 @@ def test_names_are_snake_case_class_names_and_every_pipeline_is_a_list_of_instan
         assert all(isinstance(p, ir.passes.PassBase) for p in passes)
     names = pass_names(fp32_passes())
     assert names[: len(intake_passes())] == pass_names(intake_passes())
-    assert names[-2:] == ["fuse", "mark_optimized"]
+    assert names[-4:] == ["fuse", "share_concat_prefix", "topological_sort", "mark_optimized"]
     conversion = pass_names(conversion_passes(ConvertConfig()))
     # conversion folds BN only after remove_qdq, and never runs the intake's BN fold before gather_scales
     assert conversion.index("fold_batch_norm") > conversion.index("remove_qdq") > conversion.index("gather_scales")

@@ -5,7 +5,8 @@ convs that read them, and the intake's finishing steps (no BN fold yet: a Conv's
 are still behind their DequantizeLinear, so a fold here would find no constant weights); read every
 range from the Q/DQ pairs before removing them; fold BN (the weights became constants when their
 DequantizeLinear went); fuse as for FP32; spread ranges; apply the scope; decide placement; insert
-conversions only at borders; squash them into producers; store int8 weights.
+conversions only at borders; squash them into producers; store int8 weights; let concats share their
+prefixes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from int8kit.ir.intake import cleanup_passes, finishing_passes
 from int8kit.ir.load import as_ir_model
 from int8kit.ir.optimize import MarkOptimizedPass, fuse_to_fixed_point, fusion_reports
 from int8kit.ir.pipeline import run_passes
+from int8kit.ir.share_concat_prefix import ShareConcatPrefixPass
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ def conversion_passes(config: ConvertConfig) -> list[ir.passes.PassBase]:
         SquashRequantizePass(),
         QuantizeWeightsPass(),
         MarkBf16Pass(config.bf16_nodes, config.bf16_op_ids),
+        ShareConcatPrefixPass(),
         RemoveUnusedNodesPass(),
         TopologicalSortPass(),
         MarkOptimizedPass("int8"),

@@ -1,6 +1,6 @@
-"""Remove Identity and (inference-mode) Dropout nodes.
+"""Remove Identity, (inference-mode) Dropout and one-input Concat nodes.
 
-Both are no-ops at inference, but they sit between ops that later passes want to see as neighbours
+All are no-ops at inference (torch's DenseNet concatenates a block's first feature map alone), but they sit between ops that later passes want to see as neighbours
 (Conv -> Identity -> BatchNormalization would not fold). Graph output names never change: when the
 removed node produced a graph output, the value feeding it takes over the output's name.
 """
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 def _is_noop(node: ir.Node) -> bool:
     if node.domain != "" or not node.inputs or node.inputs[0] is None:
         return False
-    if node.op_type == "Identity":
+    if node.op_type == "Identity" or (node.op_type == "Concat" and len(node.inputs) == 1):
         return len(node.outputs) == 1
     if node.op_type != "Dropout":
         return False
@@ -33,7 +33,7 @@ def _is_noop(node: ir.Node) -> bool:
 
 
 class DropIdentityPass(ir.passes.InPlacePass):
-    """Rewires the consumers of Identity/Dropout outputs to their input and removes the nodes."""
+    """Rewires the consumers of Identity/Dropout/one-input Concat outputs to their input and removes the nodes."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         count = 0
@@ -41,7 +41,7 @@ class DropIdentityPass(ir.passes.InPlacePass):
             if _is_noop(node) and self._drop(node):
                 count += 1
         if count:
-            logger.info("removed %d Identity/Dropout nodes", count)
+            logger.info("removed %d Identity/Dropout/one-input Concat nodes", count)
         return ir.passes.PassResult(model, modified=bool(count))
 
     @staticmethod

@@ -11,6 +11,7 @@ import logging
 import os
 
 import onnx_ir as ir
+from onnx_ir.passes.common import TopologicalSortPass
 
 from int8kit import ops
 from int8kit.ir.contract import ContractPass
@@ -24,6 +25,7 @@ from int8kit.ir.fusion import FusionPass, FusionReport
 from int8kit.ir.pipeline import FixedPoint, iter_passes, run_passes
 from int8kit.ir.retype_conv import ConvToInt8kitPass
 from int8kit.ir.retype_gemm import GemmToDensePass
+from int8kit.ir.share_concat_prefix import ShareConcatPrefixPass
 from int8kit.metadata import OPTIMIZED_KEY
 
 logger = logging.getLogger(__name__)
@@ -66,10 +68,16 @@ class MarkOptimizedPass(ContractPass):
 
 
 def fp32_passes(intake: bool = True) -> list[ir.passes.PassBase]:
-    """Intake (unless the model already had it), the fusions, the mark."""
+    """Intake (unless the model already had it), the fusions, concats sharing prefixes, the mark."""
     from int8kit.ir.intake import intake_passes  # lazily: intake pulls in the loaders
 
-    return [*(intake_passes() if intake else ()), fuse_to_fixed_point(), MarkOptimizedPass("fp32")]
+    return [
+        *(intake_passes() if intake else ()),
+        fuse_to_fixed_point(),
+        ShareConcatPrefixPass(),
+        TopologicalSortPass(),
+        MarkOptimizedPass("fp32"),
+    ]
 
 
 def fusion_reports(passes) -> list[FusionReport]:
