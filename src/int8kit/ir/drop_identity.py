@@ -1,6 +1,7 @@
 """Remove Identity, (inference-mode) Dropout and one-input Concat nodes.
 
-All are no-ops at inference (torch's DenseNet concatenates a block's first feature map alone), but they sit between ops that later passes want to see as neighbours
+All are no-ops at inference (torch's DenseNet concatenates a block's first feature map alone), but
+they sit between ops that later passes want to see as neighbours
 (Conv -> Identity -> BatchNormalization would not fold). Graph output names never change: when the
 removed node produced a graph output, the value feeding it takes over the output's name.
 """
