@@ -54,6 +54,11 @@ Mean(X) -> Y                                    (domain DOMAIN)
     when y_type/y_scale/y_zero_point are set: the mean rounded once onto that grid, as a QuantizeLinear
     after the float mean would.
 
+AveragePool(X) -> Y                             (domain DOMAIN)
+    ONNX's AveragePool (its attributes as they were) of INT8 X: x_scale * (average(q) - x_zero_point),
+    x_scale: FLOAT, x_zero_point: INT; read without a dequantized copy (DenseNet's transitions, pooled
+    Inception branches). Y is float, or rounded once onto y_type/y_scale/y_zero_point as for Mean.
+
 Requantize(X) -> Y                              (domain DOMAIN)
     x_scale, y_scale: FLOAT; y_type: INT (UINT8/INT8); x_zero_point, y_zero_point: INT (default 0).
     Y = saturate(round((X - x_zero_point) * x_scale / y_scale) + y_zero_point).

@@ -183,6 +183,10 @@ def _set_zero_point(node: ir.Node, name: str, enc: Encoding) -> None:
         node.attributes.pop(name, None)
 
 
+def _is_onnx(node: ir.Node, op_type: str) -> bool:
+    return node.op_type == op_type and node.domain in ("", "ai.onnx")
+
+
 class InsertBordersPass(ContractPass):
     """Quantize/dequantize/requantize at INT8-FP32 borders; INT8 attributes on Conv/Dense."""
 
@@ -201,6 +205,8 @@ class InsertBordersPass(ContractPass):
                 self._affine(b, node)
             elif is_global_mean(node) and b.encoding(node.inputs[0]).is_int8:
                 self._int8_mean(b, node)
+            elif _is_onnx(node, "AveragePool") and b.encoding(node.inputs[0]).is_int8:
+                self._int8_average_pool(b, node)
             elif node.op_type in SHAPE_READERS and node.domain in ("", "ai.onnx"):
                 continue  # reads only the shape, which INT8 data has too: no dequantize for it
             else:
@@ -302,6 +308,20 @@ class InsertBordersPass(ContractPass):
         _set_zero_point(node, "x_zero_point", enc)
         node.resize_inputs(1)
         node.domain, node.op_type, node.version = ops.DOMAIN, "Mean", None
+        b.enc[id(node.outputs[0])] = FLOAT
+
+    @staticmethod
+    def _int8_average_pool(b: Borders, node: ir.Node) -> None:
+        """An FP32 average pool of INT8 data reads it directly (int8kit.AveragePool): no dequantized copy,
+        and the float average it writes is exact; squash_requantize then folds the output's own quantize
+        into it (DenseNet's transitions, Inception's pooled branches: the file rounds the average once
+        onto the output's grid)."""
+        x = b.as_file_grid(node.inputs[0], node)
+        node.replace_input_with(0, x)
+        enc = b.encoding(x)
+        _set_float(node, "x_scale", enc.scale)
+        _set_zero_point(node, "x_zero_point", enc)
+        node.domain, node.op_type, node.version = ops.DOMAIN, "AveragePool", None
         b.enc[id(node.outputs[0])] = FLOAT
 
     def _affine(self, b: Borders, node: ir.Node) -> None:

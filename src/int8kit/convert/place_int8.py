@@ -84,10 +84,17 @@ def _kept_fp32(node: ir.Node) -> str | None:
     return node.metadata_props.get(REASON_KEY) or "kept FP32 by the quantizer (excluded, or over the accuracy budget)"
 
 
+def _reads_int8_average(node: ir.Node) -> bool:
+    """A global mean or an average pool: on INT8 data they read it directly, whatever their placement
+    (insert_borders makes them int8kit.Mean / int8kit.AveragePool, computing the float average exactly)."""
+    return is_global_mean(node) or (node.op_type == "AveragePool" and node.domain in ("", "ai.onnx"))
+
+
 def _produces_int8(value: ir.Value) -> bool:
     producer = value.producer()
-    if producer is not None and is_global_mean(producer) and encoding(value) is not None:
-        return encoding(producer.inputs[0]) is not None  # an int8kit.Mean of INT8 data writes its grid itself
+    if producer is not None and _reads_int8_average(producer) and encoding(value) is not None:
+        # an int8kit.Mean/AveragePool of INT8 data writes its own grid itself
+        return encoding(producer.inputs[0]) is not None
     if producer is None or not is_int8(producer):
         return False
     writes_either = is_compute(producer) or is_binary(producer) or is_affine(producer)
@@ -284,8 +291,8 @@ class PlaceInt8Pass(ContractPass):
             return index == 0 and self._reason(node) is None
         if is_affine(node):
             return index == 0 and self._reason(node) is None
-        if is_global_mean(node):
-            return index == 0  # read INT8 directly into a float mean (int8kit.Mean)
+        if _reads_int8_average(node):
+            return index == 0  # read INT8 directly into a float average (int8kit.Mean/AveragePool)
         if is_data_movement(node) or is_binary(node):
             reason = _decide(node, self.config)
             return reason is None or reason.startswith("input arrives in FP32")

@@ -2,8 +2,8 @@
 
 - Requantize / DequantizeLinear right after an INT8 Conv/Dense that feeds only it: the producer writes
   the wanted encoding directly (its y_scale/y_type change; a float output drops y_scale).
-- QuantizeLinear right after a float-output INT8 Conv/Dense, or an int8kit.Mean, that feeds only it: the
-  producer writes INT8 directly.
+- QuantizeLinear right after a float-output INT8 Conv/Dense, or an int8kit.Mean/AveragePool, that feeds
+  only it: the producer writes INT8 directly.
 - DequantizeLinear -> QuantizeLinear chains become one Requantize (or vanish when encodings match).
 When a producer stops writing the encoding the QDQ model rounded its output onto (a uint8 output that
 stood for a removed ReLU clipped negatives), an "fq" post-op keeps that rounding and saturation.
@@ -123,7 +123,8 @@ class SquashRequantizePass(ContractPass):
             _bypass(graph, node, nxt)
             squashed += 1
         for node in list(graph):
-            if node.graph is not None and _is(node, "Mean", ops.DOMAIN) and "y_type" not in node.attributes:
+            averages = _is(node, "Mean", ops.DOMAIN) or _is(node, "AveragePool", ops.DOMAIN)
+            if node.graph is not None and averages and "y_type" not in node.attributes:
                 nxt = _sole_conversion(node)
                 if nxt is not None and _is(nxt, "QuantizeLinear"):
                     _write(node, _qdq_encoding(nxt))  # the mean rounded once onto the grid its reader wants

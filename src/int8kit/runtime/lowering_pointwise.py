@@ -338,8 +338,9 @@ def _pool_geometry(node: ir.Node, spatial: tuple[int, ...], kernel: list[int]):
     return strides, [d - 1 for d in dilations], pad_l, pad_r, out
 
 
-def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None) -> None:
-    src = b.input(node, 0)
+def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None, src=None) -> None:
+    """Pooling of input 0 (or of `src`, a tensor standing in for it)."""
+    src = b.input(node, 0) if src is None else src
     spatial = src.dims[2:]
     if kernel is None:  # global pooling
         kernel = list(spatial)
@@ -388,10 +389,10 @@ def max_pool(b: Builder, node: ir.Node) -> None:
 
 
 @lowering("AveragePool")
-def average_pool(b: Builder, node: ir.Node) -> None:
+def average_pool(b: Builder, node: ir.Node, src=None) -> None:
     include = node.attributes.get_int("count_include_pad", 0)
     alg = dnnl.POOLING_AVG_INCLUDE_PADDING if include else dnnl.POOLING_AVG_EXCLUDE_PADDING
-    _pool(b, node, alg, list(node.attributes.get_ints("kernel_shape", [])))
+    _pool(b, node, alg, list(node.attributes.get_ints("kernel_shape", [])), src)
 
 
 @lowering("GlobalAveragePool")
@@ -669,7 +670,19 @@ def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int,
     False when oneDNN has no optimised kernel for it (the caller then reduces).
     """
     n, c, h, w = src.dims
-    weights_dims = (c, 1, 1, h, w)
+    return _window_mean_as_conv(b, node, src, [h, w], ([1, 1], [0, 0], [0, 0], [1, 1]), scale, zp, y)
+
+
+def _window_mean_as_conv(
+    b: Builder, node: ir.Node, src, kernel: list[int], geometry: tuple, scale: float, zp: int, y: tuple[int, float, int]
+) -> bool:
+    """The mean of INT8 data over each `kernel` window (geometry: strides, pad_l, pad_r, output H, W) as a
+    depthwise convolution with a kernel of ones: sum(q - zp) exactly in s32, times x_scale / window area,
+    written f32 or rounded once onto y's grid. Padding counts as real zeros (the caller checks that
+    is the op's meaning). False when oneDNN has no optimised kernel for it."""
+    n, c = src.dims[:2]
+    strides, pad_l, pad_r, out = geometry
+    weights_dims = (c, 1, 1, *kernel)
     y_dt, y_scale, y_zp = y
     masks, zps = {dnnl.ARG_SRC: 0, dnnl.ARG_WEIGHTS: 0}, ({dnnl.ARG_SRC: 0} if zp else {})
     if y_dt != dnnl.DT_F32:
@@ -681,11 +694,11 @@ def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int,
             src.md,
             dnnl.MemoryDesc.any(weights_dims, dnnl.DT_S8),
             None,
-            dnnl.MemoryDesc.any((n, c, 1, 1), y_dt),
-            [1, 1],
+            dnnl.MemoryDesc.any((n, c, *out), y_dt),
+            strides,
             [0, 0],
-            [0, 0],
-            [0, 0],
+            pad_l,
+            pad_r,
             dnnl.Attr(masks, None, zps),
         )
     except dnnl.DnnlError:
@@ -699,7 +712,7 @@ def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int,
         (dnnl.ARG_SRC, b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)),
         (dnnl.ARG_WEIGHTS, ones),
         (dnnl.ARG_ATTR_SCALES | dnnl.ARG_SRC, b.scales([scale])),
-        (dnnl.ARG_ATTR_SCALES | dnnl.ARG_WEIGHTS, b.scales([1.0 / (h * w)])),
+        (dnnl.ARG_ATTR_SCALES | dnnl.ARG_WEIGHTS, b.scales([1.0 / int(np.prod(kernel))])),
     ]
     if zp:
         args.append((dnnl.ARG_ATTR_ZERO_POINTS | dnnl.ARG_SRC, b.zero_points([zp])))
@@ -709,7 +722,41 @@ def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int,
             args.append((dnnl.ARG_ATTR_ZERO_POINTS | dnnl.ARG_DST, b.zero_points([y_zp])))
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     b.add_step(pd, [*args, (dnnl.ARG_DST, dst)], node.name)
-    if not node.attributes.get_int("keepdims", 1):
+    if node.op_type == "Mean" and not node.attributes.get_int("keepdims", 1):
         dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain((n, c), y_dt))
     b.set_output(node, dst)
     return True
+
+
+@lowering("AveragePool", domain=ops.DOMAIN)
+def int8_average_pool(b: Builder, node: ir.Node) -> None:
+    """int8kit.AveragePool: ONNX's AveragePool of INT8 data, x_scale * (avg(q) - x_zero_point), written
+    float or (y_type/y_scale/y_zero_point) rounded once onto that grid, as a QuantizeLinear after the
+    float pool would. A depthwise convolution of ones where every window's divisor is the kernel area
+    (no padding, or padding counted as zeros of a zero-point-free input); else dequantize, pool in
+    float, quantize."""
+    src = b.input(node, 0)
+    kernel = list(node.attributes.get_ints("kernel_shape", []))
+    scale, zp = node.attributes.get_float("x_scale", 1.0), node.attributes.get_int("x_zero_point", 0)
+    y_type = node.attributes.get_int("y_type", ops.FLOAT)
+    y = (ONNX_TO_DNNL[y_type], node.attributes.get_float("y_scale", 1.0), node.attributes.get_int("y_zero_point", 0))
+    strides, dil, pad_l, pad_r, out = _pool_geometry(node, src.dims[2:], kernel)
+    explicit = list(node.attributes.get_ints("pads", [0] * (2 * len(kernel))))[len(kernel) :]
+    padded = any(pad_l) or any(pad_r)
+    counts_whole_kernel = not padded or (node.attributes.get_int("count_include_pad", 0) and not zp)
+    if (
+        len(kernel) == 2
+        and not any(dil)
+        and counts_whole_kernel
+        and list(pad_r) == explicit
+        and _window_mean_as_conv(b, node, src, kernel, (strides, pad_l, pad_r, out), scale, zp, y)
+    ):
+        return
+    real = b.new_tensor(src.md.like(dnnl.DT_F32))
+    b.reorder(src, real, f"{node.name} (dequantized)", src_scale=scale, src_zero_point=zp)
+    average_pool(b, node, real)
+    if y_type != ops.FLOAT:
+        pooled = b.values[node.outputs[0].name]
+        q = b.new_tensor(pooled.md.like(y[0]))
+        b.reorder(pooled, q, f"{node.name} (quantized)", dst_scale=y[1], dst_zero_point=y[2])
+        b.set_output(node, q)
