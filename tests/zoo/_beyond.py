@@ -1,9 +1,12 @@
 """Architectures beyond issue 8's zoo, as users bring them: the blocks the zoo does not have (GhostNet's
 cheap-operation concat and slice, ResNeSt's split attention with its softmax over the radix, BiT's
 GroupNorm pre-activation, Inception-v3's factorised 1x7 / 7x1 and 1x3 / 3x1 convolutions, EfficientNetV2's
-fused MBConv, MobileNetV1, RegNetX without squeeze-excite, and one conv per activation a CNN might use:
-LeakyReLU, PReLU, ELU, Mish, Softplus, Hardtanh, GELU, SiLU, Tanh, Sigmoid, ReLU6, HardSwish, HardSigmoid,
-CELU, SELU). Small versions with torchvision-style layers, random weights (architectures.randomize).
+fused MBConv, MobileNetV1, RegNetX without squeeze-excite, Xception's separable convs with no BN between
+depthwise and pointwise, NASNet's cells (average pools excluding their padding, branch adds, concat),
+DPN's dual path (a channel slice added, the rest concatenated), ResNet-D's shortcut (a ceil-mode 2x2
+average before the 1x1 conv), and one conv per activation a CNN might use: LeakyReLU, PReLU, ELU, Mish,
+Softplus, Hardtanh, GELU, SiLU, Tanh, Sigmoid, ReLU6, HardSwish, HardSigmoid, CELU, SELU). Small
+versions with torchvision-style layers, random weights (architectures.randomize).
 """
 
 from __future__ import annotations
@@ -372,6 +375,112 @@ def regnet_x_400mf() -> nn.Module:
     return model
 
 
+class SeparableConv(nn.Module):
+    """Keras' SeparableConv2D as Xception uses it: depthwise then pointwise, one BN after both."""
+
+    def __init__(self, cin, cout, k=3):
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, k, 1, k // 2, groups=cin, bias=False)
+        self.pw = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return self.bn(self.pw(self.dw(x)))
+
+
+class XceptionBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.s1, self.s2 = SeparableConv(cin, cout), SeparableConv(cout, cout)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, 2, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return self.pool(self.s2(F.relu(self.s1(F.relu(x))))) + self.skip(x)
+
+
+class XceptionLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(cbr(3, 32, s=2), cbr(32, 64))
+        self.blocks = nn.Sequential(XceptionBlock(64, 128), XceptionBlock(128, 256))
+        self.fc = nn.Linear(256, 1000)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(F.relu(self.blocks(self.stem(x))), 1).flatten(1))
+
+
+class NASNetCell(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.a = nn.Sequential(nn.ReLU(), SeparableConv(c, c, 5))
+        self.b = nn.Sequential(nn.ReLU(), SeparableConv(c, c, 3))
+        self.avg = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.max = nn.MaxPool2d(3, 1, 1)
+
+    def forward(self, x):
+        return torch.cat([self.a(x) + self.b(x), self.avg(x) + x, self.max(x) + self.b(x), x], 1)
+
+
+class NASNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = cbr(3, 32, s=2)
+        self.cell1, self.reduce, self.cell2 = NASNetCell(32), cbr(128, 64, k=1), NASNetCell(64)
+        self.fc = nn.Linear(256, 1000)
+
+    def forward(self, x):
+        x = self.cell2(self.reduce(self.cell1(self.stem(x))))
+        return self.fc(F.relu(x).mean((2, 3)))
+
+
+class DualPathBlock(nn.Module):
+    def __init__(self, cin, residual, dense):
+        super().__init__()
+        self.residual = residual
+        self.body = nn.Sequential(cbr(cin, 64, k=1), cbr(64, 64, g=8), nn.Conv2d(64, residual + dense, 1, bias=False))
+
+    def forward(self, x):
+        y, r = self.body(x), self.residual
+        return torch.cat([x[:, :r] + y[:, :r], x[:, r:], y[:, r:]], 1)
+
+
+class DPNLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = cbr(3, 96, s=2)
+        self.blocks = nn.Sequential(DualPathBlock(96, 64, 16), DualPathBlock(112, 64, 16), DualPathBlock(128, 64, 16))
+        self.fc = nn.Linear(144, 1000)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(F.relu(self.blocks(self.stem(x))), 1).flatten(1))
+
+
+class ResNetDBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.body = nn.Sequential(cbr(cin, cout, s=2), cbr(cout, cout, act=None))
+        self.shortcut = nn.Sequential(
+            nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNetD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(cbr(3, 32, s=2), cbr(32, 32), cbr(32, 64))
+        self.blocks = nn.Sequential(ResNetDBlock(64, 128), ResNetDBlock(128, 256))
+        self.fc = nn.Linear(256, 1000)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
 # name -> (constructor, input size)
 MODELS = {
     "mobilenet_v1": (MobileNetV1, 64),
@@ -382,6 +491,10 @@ MODELS = {
     "inception_v3_like": (InceptionV3Like, 96),
     "efficientnet_v2_like": (EfficientNetV2Like, 64),
     "regnet_x_400mf": (regnet_x_400mf, 64),
+    "xception_like": (XceptionLike, 64),
+    "nasnet_like": (NASNetLike, 48),
+    "dpn_like": (DPNLike, 48),
+    "resnet_d": (ResNetD, 75),  # odd sizes: the ceil-mode pools' last windows overhang
 }
 
 
