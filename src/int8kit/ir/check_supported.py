@@ -30,10 +30,7 @@ def unsupported_ops(model: ir.Model, supported: Collection[str]) -> dict[str, li
 
 
 # Why an op the user may expect to run does not, where the reason is known.
-HINTS = {
-    "Erf": "outside a GELU the engine can fuse: oneDNN has no erf kernel, and a QDQ file that quantizes inside "
-    "the GELU cannot be honoured without one (quantize with int8kit, or keep Q/DQ off the GELU's Erf/Add/Mul)",
-}
+HINTS: dict[str, str] = {}
 
 
 def check_supported(model: ir.Model, supported: Collection[str]) -> None:

@@ -167,6 +167,49 @@ def unary(b: Builder, node: ir.Node) -> None:
     _eltwise(b, node, _UNARY[node.op_type])
 
 
+# Erf(x) from oneDNN's exact GELU, gelu_erf(t) = t * (1 + erf(t / sqrt 2)) / 2 at t = sqrt(2) x:
+# erf(x) = 2 gelu_erf(t) / t - 1. x is clipped to +-ERF_FLAT first (erf is +-1 in f32 beyond 4; huge
+# x would overflow t), and TINY keeps t off 0 (erf(0) = 0 comes out exactly) while moving t by less
+# than any float x it matters for.
+_ERF_FLAT = 6.0
+_ERF_TINY = 1e-30
+
+
+@lowering("Erf")
+def erf(b: Builder, node: ir.Node) -> None:
+    """Standalone Erf (a GELU whose inside a QDQ file rounds, so it cannot fuse): oneDNN has no erf
+    kernel, so it is its exact GELU divided by its argument (four primitives, all optimised)."""
+    src = b.input(node, 0)
+    md = src.md if src.md.dtype == dnnl.DT_F32 else src.md.like(dnnl.DT_F32)
+    src = b.as_md(src, md, node.name)
+    t = b.new_tensor(md)
+    b.add_step(
+        dnnl.eltwise_pd(dnnl.ELTWISE_CLIP_V2, md, md, -_ERF_FLAT, _ERF_FLAT, dnnl.Attr()),
+        [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, t)],
+        f"{node.name} (clipped)",
+    )
+    b.add_step(
+        dnnl.eltwise_pd(dnnl.ELTWISE_LINEAR, md, md, math.sqrt(2.0), _ERF_TINY, dnnl.Attr()),
+        [(dnnl.ARG_SRC, t), (dnnl.ARG_DST, t)],
+        f"{node.name} (sqrt2 x)",
+    )
+    g = b.new_tensor(md)
+    b.add_step(
+        dnnl.eltwise_pd(dnnl.ELTWISE_GELU_ERF, md, md, 0.0, 0.0, dnnl.Attr()),
+        [(dnnl.ARG_SRC, t), (dnnl.ARG_DST, g)],
+        f"{node.name} (gelu)",
+    )
+    post_ops = dnnl.PostOps()
+    post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, 2.0, -1.0)
+    dst = b.view(g, md)  # in place over the GELU
+    b.add_step(
+        dnnl.binary_pd(dnnl.BINARY_DIV, md, md, md, dnnl.Attr(None, post_ops)),
+        [(dnnl.ARG_SRC, g), (dnnl.ARG_SRC_1, t), (dnnl.ARG_DST, dst)],
+        node.name,
+    )
+    b.set_output(node, dst)
+
+
 @lowering("Pow")
 def power(b: Builder, node: ir.Node) -> None:
     """x ** p for a constant scalar p (LayerNorm spelled out squares; RMS norms take roots)."""
