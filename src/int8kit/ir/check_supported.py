@@ -29,10 +29,6 @@ def unsupported_ops(model: ir.Model, supported: Collection[str]) -> dict[str, li
     return dict(found)
 
 
-# Why an op the user may expect to run does not, where the reason is known.
-HINTS: dict[str, str] = {}
-
-
 def check_supported(model: ir.Model, supported: Collection[str]) -> None:
     """Raise UnsupportedOpError naming every unsupported op type and its nodes.
 
@@ -45,6 +41,5 @@ def check_supported(model: ir.Model, supported: Collection[str]) -> None:
     parts = []
     for key, names in sorted(missing.items()):
         shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        hint = f": {HINTS[key]}" if key in HINTS else ""
-        parts.append(f"{key} (nodes {shown}){hint}")
+        parts.append(f"{key} (nodes {shown})")
     raise UnsupportedOpError(f"model {model.graph.name!r} has unsupported ops: " + "; ".join(parts))
