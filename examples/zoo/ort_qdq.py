@@ -20,9 +20,16 @@ ORT_VARIANTS = {
 }
 
 
-def ort_qdq(model: onnx.ModelProto, calib: np.ndarray, variant: str, exclude: tuple[str, ...] = ()) -> onnx.ModelProto:
+def ort_qdq(
+    model: onnx.ModelProto,
+    calib: np.ndarray,
+    variant: str,
+    exclude: tuple[str, ...] = (),
+    pre_process: bool = True,
+) -> onnx.ModelProto:
     """`model` quantized by onnxruntime (int8 weights), calibrated one image of `calib` at a time, with the
-    nodes in `exclude` left float (its nodes_to_exclude)."""
+    nodes in `exclude` left float (its nodes_to_exclude); `pre_process=False` skips quant_pre_process
+    (whose symbolic shape inference fails on some exports, as users then do too)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -40,7 +47,10 @@ def ort_qdq(model: onnx.ModelProto, calib: np.ndarray, variant: str, exclude: tu
     with tempfile.TemporaryDirectory() as d:
         fp, pre, q = Path(d, "fp.onnx"), Path(d, "pre.onnx"), Path(d, "q.onnx")
         onnx.save(model, fp)
-        quant_pre_process(str(fp), str(pre))
+        if pre_process:
+            quant_pre_process(str(fp), str(pre))
+        else:
+            pre = fp
         quantize_static(
             str(pre),
             str(q),
