@@ -42,8 +42,15 @@ def test_throughput_auto_fills_the_cores_and_reports_benchmark_app_keys(model, t
 def test_latency_mode_is_one_stream_of_all_cores(model, tmp_path):
     r = bench(model, tmp_path, "--mode", "latency", "--niter", "10")
     assert (r["streams"], r["threads_per_stream"], r["requests"]) == (1, CORES, 10)
+    assert r["batch_parts"] == 1  # batch 1: nothing to split
     # one request at a time: the wall time covers every request's latency
     assert r["duration_s"] * 1000 >= r["latency_ms"]["mean"] * 10 * 0.99
+
+
+def test_latency_mode_reports_a_batch_split_across_its_threads(model, tmp_path, capsys):
+    r = bench(model, tmp_path, "--mode", "latency", "--num-threads", "2", "--batch-size", "4", "--niter", "4")
+    assert (r["streams"], r["threads_per_stream"], r["batch_parts"]) == (1, 2, 2)
+    assert "each batch as 2 one-thread parts" in capsys.readouterr().out
 
 
 def test_explicit_streams_threads_and_time(model, tmp_path):

@@ -68,7 +68,9 @@ def print_result(result) -> None:
         f"--- {cfg.model} ({cfg.mode} mode, batch {cfg.batch_size}, precision {result.precision}, ISA {result.isa}) ---"
     )
     console.print(
-        f"streams: {result.streams} x {result.threads_per_stream} thread(s), requests: {result.requests}, "
+        f"streams: {result.streams} x {result.threads_per_stream} thread(s)"
+        + (f" (each batch as {result.batch_parts} one-thread parts)" if result.batch_parts > 1 else "")
+        + f", requests: {result.requests}, "
         f"images: {result.images}, duration: {result.duration_s:.2f} s"
     )
     table = Table(show_header=True)

@@ -87,6 +87,7 @@ class BenchmarkResult:
     isa: str
     environment: dict[str, Any]
     precision: str = "fp32"  # what ran ("fp32" also when bf16 was asked for on a CPU without bf16 kernels)
+    batch_parts: int = 1  # one-thread parts each batch ran as on a single stream (Predictor split_batch)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -179,6 +180,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
         isa=dnnl.effective_isa(),
         environment=environment(),
         precision=predictor.precision,
+        batch_parts=predictor.batch_parts(config.batch_size) if streams == 1 else 1,
     )
 
 

@@ -299,6 +299,11 @@ class Predictor:
                 self._run_program(chunk, {k: v[part] for k, v in results.items()})
         return results
 
+    def batch_parts(self, batch: int) -> int:
+        """How many one-thread parts a batch of this size runs as on a single stream (1: run whole)."""
+        parts = self._parallel_parts(batch)
+        return len(parts) if parts else 1
+
     def _parallel_parts(self, batch: int) -> list[slice] | None:
         """The parts a single-stream batch runs as, one per thread (None: run it as one program). Only
         batches that split evenly, or into parts of at least 4 images (at most 1/4 imbalance)."""
