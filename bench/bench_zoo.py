@@ -8,9 +8,9 @@ same two files). Each engine first runs `--warmup` times untimed (int8kit compil
 the next ones let thread pools and caches settle); then the engines take turns for `--rounds` rounds, each
 engine at least `--min-runs` runs and `--seconds`/rounds of timing per round after a `--settle` pause (0.3 s:
 onnxruntime's and libgomp's worker threads spin for a while after a run, and without the pause they took
-CPU from the next engine: MobileNetV2 INT8 batch 1, int8kit/OpenVINO 0.87x without, 1.01x with), and its best round counts
-(images/s = images / elapsed), so a burst of load elsewhere on the machine does not land on one engine.
-The table adds int8kit/OpenVINO at each precision and INT8/FP32 per engine family, starring the ratios that
+CPU from the next engine: MobileNetV2 INT8 batch 1, int8kit/OpenVINO 0.87x without, 1.01x with), and its
+best round counts (images/s = images / elapsed), so a burst of load elsewhere on the machine does not land on
+one engine. The table adds int8kit/OpenVINO at each precision and INT8/FP32 per engine family, starring the ratios that
 miss issue 8's targets.
 
 Every model runs in its own worker process under `--timeout` seconds (preparation included), so one pathological
