@@ -29,6 +29,7 @@ from int8kit.convert.place_int8 import (
 from int8kit.convert.propagate_scales import VALUE_PRESERVING
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import FLOAT, Encoding, covering, encoding, fake_quant_post_op
+from int8kit.ir.fusion import is_onnx_op
 from int8kit.ir.graph import add_initializer, taken_names
 from int8kit.metadata import ENCODING_KEY, PRECISION_KEY
 
@@ -183,10 +184,6 @@ def _set_zero_point(node: ir.Node, name: str, enc: Encoding) -> None:
         node.attributes.pop(name, None)
 
 
-def _is_onnx(node: ir.Node, op_type: str) -> bool:
-    return node.op_type == op_type and node.domain in ("", "ai.onnx")
-
-
 class InsertBordersPass(ContractPass):
     """Quantize/dequantize/requantize at INT8-FP32 borders; INT8 attributes on Conv/Dense."""
 
@@ -205,7 +202,7 @@ class InsertBordersPass(ContractPass):
                 self._affine(b, node)
             elif is_global_mean(node) and b.encoding(node.inputs[0]).is_int8:
                 self._int8_mean(b, node)
-            elif _is_onnx(node, "AveragePool") and b.encoding(node.inputs[0]).is_int8:
+            elif is_onnx_op(node, "AveragePool") and b.encoding(node.inputs[0]).is_int8:
                 self._int8_average_pool(b, node)
             elif node.op_type in SHAPE_READERS and node.domain in ("", "ai.onnx"):
                 continue  # reads only the shape, which INT8 data has too: no dequantize for it

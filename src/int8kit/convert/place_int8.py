@@ -17,7 +17,7 @@ from int8kit import op_table, ops
 from int8kit.convert.config import ConvertConfig
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
-from int8kit.ir.fusion import same_value_shapes
+from int8kit.ir.fusion import is_onnx_op, same_value_shapes
 from int8kit.ir.graph import is_global_mean, reduce_axes  # noqa: F401  (re-exported)
 from int8kit.ir.weight_grid import GRID_REFUSED_KEY, grid_of
 from int8kit.metadata import ENCODING_KEY, FP32_REASON_KEY, ID_KEY, KEEP_FP32_KEY, OUTPUT_INT8_KEY, PRECISION_KEY
@@ -87,7 +87,7 @@ def _kept_fp32(node: ir.Node) -> str | None:
 def _reads_int8_average(node: ir.Node) -> bool:
     """A global mean or an average pool: on INT8 data they read it directly, whatever their placement
     (insert_borders makes them int8kit.Mean / int8kit.AveragePool, computing the float average exactly)."""
-    return is_global_mean(node) or (node.op_type == "AveragePool" and node.domain in ("", "ai.onnx"))
+    return is_global_mean(node) or is_onnx_op(node, "AveragePool")
 
 
 def _produces_int8(value: ir.Value) -> bool:

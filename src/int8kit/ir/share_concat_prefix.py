@@ -15,12 +15,14 @@ import logging
 
 import onnx_ir as ir
 
+from int8kit.ir.fusion import is_onnx_op
+
 logger = logging.getLogger(__name__)
 
 
 def _concat_key(node: ir.Node) -> tuple | None:
     """(axis, input values) of a plain Concat of two or more inputs, else None."""
-    if node.domain not in ("", "ai.onnx") or node.op_type != "Concat" or len(node.inputs) < 2:
+    if not is_onnx_op(node, "Concat") or len(node.inputs) < 2:
         return None
     if any(v is None for v in node.inputs) or "axis" not in node.attributes:
         return None

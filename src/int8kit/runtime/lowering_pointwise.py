@@ -180,8 +180,7 @@ def erf(b: Builder, node: ir.Node) -> None:
     """Standalone Erf (a GELU whose inside a QDQ file rounds, so it cannot fuse): oneDNN has no erf
     kernel, so it is its exact GELU divided by its argument (four primitives, all optimised)."""
     src = b.input(node, 0)
-    md = src.md if src.md.dtype == dnnl.DT_F32 else src.md.like(dnnl.DT_F32)
-    src = b.as_md(src, md, node.name)
+    md = src.md
     t = b.new_tensor(md)
     b.add_step(
         dnnl.eltwise_pd(dnnl.ELTWISE_CLIP_V2, md, md, -_ERF_FLAT, _ERF_FLAT, dnnl.Attr()),
@@ -695,11 +694,16 @@ def int8_mean(b: Builder, node: ir.Node) -> None:
     post_ops = dnnl.PostOps()
     post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, scale, -scale * zp)
     _reduction(b, node, src, dnnl.REDUCTION_MEAN, axes, dnnl.DT_F32, dnnl.Attr(None, post_ops))
-    if y_type != ops.FLOAT:  # the float mean, then rounded onto the output's grid
-        mean = b.values[node.outputs[0].name]
-        out = b.new_tensor(mean.md.like(y[0]))
-        b.reorder(mean, out, f"{node.name} (quantized)", dst_scale=y[1], dst_zero_point=y[2])
-        b.set_output(node, out)
+    if y_type != ops.FLOAT:
+        _round_output(b, node, y)
+
+
+def _round_output(b: Builder, node: ir.Node, y: tuple[int, float, int]) -> None:
+    """The node's float output, then rounded onto y's grid (oneDNN type, scale, zero point) by one reorder."""
+    average = b.values[node.outputs[0].name]
+    out = b.new_tensor(average.md.like(y[0]))
+    b.reorder(average, out, f"{node.name} (quantized)", dst_scale=y[1], dst_zero_point=y[2])
+    b.set_output(node, out)
 
 
 def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int, y: tuple[int, float, int]) -> bool:
@@ -713,16 +717,22 @@ def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int,
     False when oneDNN has no optimised kernel for it (the caller then reduces).
     """
     n, c, h, w = src.dims
-    return _window_mean_as_conv(b, node, src, [h, w], ([1, 1], [0, 0], [0, 0], [1, 1]), scale, zp, y)
+    dst = _window_mean_as_conv(b, node, src, [h, w], ([1, 1], [0, 0], [0, 0], [1, 1]), scale, zp, y)
+    if dst is None:
+        return False
+    if not node.attributes.get_int("keepdims", 1):
+        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain((n, c), dst.dtype))
+    b.set_output(node, dst)
+    return True
 
 
 def _window_mean_as_conv(
     b: Builder, node: ir.Node, src, kernel: list[int], geometry: tuple, scale: float, zp: int, y: tuple[int, float, int]
-) -> bool:
+) -> Tensor | None:
     """The mean of INT8 data over each `kernel` window (geometry: strides, pad_l, pad_r, output H, W) as a
     depthwise convolution with a kernel of ones: sum(q - zp) exactly in s32, times x_scale / window area,
     written f32 or rounded once onto y's grid. Padding counts as real zeros (the caller checks that
-    is the op's meaning). False when oneDNN has no optimised kernel for it."""
+    is the op's meaning). Returns the output tensor, or None when oneDNN has no optimised kernel for it."""
     n, c = src.dims[:2]
     strides, pad_l, pad_r, out = geometry
     weights_dims = (c, 1, 1, *kernel)
@@ -745,9 +755,9 @@ def _window_mean_as_conv(
             dnnl.Attr(masks, None, zps),
         )
     except dnnl.DnnlError:
-        return False
+        return None
     if pd.impl_info().startswith("ref"):
-        return False
+        return None
     ones = b.reordered_const(
         f"{node.name}/ones", np.ones(weights_dims, np.int8), weights_dims, pd.md(dnnl.QUERY_WEIGHTS_MD)
     )
@@ -765,10 +775,7 @@ def _window_mean_as_conv(
             args.append((dnnl.ARG_ATTR_ZERO_POINTS | dnnl.ARG_DST, b.zero_points([y_zp])))
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     b.add_step(pd, [*args, (dnnl.ARG_DST, dst)], node.name)
-    if node.op_type == "Mean" and not node.attributes.get_int("keepdims", 1):
-        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain((n, c), y_dt))
-    b.set_output(node, dst)
-    return True
+    return dst
 
 
 @lowering("AveragePool", domain=ops.DOMAIN)
@@ -787,19 +794,13 @@ def int8_average_pool(b: Builder, node: ir.Node) -> None:
     explicit = list(node.attributes.get_ints("pads", [0] * (2 * len(kernel))))[len(kernel) :]
     padded = any(pad_l) or any(pad_r)
     counts_whole_kernel = not padded or (node.attributes.get_int("count_include_pad", 0) and not zp)
-    if (
-        len(kernel) == 2
-        and not any(dil)
-        and counts_whole_kernel
-        and list(pad_r) == explicit
-        and _window_mean_as_conv(b, node, src, kernel, (strides, pad_l, pad_r, out), scale, zp, y)
-    ):
-        return
+    if len(kernel) == 2 and not any(dil) and counts_whole_kernel and list(pad_r) == explicit:
+        dst = _window_mean_as_conv(b, node, src, kernel, (strides, pad_l, pad_r, out), scale, zp, y)
+        if dst is not None:
+            b.set_output(node, dst)
+            return
     real = b.new_tensor(src.md.like(dnnl.DT_F32))
     b.reorder(src, real, f"{node.name} (dequantized)", src_scale=scale, src_zero_point=zp)
     average_pool(b, node, real)
     if y_type != ops.FLOAT:
-        pooled = b.values[node.outputs[0].name]
-        q = b.new_tensor(pooled.md.like(y[0]))
-        b.reorder(pooled, q, f"{node.name} (quantized)", dst_scale=y[1], dst_zero_point=y[2])
-        b.set_output(node, q)
+        _round_output(b, node, y)

@@ -176,8 +176,10 @@ class Predictor:
         self.program_cache_size = program_cache_size
         if slice_images is not None and slice_images < 0:
             raise ConfigError(f"slice_images must be 0 (never slice) or more, got {slice_images}")
+        # why images cannot run apart (None: they can), for slicing and split batches alike
+        self._split_blocker = batch_split.split_blocker(self.model.graph)
         self.slice_images = self._choose_slice(slice_images)
-        self.split_batch = split_batch and batch_split.split_blocker(self.model.graph) is None
+        self.split_batch = split_batch and self._split_blocker is None
         self.max_tensor_bytes = max_tensor_bytes if max_tensor_bytes is not None else default_max_tensor_bytes()
         graph = self.model.graph
         self._inputs = [v for v in graph.inputs if v.const_value is None]
@@ -312,8 +314,7 @@ class Predictor:
             return None
         if batch % threads and batch < 4 * threads:
             return None
-        bounds = np.linspace(0, batch, threads + 1).round().astype(int)
-        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [slice(batch * i // threads, batch * (i + 1) // threads) for i in range(threads)]
 
     def _run_parts(self, feeds: dict[str, np.ndarray], parts: list[slice]) -> dict[str, np.ndarray]:
         with self._lock:
@@ -343,9 +344,8 @@ class Predictor:
         """Images per slice (0: run every batch whole): the request, or the cache budget's choice."""
         if requested == 0:
             return 0
-        reason = batch_split.split_blocker(self.model.graph)
-        if reason is not None:
-            logger.info("batches run whole: %s", reason)
+        if self._split_blocker is not None:
+            logger.info("batches run whole: %s", self._split_blocker)
             return 0
         if requested is not None:
             return requested
