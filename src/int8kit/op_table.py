@@ -85,6 +85,7 @@ OPS: dict[str, OpSpec] = _rows(
     OpSpec("Softplus", "activation", sign="nonnegative", post_op="softplus"),
     OpSpec("Mish", "activation", post_op="mish"),
     OpSpec("Softmax", "other", sign="nonnegative", bounded=True),
+    OpSpec("LogSoftmax", "other"),  # <= 0 and unbounded below: a head's output, left FP32
     # shape readers: read only their input's shape, so INT8 data serves them as it is
     OpSpec("Shape", "shape"),
     OpSpec("Size", "shape"),

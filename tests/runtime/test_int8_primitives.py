@@ -280,6 +280,36 @@ def test_int8_conv_threads_agree():
     np.testing.assert_array_equal(one, two)
 
 
+# ---- Affine ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("x_type", [np.uint8, np.int8])
+def test_int8_affine_with_a_float_output_matches_numpy_on_an_optimised_kernel(x_type):
+    """A standalone BN on INT8 data whose result stays float (RepVGG's identity branch, summed in float with
+    the conv branches): oneDNN 3.2 has only ref:any for int8 -> f32 binary kernels."""
+    rng = np.random.default_rng(11)
+    shape = [2, 24, 5, 7]
+    x = np.abs(rng.standard_normal(shape)).astype(np.float32) if x_type == np.uint8 else rng.standard_normal(shape)
+    x = x.astype(np.float32)
+    x_scale = scale_for(x, x_type)
+    scale = rng.uniform(0.5, 2.0, shape[1]).astype(np.float32)
+    shift = rng.standard_normal(shape[1]).astype(np.float32)
+    q = quantize(x, x_scale, x_type)
+    want = x_scale * q.astype(np.float64) * scale[None, :, None, None] + shift[None, :, None, None]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["qx"]),
+        helper.make_node(
+            "Affine", ["qx", "scale", "shift"], ["y"], domain=ops.DOMAIN, x_scale=x_scale, y_type=ops.FLOAT
+        ),
+    ]
+    inits = [init("xs", np.float32(x_scale)), zp("xz", x_type), init("scale", scale), init("shift", shift)]
+    model = int8_model(nodes, [vinfo("x", shape)], [vinfo("y", None)], inits)
+    from int8kit.runtime.predictor import Predictor
+
+    predictor = Predictor(model, num_threads=1)
+    np.testing.assert_allclose(predictor.run_dict({"x": x})["y"], want, rtol=1e-5, atol=1e-5)
+    program = predictor.program({"x": tuple(shape)})
+    assert not [impl for impl in program.impls if impl.startswith("ref")], program.impls
+
+
 # ---- Binary ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("clip", [None, (-1.5, 1.25)])
 def test_int8_add_with_a_float_output_matches_numpy_on_an_optimised_kernel(clip):

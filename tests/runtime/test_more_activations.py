@@ -97,7 +97,8 @@ def test_group_norm_as_torch_exports_it_matches_onnxruntime():
 
 
 @pytest.mark.parametrize(("shape", "axis"), [((2, 2, 1, 8), 1), ((2, 5, 6), 1), ((2, 3, 4, 5), 2), ((2, 5, 6), -1)])
-def test_softmax_over_any_axis_matches_onnxruntime(shape, axis):
-    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Softmax", ["r"], ["y"], axis=axis)]
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_over_any_axis_matches_onnxruntime(shape, axis, op):
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node(op, ["r"], ["y"], axis=axis)]
     model = make_model(nodes, [vinfo("x", ["N", *shape[1:]])], [vinfo("y", None)])
     _assert_matches_on_fast_kernels(model, rand(*shape, seed=11) * 2)

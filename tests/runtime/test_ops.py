@@ -310,6 +310,11 @@ def test_softmax(axis):
     check([helper.make_node("Softmax", ["x"], ["y"], axis=axis)], (N, 10))
 
 
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_log_softmax(axis):
+    check([helper.make_node("LogSoftmax", ["x"], ["y"], axis=axis)], (N, 10))
+
+
 def test_softmax_4d():
     check([helper.make_node("Softmax", ["x"], ["y"], axis=1)], (N, 5, 3, 4))
 

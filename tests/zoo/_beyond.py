@@ -4,7 +4,9 @@ GroupNorm pre-activation, Inception-v3's factorised 1x7 / 7x1 and 1x3 / 3x1 conv
 fused MBConv, MobileNetV1, RegNetX without squeeze-excite, Xception's separable convs with no BN between
 depthwise and pointwise, NASNet's cells (average pools excluding their padding, branch adds, concat),
 DPN's dual path (a channel slice added, the rest concatenated), ResNet-D's shortcut (a ceil-mode 2x2
-average before the 1x1 conv), and one conv per activation a CNN might use: LeakyReLU, PReLU, ELU, Mish,
+average before the 1x1 conv), ECA's Conv1d and CBAM's channel max/mean attention, HRNet's exchange of
+resolutions by Resize, RepVGG's lone identity BN, the CIFAR ResNet's sliced and channel-padded shortcut
+with a LogSoftmax head, and one conv per activation a CNN might use: LeakyReLU, PReLU, ELU, Mish,
 Softplus, Hardtanh, GELU, SiLU, Tanh, Sigmoid, ReLU6, HardSwish, HardSigmoid, CELU, SELU). Small
 versions with torchvision-style layers, random weights (architectures.randomize).
 """
@@ -481,6 +483,101 @@ class ResNetD(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
 
 
+class ECA(nn.Module):
+    """ECA-Net's channel attention: a Conv1d over the pooled channel vector."""
+
+    def __init__(self, k=3):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        y = self.conv(F.adaptive_avg_pool2d(x, 1).squeeze(-1).transpose(-1, -2))
+        return x * torch.sigmoid(y.transpose(-1, -2).unsqueeze(-1))
+
+
+class CBAM(nn.Module):
+    """CBAM: channel attention from average and max pools through one MLP, then spatial attention from the
+    mean and max over channels through a 7x7 conv."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv2d(c, c // r, 1), nn.ReLU(), nn.Conv2d(c // r, c, 1))
+        self.spatial = nn.Conv2d(2, 1, 7, padding=3)
+
+    def forward(self, x):
+        x = x * torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
+        s = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+        return x * torch.sigmoid(self.spatial(s))
+
+
+class AttentionNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(cbr(3, 32, 3, 2), ECA(), cbr(32, 64, 3, 2), CBAM(64), cbr(64, 64))
+        self.fc = nn.Linear(64, 1000)
+
+    def forward(self, x):
+        return self.fc(self.f(x).mean((2, 3)))
+
+
+class HRNetLike(nn.Module):
+    """Two resolutions exchanged by a strided conv and upsampling (nearest by 2; bilinear to the other branch's
+    shape, which exports a Shape -> Slice -> Concat subgraph as Resize's sizes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.down = cbr(3, 32, 3, 2), cbr(32, 64, 3, 2)
+        self.hi, self.lo = cbr(32, 32), cbr(64, 64)
+        self.lo2hi, self.hi2lo = cbr(64, 32, 1, act=None), cbr(32, 64, 3, 2, act=None)
+        self.fc = nn.Linear(96, 1000)
+
+    def forward(self, x):
+        h = self.stem(x)
+        lo, hi = self.lo(self.down(h)), self.hi(h)
+        hi2 = F.relu(hi + F.interpolate(self.lo2hi(lo), scale_factor=2, mode="nearest"))
+        lo2 = F.relu(lo + self.hi2lo(hi))
+        up = F.interpolate(lo2, size=hi2.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fc(torch.cat([hi2, up], 1).mean((2, 3)))
+
+
+class RepVGGBlock(nn.Module):
+    """RepVGG as trained: 3x3 conv + BN, 1x1 conv + BN and a lone BN on the identity, summed."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.k3, self.k1, self.id = cbr(c, c, act=None), cbr(c, c, 1, act=None), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return F.relu(self.k3(x) + self.k1(x) + self.id(x))
+
+
+class RepVGGLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(cbr(3, 48, 3, 2), RepVGGBlock(48), RepVGGBlock(48), cbr(48, 96, 3, 2), RepVGGBlock(96))
+        self.fc = nn.Linear(96, 1000)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.f(x), 1).flatten(1))
+
+
+class CifarResNetA(nn.Module):
+    """The CIFAR ResNet's option-A shortcut (a stride-2 slice, zero-padded channels) and a LogSoftmax head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = cbr(3, 16)
+        self.b1 = nn.Sequential(cbr(16, 16), cbr(16, 16, act=None))
+        self.b2 = nn.Sequential(cbr(16, 32, s=2), cbr(32, 32, act=None))
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(self.b1(x) + x)
+        x = F.relu(self.b2(x) + F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 8, 8)))
+        return F.log_softmax(self.fc(F.avg_pool2d(x, x.shape[-1]).view(x.size(0), -1)), 1)
+
+
 # name -> (constructor, input size)
 MODELS = {
     "mobilenet_v1": (MobileNetV1, 64),
@@ -495,7 +592,15 @@ MODELS = {
     "nasnet_like": (NASNetLike, 48),
     "dpn_like": (DPNLike, 48),
     "resnet_d": (ResNetD, 75),  # odd sizes: the ceil-mode pools' last windows overhang
+    "attention_net": (AttentionNet, 64),
+    "hrnet_like": (HRNetLike, 64),
+    "repvgg_like": (RepVGGLike, 64),
+    "cifar_resnet_a": (CifarResNetA, 32),
 }
+
+# onnxruntime's quant_pre_process fails on these (its symbolic shape inference stops at Resize's computed
+# sizes): their onnxruntime QDQ files are made without it, as a user then does.
+NO_ORT_PRE_PROCESS = frozenset({"hrnet_like"})
 
 
 def onnx_path(name: str) -> Path:

@@ -32,6 +32,7 @@ from int8kit.convert.remove_qdq import RemoveQDQPass
 from int8kit.convert.squash_requantize import SquashRequantizePass
 from int8kit.convert.summary import ConversionSummary, summarize
 from int8kit.convert.validate_qdq import ValidateQDQPass
+from int8kit.ir.conv1d_as_conv2d import Conv1dAsConv2dPass
 from int8kit.ir.fold_batchnorm import FoldBatchNormPass
 from int8kit.ir.infer_shapes import InferShapesPass
 from int8kit.ir.intake import cleanup_passes, finishing_passes
@@ -53,6 +54,7 @@ def conversion_passes(config: ConvertConfig) -> list[ir.passes.PassBase]:
         GatherScalesPass(),
         RemoveQDQPass(),
         FoldBatchNormPass(),
+        Conv1dAsConv2dPass(),
         InferShapesPass(),
         fuse_to_fixed_point(),
         PropagateScalesPass(),

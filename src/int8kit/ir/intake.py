@@ -23,6 +23,7 @@ from onnx_ir.passes.common import (
     TopologicalSortPass,
 )
 
+from int8kit.ir.conv1d_as_conv2d import Conv1dAsConv2dPass
 from int8kit.ir.drop_identity import DropIdentityPass
 from int8kit.ir.expand_variadic import ExpandVariadicPass
 from int8kit.ir.fold_batchnorm import FoldBatchNormPass
@@ -70,7 +71,7 @@ class MarkIntakePass(ir.passes.InPlacePass):
 
 def intake_passes() -> list[ir.passes.PassBase]:
     """The whole intake, in order."""
-    return [*cleanup_passes(), FoldBatchNormPass(), *finishing_passes(), MarkIntakePass()]
+    return [*cleanup_passes(), FoldBatchNormPass(), Conv1dAsConv2dPass(), *finishing_passes(), MarkIntakePass()]
 
 
 def intake_done(model: ir.Model) -> bool:

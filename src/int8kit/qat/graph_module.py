@@ -251,6 +251,8 @@ def _run(torch: Any, F: Any, node: _Node, args: list[Any]) -> list[Any]:
         return [x]
     if op == "Softmax":
         return [torch.softmax(x, dim=a.get("axis", -1))]
+    if op == "LogSoftmax":
+        return [torch.log_softmax(x, dim=a.get("axis", -1))]
     if op in ("Squeeze", "Unsqueeze"):
         axes = a.get("axes", args[1].tolist() if len(args) > 1 and args[1] is not None else None)
         if op == "Squeeze":

@@ -31,11 +31,11 @@ PER_IMAGE_OPS = frozenset(
     {
         "Add", "AveragePool", "Cast", "Ceil", "Clip", "Concat", "Constant", "DequantizeLinear", "Div", "Dropout",
         "Equal", "Expand", "Flatten", "Floor", "Gather", "GlobalAveragePool", "GlobalMaxPool", "Greater",
-        "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Less", "Max", "MaxPool", "Min", "Mul", "Neg", "Not",
-        "Pad", "QuantizeLinear", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "Relu",
-        "Reshape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
-        "Where", "Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Sqrt", "Exp", "Log", "Abs",
-        "Pow", "LRN",
+        "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Less", "LogSoftmax", "Max", "MaxPool", "Min", "Mul",
+        "Neg", "Not", "Pad", "QuantizeLinear", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
+        "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose",
+        "Unsqueeze", "Where", "Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Sqrt", "Exp",
+        "Log", "Abs", "Pow", "LRN",
     }
 )  # fmt: skip
 SHAPE_OPS = frozenset({"Shape", "Size"})

@@ -74,6 +74,9 @@ BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
 )
 REDUCTION_MAX, REDUCTION_MIN, REDUCTION_SUM, REDUCTION_MUL, REDUCTION_MEAN = 0x2FFF2, 0x2FFF3, 0x2FFF4, 0x2FFF5, 0x2FFF6
 SOFTMAX_ACCURATE = 196608
+SOFTMAX_LOG = 196609
+RESAMPLING_NEAREST = 0x2FFF0
+RESAMPLING_LINEAR = 0x2FFF1
 LRN_ACROSS_CHANNELS = 0xAFF
 # dnnl_normalization_flags_t
 NORM_USE_SCALE, NORM_USE_SHIFT = 0x2, 0x4
@@ -179,6 +182,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
         [_PP, _P, c_int, c_int, _P, _P, Dims, Dims, Dims, Dims, Dims, _P],
     ),
     "dnnl_binary_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, _P, _P]),
+    "dnnl_resampling_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, c_int, _P, _P, _P, _P]),
     "dnnl_prelu_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, _P, _P, _P, _P]),
     "dnnl_softmax_forward_primitive_desc_create": (c_int, [_PP, _P, c_int, c_int, _P, _P, c_int, _P]),
     "dnnl_concat_primitive_desc_create": (c_int, [_PP, _P, _P, c_int, c_int, POINTER(c_void_p), _P]),
@@ -634,13 +638,28 @@ def reduction_pd(alg: int, src, dst, attr: Attr) -> PrimitiveDesc:
     )
 
 
-def softmax_pd(src, dst, axis: int, attr: Attr) -> PrimitiveDesc:
+def resampling_pd(alg: int, src, dst, attr: Attr) -> PrimitiveDesc:
+    """Factors from the dims (F = out / in per spatial axis): the only ones oneDNN's kernels compute with."""
+    return PrimitiveDesc(
+        "dnnl_resampling_forward_primitive_desc_create",
+        "resampling",
+        engine().handle,
+        FORWARD_INFERENCE,
+        alg,
+        None,
+        src.handle,
+        dst.handle,
+        attr.handle,
+    )
+
+
+def softmax_pd(src, dst, axis: int, attr: Attr, alg: int = SOFTMAX_ACCURATE) -> PrimitiveDesc:
     return PrimitiveDesc(
         "dnnl_softmax_forward_primitive_desc_create",
         "softmax",
         engine().handle,
         FORWARD_INFERENCE,
-        SOFTMAX_ACCURATE,
+        alg,
         src.handle,
         dst.handle,
         axis,

@@ -18,6 +18,7 @@ from int8kit.runtime import (  # noqa: F401
     lowering_matmul,
     lowering_normalize,
     lowering_pointwise,
+    lowering_resize,
     lowering_shape,
     precision,
 )

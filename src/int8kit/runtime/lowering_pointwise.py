@@ -321,10 +321,11 @@ def cast(b: Builder, node: ir.Node) -> None:
     b.set_output(node, dst)
 
 
-@lowering("Softmax")
+@lowering("Softmax", "LogSoftmax")
 def softmax(b: Builder, node: ir.Node) -> None:
-    """Softmax over one axis, moved innermost by one copy when it is not (oneDNN 3.2 has only ref:any
-    for other axes: ResNeSt's split attention takes it over the radix axis)."""
+    """Softmax (or its log, a classifier head trained with NLL loss) over one axis, moved innermost by one
+    copy when it is not (oneDNN 3.2 has only ref:any for other axes: ResNeSt's split attention takes it
+    over the radix axis)."""
     src = b.input(node, 0)
     rank = len(src.dims)
     axis = node.attributes.get_int("axis", -1) % rank
@@ -334,7 +335,8 @@ def softmax(b: Builder, node: ir.Node) -> None:
     else:
         src, perm = _innermost(b, src, [axis], f"{node.name} (axis innermost)")
         axis = rank - 1
-    pd = dnnl.softmax_pd(src.md, src.md, axis, dnnl.Attr())
+    alg = dnnl.SOFTMAX_LOG if node.op_type == "LogSoftmax" else dnnl.SOFTMAX_ACCURATE
+    pd = dnnl.softmax_pd(src.md, src.md, axis, dnnl.Attr(), alg)
     dst = b.new_tensor(src.md)
     b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], node.name)
     b.set_output(node, dst if perm is None else b.view(dst, dst.md.permute_axes(perm)))
@@ -664,7 +666,12 @@ def affine(b: Builder, node: ir.Node) -> None:
             post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, 1.0, float(y_zp))
         return dnnl.binary_pd(dnnl.BINARY_MUL, md, c_md, md.like(dst_dt), dnnl.Attr(None, post_ops))
 
-    pd = b.first_fast(node.name, [lambda md=md: make(md) for md in layout_variants(src.md)])
+    candidates = layout_variants(src.md)
+    if dst_dt == dnnl.DT_F32 and src.dtype != dnnl.DT_F32:
+        # oneDNN 3.2 has only ref:any for an int8 source with an f32 destination (RepVGG's identity-branch
+        # BN feeding a float sum): then the integers are read as floats, exactly, by one reorder first.
+        candidates += [md.like(dnnl.DT_F32) for md in layout_variants(src.md)]
+    pd = b.first_fast(node.name, [lambda md=md: make(md) for md in candidates])
     src_md = pd.md(dnnl.QUERY_SRC_MD, 0)
     src_t = b.as_md(src, src_md, node.name)
     c_md = with_layout_of(dims, dnnl.DT_F32, src_md)

@@ -1,0 +1,140 @@
+"""Resize (and torch's F.interpolate): oneDNN's resampling, only where it computes what the ONNX node says.
+
+oneDNN 3.2 maps an output position o of an axis resized from I to O to the source coordinate
+(o + 0.5) * I / O - 0.5 (factors from the dims), taking the nearest index or interpolating linearly with
+edge clamping. ONNX spells the coordinate per `coordinate_transformation_mode` and the rounding per
+`nearest_mode`, with its own scale. Rather than trust a table of which combinations agree, the lowering
+computes both index maps exactly (rational arithmetic) for the shapes being compiled and uses oneDNN
+only where they are identical; otherwise the node is refused, naming it and its mode (never a resize
+that is off by a pixel). That covers what exporters write for classifiers: nearest upsampling by integer
+factors in every torch/TF mode, and (bi)linear with half_pixel / pytorch_half_pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import onnx_ir as ir
+
+from int8kit.errors import UnsupportedOpError
+from int8kit.runtime import dnnl
+from int8kit.runtime.compile import Builder, layout_variants, with_layout_of
+from int8kit.runtime.registry import lowering
+
+MODES = {"nearest": dnnl.RESAMPLING_NEAREST, "linear": dnnl.RESAMPLING_LINEAR}
+
+
+def _onnx_coordinate(o: int, size_in: int, size_out: int, scale: Fraction, mode: str) -> Fraction | None:
+    """The source coordinate ONNX gives output position o (None for a mode oneDNN never matches)."""
+    half = Fraction(1, 2)
+    if mode == "half_pixel" or (mode == "pytorch_half_pixel" and size_out > 1):
+        return (o + half) / scale - half
+    if mode == "pytorch_half_pixel":
+        return Fraction(0)
+    if mode == "asymmetric":
+        return o / scale
+    if mode == "align_corners":
+        return Fraction(0) if size_out == 1 else Fraction(o * (size_in - 1), size_out - 1)
+    return None  # tf_crop_and_resize, half_pixel_symmetric
+
+
+def _nearest(c: Fraction, rounding: str) -> int:
+    floor = math.floor(c)
+    if rounding == "floor":
+        return floor
+    if rounding == "ceil":
+        return math.ceil(c)
+    frac = c - floor
+    if frac == Fraction(1, 2):
+        return floor if rounding == "round_prefer_floor" else floor + 1
+    return floor + (frac > Fraction(1, 2))
+
+
+def _clamp(c, size_in: int):
+    return min(max(c, 0), size_in - 1)
+
+
+def axis_agrees(size_in: int, size_out: int, scale: Fraction, node: ir.Node, mode: str) -> bool:
+    """Whether oneDNN's map of this axis is exactly ONNX's: every nearest index, or every linear coordinate."""
+    transform = node.attributes.get_string("coordinate_transformation_mode", "half_pixel")
+    rounding = node.attributes.get_string("nearest_mode", "round_prefer_floor")
+    for o in range(size_out):
+        ours = Fraction(2 * o + 1, 2) * Fraction(size_in, size_out) - Fraction(1, 2)
+        theirs = _onnx_coordinate(o, size_in, size_out, scale, transform)
+        if theirs is None:
+            return False
+        if mode == "linear":
+            if _clamp(ours, size_in) != _clamp(theirs, size_in):
+                return False
+        elif ours - math.floor(ours) == Fraction(1, 2):
+            return False  # a tie: oneDNN's rounding of it is not specified
+        elif _clamp(math.floor(ours + Fraction(1, 2)), size_in) != _clamp(_nearest(theirs, rounding), size_in):
+            return False
+    return True
+
+
+def _scales_and_sizes(b: Builder, node: ir.Node, dims: tuple[int, ...]) -> tuple[list[Fraction], list[int]]:
+    """Per axis: the scale ONNX computes coordinates with, and the output size."""
+    rank = len(dims)
+    axes = [a % rank for a in node.attributes.get_ints("axes", list(range(rank)))]
+    scales = b.constant_array(node, 2) if len(node.inputs) > 2 and node.inputs[2] is not None else None
+    sizes = b.constant_array(node, 3) if len(node.inputs) > 3 and node.inputs[3] is not None else None
+    if scales is not None and scales.size == 0:
+        scales = None
+    if (scales is None) == (sizes is None or sizes.size == 0):
+        raise UnsupportedOpError(f"node {node.name!r}: Resize needs exactly one of constant scales or sizes")
+    full_scales, full_sizes = [Fraction(1)] * rank, list(dims)
+    if scales is not None:
+        for axis, s in zip(axes, scales.reshape(-1).tolist(), strict=True):
+            full_scales[axis] = Fraction(float(np.float32(s)))
+            full_sizes[axis] = math.floor(dims[axis] * full_scales[axis])
+    else:
+        policy = node.attributes.get_string("keep_aspect_ratio_policy", "stretch")
+        if policy != "stretch":
+            raise UnsupportedOpError(f"node {node.name!r}: Resize keep_aspect_ratio_policy={policy!r} is not supported")
+        for axis, size in zip(axes, sizes.reshape(-1).tolist(), strict=True):
+            full_sizes[axis] = int(size)
+            full_scales[axis] = Fraction(int(size), dims[axis])
+    return full_scales, full_sizes
+
+
+@lowering("Resize")
+def resize(b: Builder, node: ir.Node) -> None:
+    src = b.input(node, 0)
+    mode = node.attributes.get_string("mode", "nearest")
+    if mode not in MODES:
+        raise UnsupportedOpError(f"node {node.name!r}: Resize mode {mode!r} is not supported (nearest, linear are)")
+    scales, sizes = _scales_and_sizes(b, node, tuple(src.dims))
+    if sizes[:2] != list(src.dims[:2]) or not 3 <= len(src.dims) <= 5:
+        raise UnsupportedOpError(
+            f"node {node.name!r}: Resize of {list(src.dims)} to {sizes}: only the 1-3 spatial axes of "
+            "[N, C, ...] can be resized"
+        )
+    if node.attributes.get_int("antialias", 0) and any(s < 1 for s in scales):
+        raise UnsupportedOpError(f"node {node.name!r}: Resize with antialias downsampling is not supported")
+    for axis in range(2, len(sizes)):
+        if not axis_agrees(src.dims[axis], sizes[axis], scales[axis], node, mode):
+            transform = node.attributes.get_string("coordinate_transformation_mode", "half_pixel")
+            nearest = node.attributes.get_string("nearest_mode", "round_prefer_floor") if mode == "nearest" else ""
+            raise UnsupportedOpError(
+                f"node {node.name!r}: Resize {mode} ({transform}{', ' + nearest if nearest else ''}) of axis {axis} "
+                f"from {src.dims[axis]} to {sizes[axis]} at scale {float(scales[axis]):g} is not supported "
+                "(oneDNN's resampling would pick other source pixels)"
+            )
+    dst_dims = tuple(sizes)
+    if dst_dims == tuple(src.dims):
+        b.set_output(node, src)
+        return
+    pd = b.first_fast(
+        node.name,
+        [
+            lambda md=md: dnnl.resampling_pd(MODES[mode], md, with_layout_of(dst_dims, src.dtype, md), dnnl.Attr())
+            for md in layout_variants(src.md)
+        ],
+    )
+    src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
+    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+    b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, dst)
