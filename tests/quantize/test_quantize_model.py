@@ -291,3 +291,40 @@ def test_converter_runs_every_op_of_the_qdq_model_in_int8(net, images):
     assert result.summary.int8_ops["Conv"] == 3 and result.summary.int8_ops["Dense"] == 1
     x = make_images(8, seed=11)
     assert _cosine(_run(net, x)[0], Predictor(result.model).run(x)).min() >= 0.99
+
+
+def test_onnxruntime_calibration_reads_conv_outputs_its_fusions_would_drop():
+    """FastViT's re-parameterisable block (two depthwise conv branches summed, a lone BN beside a 1x1 conv):
+    on timm's fastvit_t8 onnxruntime's full optimisation (its NCHWc layout fusions) dropped an exposed conv
+    output and the session failed, so calibration runs the graph as written. That failure needs the whole
+    model; here the ranges of such a block are checked against onnxruntime's values of the same tensors."""
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((32, 1, 7, 7)) * 0.2).astype(np.float32), "w7"),
+        numpy_helper.from_array((rng.standard_normal((32, 1, 3, 3)) * 0.2).astype(np.float32), "w3"),
+        numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b7"),
+        numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b3"),
+        numpy_helper.from_array(rng.uniform(0.5, 1.5, (1, 32, 1, 1)).astype(np.float32), "bn_scale"),
+        numpy_helper.from_array(rng.standard_normal((1, 32, 1, 1)).astype(np.float32), "bn_shift"),
+        numpy_helper.from_array((rng.standard_normal((32, 32, 1, 1)) * 0.3).astype(np.float32), "w1"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "w7", "b7"], ["large"], group=32, pads=[3, 3, 3, 3], strides=[2, 2]),
+        helper.make_node("Conv", ["input", "w3", "b3"], ["small"], group=32, pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Add", ["large", "small"], ["sum"]),
+        helper.make_node("Mul", ["sum", "bn_scale"], ["scaled"]),  # the identity branch's lone BN
+        helper.make_node("Add", ["scaled", "bn_shift"], ["identity"]),
+        helper.make_node("Conv", ["sum", "w1"], ["mixed"]),
+        helper.make_node("Add", ["identity", "mixed"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "branches", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 32, 16, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((6, 32, 16, 16)).astype(np.float32)
+    result = quantize_with_report(model, x, QuantizeConfig(num_samples=6, **ORT))
+    large = next(t for t in result.tensors if t.name == "large")
+    want = _run(model, x, ["large"])[0]
+    assert large.lo == pytest.approx(float(want.min()), rel=1e-5)
+    assert large.hi == pytest.approx(float(want.max()), rel=1e-5)

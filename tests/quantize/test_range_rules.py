@@ -94,7 +94,9 @@ def _ort_tensors(model: onnx.ModelProto, x: np.ndarray, names: list[str]) -> dic
     probe.CopyFrom(model)
     for name in names:
         probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()  # the graph as written, as calibration runs it (no fused kernels)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return dict(zip(names, session.run(names, {"x": x}), strict=True))
 
 

@@ -155,8 +155,10 @@ def test_quantize_linear_matches_numpy():
 # ---- Conv with an int8 residual (sum post-op) ------------------------------------------------------
 @pytest.mark.parametrize("residual_type", [np.int8, np.uint8])
 @pytest.mark.parametrize("in_place", [True, False], ids=["in_place", "copied"])
-def test_int8_conv_sum_residual(residual_type, in_place):
-    """relu(conv + sum_scale * q_residual), the ResNet block tail; copied when the residual is read later."""
+@pytest.mark.parametrize("float_out", [False, True], ids=["u8_out", "float_out"])
+def test_int8_conv_sum_residual(residual_type, in_place, float_out):
+    """relu(conv + sum_scale * q_residual), the ResNet block tail; copied when the residual is read later. A
+    float output (NFNet's downsampling conv) reads the residual dequantized: oneDNN's sum needs the dst's size."""
     rng = np.random.default_rng(11)
     n, c, h, wd = 2, 16, 8, 8
     x = np.abs(rng.standard_normal((n, c, h, wd))).astype(np.float32)
@@ -186,8 +188,7 @@ def test_int8_conv_sum_residual(residual_type, in_place):
         post_ops=["sum", "relu"],
         x_scale=x_scale,
         w_scales=w_scales.tolist(),
-        y_scale=y_scale,
-        y_type=ops.UINT8,
+        **({"y_type": ops.FLOAT} if float_out else {"y_scale": y_scale, "y_type": ops.UINT8}),
         sum_scale=r_scale,
     )
     nodes = [
@@ -195,7 +196,7 @@ def test_int8_conv_sum_residual(residual_type, in_place):
         helper.make_node("QuantizeLinear", ["r", "rs", "rz"], ["qr"]),
         conv,
     ]
-    outputs = [vinfo("qy", None, TensorProto.UINT8)]
+    outputs = [vinfo("qy", None, TensorProto.FLOAT if float_out else TensorProto.UINT8)]
     if not in_place:
         outputs.append(vinfo("qr", None, ELEM[residual_type]))  # read after the conv: must survive it
     inits = [
@@ -209,7 +210,10 @@ def test_int8_conv_sum_residual(residual_type, in_place):
     shape = [n, c, h, wd]
     model = int8_model(nodes, [vinfo("x", shape), vinfo("r", shape)], outputs, inits)
     out = run(model, {"x": x, "r": r})
-    assert_quantized_close(out["qy"], want)
+    if float_out:
+        np.testing.assert_allclose(out["qy"], with_sum, rtol=1e-5, atol=1e-5)
+    else:
+        assert_quantized_close(out["qy"], want)
     if not in_place:
         np.testing.assert_array_equal(out["qr"], qr)
 

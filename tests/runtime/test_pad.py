@@ -1,4 +1,4 @@
-"""A standalone constant-mode Pad (one that does not fold into a Conv) against onnxruntime.
+"""A standalone Pad (one that does not fold into a Conv) against onnxruntime: constant, reflect, edge, wrap.
 
 TensorFlow-style "SAME" max pooling and some Paddle exports pad explicitly in front of a pool; the engine
 crops negative amounts and concatenates constant borders, for any axes, value and opset spelling.
@@ -58,7 +58,19 @@ def test_opset_2_attribute_spelling():
     assert_close(Predictor(model, num_threads=1).run(x), run_ort(model, {"x": x}))
 
 
-def test_reflect_mode_is_refused_naming_the_node():
-    model = _pad_model([0, 0, 1, 1, 0, 0, 1, 1], mode="reflect")
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap"])
+@pytest.mark.parametrize("pads", [[0, 0, 1, 1, 0, 0, 1, 1], [0, 0, 2, 0, 0, 0, 1, 3], [0, 1, 1, 0, 0, 2, 0, 1]])
+def test_pad_from_the_data_matches_onnxruntime(mode, pads):
+    """TResNet's blur pool pads by reflection; edge and wrap fill from the data too (corners included)."""
+    model = _pad_model(pads, mode=mode, opset=19)
+    x = np.random.default_rng(4).standard_normal((2, 5, 9, 11)).astype(np.float32)
+    predictor = Predictor(model, num_threads=1)
+    np.testing.assert_array_equal(predictor.run(x), run_ort(model, {"x": x}))
+    impls = predictor.program({"x": x.shape}).impls
+    assert not [i for i in impls if i.startswith("ref")], impls
+
+
+def test_a_reflection_wider_than_the_axis_is_refused_naming_the_node():
+    model = _pad_model([0, 0, 9, 0, 0, 0, 0, 0], mode="reflect")
     with pytest.raises(UnsupportedOpError, match="'pad'.*reflect"):
         Predictor(model, num_threads=1).run(np.zeros((1, 5, 9, 11), np.float32))

@@ -61,7 +61,8 @@ def taken_names(graph: ir.Graph) -> set[str]:
 def add_initializer(graph: ir.Graph, base_name: str, array: np.ndarray, taken: set[str]) -> ir.Value:
     """Register `array` as a new initializer under a name derived from base_name."""
     name = fresh_name(base_name, taken)
-    tensor = ir.tensor(np.ascontiguousarray(array), name=name)
+    array = np.asarray(array)
+    tensor = ir.tensor(np.ascontiguousarray(array).reshape(array.shape), name=name)  # a scalar stays 0-D
     value = ir.Value(name=name, shape=tensor.shape, type=ir.TensorType(tensor.dtype), const_value=tensor)
     graph.register_initializer(value)
     return value

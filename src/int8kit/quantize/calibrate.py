@@ -72,6 +72,9 @@ def _onnxruntime_source(
     if num_threads:
         options.intra_op_num_threads = num_threads
     options.log_severity_level = 3
+    # The graph as written: onnxruntime's fusions may drop a tensor calibration reads (timm's FastViT sums
+    # re-parameterisable conv branches; its Conv + Add fusion then fails to find the exposed Conv output).
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     output_names = [o.name for o in session.get_outputs()]
 

@@ -35,7 +35,7 @@ PER_IMAGE_OPS = frozenset(
         "Neg", "Not", "Pad", "QuantizeLinear", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
         "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose",
         "Unsqueeze", "Where", "Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Sqrt", "Exp",
-        "Log", "Abs", "Pow", "LRN",
+        "Log", "Abs", "Pow", "LRN", "ReduceL1", "ReduceL2", "ReduceSumSquare",
     }
 )  # fmt: skip
 SHAPE_OPS = frozenset({"Shape", "Size"})
@@ -52,6 +52,10 @@ SHAPE_ARGUMENTS = {
     "ReduceMin": {1},
     "ReduceProd": {1},
     "ReduceSum": {1},
+    "ReduceL1": {1},
+    "ReduceL2": {1},
+    "ReduceSumSquare": {1},
+    "Resize": {1, 2, 3},
     "Split": {1},
     "Clip": {1, 2},
 }

@@ -63,6 +63,7 @@ ELTWISE_LOGISTIC, ELTWISE_EXP, ELTWISE_GELU_TANH, ELTWISE_SWISH = 41, 42, 43, 44
 ELTWISE_ELU, ELTWISE_ABS, ELTWISE_SQRT, ELTWISE_SOFT_RELU = 34, 36, 37, 39
 ELTWISE_LOG, ELTWISE_CLIP_V2, ELTWISE_GELU_ERF, ELTWISE_ROUND, ELTWISE_MISH, ELTWISE_HARDSWISH = 45, 47, 49, 50, 51, 52
 ELTWISE_POW = 48
+ELTWISE_SQUARE = 35
 POOLING_MAX, POOLING_AVG_INCLUDE_PADDING, POOLING_AVG_EXCLUDE_PADDING = 511, 767, 1023
 BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
     131056,
@@ -73,6 +74,7 @@ BINARY_ADD, BINARY_MUL, BINARY_MAX, BINARY_MIN, BINARY_DIV, BINARY_SUB = (
     131061,
 )
 REDUCTION_MAX, REDUCTION_MIN, REDUCTION_SUM, REDUCTION_MUL, REDUCTION_MEAN = 0x2FFF2, 0x2FFF3, 0x2FFF4, 0x2FFF5, 0x2FFF6
+REDUCTION_NORM_LP_SUM, REDUCTION_NORM_LP_POWER_P_SUM = 0x2FFF8, 0x2FFFA  # (sum |x|^p)^(1/p), sum |x|^p
 SOFTMAX_ACCURATE = 196608
 SOFTMAX_LOG = 196609
 RESAMPLING_NEAREST = 0x2FFF0
@@ -624,7 +626,7 @@ def binary_pd(alg: int, src0, src1, dst, attr: Attr) -> PrimitiveDesc:
     )
 
 
-def reduction_pd(alg: int, src, dst, attr: Attr) -> PrimitiveDesc:
+def reduction_pd(alg: int, src, dst, attr: Attr, p: float = 0.0) -> PrimitiveDesc:
     return PrimitiveDesc(
         "dnnl_reduction_primitive_desc_create",
         "reduction",
@@ -632,7 +634,7 @@ def reduction_pd(alg: int, src, dst, attr: Attr) -> PrimitiveDesc:
         alg,
         src.handle,
         dst.handle,
-        0.0,
+        p,
         0.0,
         attr.handle,
     )

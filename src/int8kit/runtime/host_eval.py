@@ -38,6 +38,9 @@ HOST_ONLY_OPS = (
     "Constant",
     "Slice",
     "Mod",
+    "Cos",  # EdgeNeXt's positional encoding: computed from the feature map's shape only
+    "Sin",
+    "CumSum",
 )
 
 

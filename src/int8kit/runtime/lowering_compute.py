@@ -118,11 +118,15 @@ def _post_ops_and_dst(
                 raise UnsupportedOpError(
                     f"node {node.name!r}: Sum input shape {residual.dims} differs from output shape {dst_dims}"
                 )
+            sum_zero_point = q.sum_zero_point if q is not None else 0
             if residual.dtype in (dnnl.DT_U8, dnnl.DT_S8):
                 if q is None or q.sum_scale is None:
                     raise UnsupportedOpError(f"node {node.name!r}: int8 Sum input needs a sum_scale attribute")
-                sum_scale, sum_dtype = q.sum_scale, residual.dtype
-            post_ops.append_sum(sum_scale, sum_dtype, q.sum_zero_point if q is not None else 0)
+                if q.y_type == ops.FLOAT:  # dequantized into the float dst first (_dst_for_sum), added as is
+                    sum_zero_point = 0
+                else:
+                    sum_scale, sum_dtype = q.sum_scale, residual.dtype
+            post_ops.append_sum(sum_scale, sum_dtype, sum_zero_point)
         elif op.kind == "fq":
             append_fake_quant(post_ops, *op.params)
         else:
@@ -144,7 +148,16 @@ def _dst_for_sum(
         # The sum post-op reads the copied residual with the residual's own scale and type.
         b.reorder(residual, b.view(dst, dst_md.like(residual.dtype)), label=f"residual for {node.name}")
     elif residual.dtype in (dnnl.DT_U8, dnnl.DT_S8):
-        raise UnsupportedOpError(f"node {node.name!r}: int8 Sum input with a float output is not supported")
+        # A float output (NFNet's downsampling conv feeding a float op): oneDNN's sum post-op needs a data
+        # type of the dst's size, so the residual is dequantized into the dst, exactly as the file's
+        # DequantizeLinear does, and added as it is.
+        b.reorder(
+            residual,
+            dst,
+            label=f"residual for {node.name}",
+            src_scale=q.sum_scale,
+            src_zero_point=q.sum_zero_point,
+        )
     else:
         b.reorder(residual, dst, label=f"residual for {node.name}")
     return dst

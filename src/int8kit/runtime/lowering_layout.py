@@ -80,6 +80,33 @@ def unsqueeze(b: Builder, node: ir.Node) -> None:
     _reshaped(b, node, tuple(dims))
 
 
+@lowering("Expand")
+def expand(b: Builder, node: ir.Node) -> None:
+    """Expand of run-time data (timm's `gate.expand_as(x)`; Expand of shapes and constants folds on the host):
+    one reorder from a view of the input whose broadcast axes have stride 0, into a plain tensor."""
+    src = b.input(node, 0)
+    shape = b.constant_array(node, 1)
+    if shape is None:
+        raise UnsupportedOpError(f"node {node.name!r}: Expand needs a shape known when the model is compiled")
+    try:
+        dims = tuple(int(d) for d in np.broadcast_shapes(tuple(src.dims), tuple(int(d) for d in shape.reshape(-1))))
+    except ValueError:
+        raise UnsupportedOpError(
+            f"node {node.name!r}: Expand of {list(src.dims)} to {shape.reshape(-1).tolist()}: shapes do not broadcast"
+        ) from None
+    if dims == tuple(src.dims):
+        b.set_output(node, src)
+        return
+    plain = b.as_plain(src, node.name)
+    lead = (1,) * (len(dims) - len(src.dims)) + tuple(src.dims)
+    dense = np.cumprod((1, *lead[::-1]))[:-1][::-1]  # the plain strides of `lead`
+    strides = tuple(int(s) if d == full else 0 for s, d, full in zip(dense, lead, dims, strict=True))
+    view = b.view(plain, dnnl.MemoryDesc.with_strides(dims, src.dtype, strides))
+    dst = b.new_tensor(dnnl.MemoryDesc.plain(dims, src.dtype))
+    b.reorder(view, dst, node.name)
+    b.set_output(node, dst)
+
+
 @lowering("Identity", "Dropout")
 def identity(b: Builder, node: ir.Node) -> None:
     b.set_output(node, b.input(node, 0))
@@ -338,11 +365,14 @@ def pad(b: Builder, node: ir.Node) -> None:
     axis at a time, in the plain layout. int8 data is padded with 0 (the converter runs a Pad INT8 only
     when its value is 0 and the zero point 0, so 0 is exact)."""
     mode = node.attributes.get_string("mode", "constant")
-    if mode != "constant":
-        raise UnsupportedOpError(f"node {node.name!r}: Pad mode {mode!r} is not supported (only 'constant')")
+    if mode not in ("constant", *_BORDER_SOURCE):
+        raise UnsupportedOpError(f"node {node.name!r}: Pad mode {mode!r} is not supported")
     src = b.input(node, 0)
     rank = len(src.dims)
     begins, ends, value = _pad_spec(b, node, rank)
+    if mode != "constant":
+        _pad_from_data(b, node, src, begins, ends, mode)
+        return
     dtype = DNNL_TO_NUMPY.get(src.dtype)
     if dtype is None:
         raise UnsupportedOpError(f"node {node.name!r}: Pad of this data type is not supported")
@@ -377,3 +407,49 @@ def pad(b: Builder, node: ir.Node) -> None:
         b.add_step(pd, [(dnnl.ARG_MULTIPLE_SRC + i, p) for i, p in enumerate(parts)] + [(dnnl.ARG_DST, dst)], node.name)
         cur = dst
     b.set_output(node, cur)
+
+
+# Pad modes that fill a border from the data: the source index (into the unpadded axis of length n) of the
+# k-th element before (side -1) or after (side +1) it.
+_BORDER_SOURCE = {
+    "reflect": lambda k, n, side: 1 + k if side < 0 else n - 2 - k,
+    "edge": lambda k, n, side: 0 if side < 0 else n - 1,
+    "wrap": lambda k, n, side: n - 1 - k if side < 0 else k,
+}
+
+
+def _pad_from_data(b: Builder, node: ir.Node, src, begins: list[int], ends: list[int], mode: str) -> None:
+    """Reflect/edge/wrap Pad (TResNet's anti-aliasing blur pool pads by reflection): the data copied into the
+    middle of a plain tensor, then each border element along each axis in turn copied from the element the
+    mode names (the borders of later axes read those of earlier ones, so corners come out as ONNX says)."""
+    if any(p < 0 for p in begins + ends):
+        raise UnsupportedOpError(f"node {node.name!r}: Pad mode {mode!r} with negative amounts is not supported")
+    cur = b.as_plain(src, node.name)
+    out_dims = tuple(d + p + q for d, p, q in zip(cur.dims, begins, ends, strict=True))
+    dst = b.new_tensor(dnnl.MemoryDesc.plain(out_dims, cur.dtype))
+    b.reorder(cur, b.view(dst, dst.md.submemory(cur.dims, tuple(begins))), node.name)
+    source = _BORDER_SOURCE[mode]
+    done = list(cur.dims)  # the extent filled so far on each axis: all of earlier axes, the middle of later ones
+    for axis in range(len(out_dims)):
+        n, before, after = cur.dims[axis], begins[axis], ends[axis]
+        if max(before, after) > (n - 1 if mode == "reflect" else n):
+            raise UnsupportedOpError(f"node {node.name!r}: Pad mode {mode!r} by {max(before, after)} of an axis of {n}")
+        offsets = [0 if a < axis else begins[a] for a in range(len(out_dims))]
+        for side, count, start in ((-1, before, before - 1), (1, after, before + n)):
+            for k in range(count):
+                to = start - k if side < 0 else start + k
+                frm = before + source(k, n, side)
+                dims = list(done)
+                dims[axis] = 1
+                b.reorder(
+                    b.view(
+                        dst,
+                        dst.md.submemory(tuple(dims), tuple(frm if a == axis else o for a, o in enumerate(offsets))),
+                    ),
+                    b.view(
+                        dst, dst.md.submemory(tuple(dims), tuple(to if a == axis else o for a, o in enumerate(offsets)))
+                    ),
+                    f"{node.name} ({mode} border)",
+                )
+        done[axis] = out_dims[axis]
+    b.set_output(node, dst)

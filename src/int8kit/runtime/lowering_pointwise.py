@@ -272,6 +272,10 @@ def binary(b: Builder, node: ir.Node) -> None:
         elif c.dims == a.dims:
             src1 = b.as_md(c, a.md, node.name)
     alg = _BINARY[node.op_type]
+    merged = _merged_dims(a.dims, src1.memory.md.dims if isinstance(src1, Const) else src1.dims)
+    if merged is not None and _only_reference(alg, a, src1):
+        _merged_binary(b, node, alg, a, src1, merged)
+        return
     pd = b.first_fast(
         node.name, [lambda p=p: dnnl.binary_pd(alg, p[0], p[1], p[0], dnnl.Attr()) for p in _binary_layouts(a, src1)]
     )
@@ -287,6 +291,54 @@ def binary(b: Builder, node: ir.Node) -> None:
     dst = b.view(a, a.md) if in_place else b.new_tensor(a.md)
     b.add_step(pd, [(dnnl.ARG_SRC, a), (dnnl.ARG_SRC_1, src1), (dnnl.ARG_DST, dst)], node.name)
     b.set_output(node, dst)
+
+
+def _merged_dims(a_dims, c_dims) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The same broadcast element-wise op on fewer dims: unit axes dropped, neighbouring axes merged where
+    src1 spans both or broadcasts both, a leading 1 before a leading spanned run so that the run is the
+    channel axis ([N, 2, C, H, W] * [N, 2, C, 1, 1], SKNet's and ResNeSt's attention, becomes
+    [1, 2NC, HW] * [1, 2NC, 1]: oneDNN's per-channel broadcast).
+    None when nothing merges."""
+    runs: list[list[int]] = []  # [a size, src1 size] per merged run
+    for da, dc in zip(a_dims, c_dims, strict=True):
+        if da == 1:
+            continue
+        if runs and (runs[-1][1] == 1) == (dc == 1) and (runs[-1][1] != 1) == (dc == da):
+            runs[-1][0] *= da
+            runs[-1][1] *= dc
+        else:
+            runs.append([da, dc])
+    if runs and runs[0][1] != 1:  # a leading full run would be the batch axis: make it the channels
+        runs.insert(0, [1, 1])
+    if len(runs) >= len(a_dims) or not 2 <= len(runs) <= 5:
+        return None
+    return tuple(r[0] for r in runs), tuple(r[1] for r in runs)
+
+
+def _only_reference(alg: int, a: Tensor, src1: Tensor | Const) -> bool:
+    """Whether every layout pair `binary` would try has only oneDNN's reference kernel."""
+    for p0, p1 in _binary_layouts(a, src1):
+        try:
+            if not dnnl.binary_pd(alg, p0, p1, p0, dnnl.Attr()).impl_info().startswith("ref"):
+                return False
+        except dnnl.DnnlError:
+            continue
+    return True
+
+
+def _merged_binary(b: Builder, node: ir.Node, alg: int, a: Tensor, src1: Tensor | Const, merged) -> None:
+    """A binary oneDNN has only ref:any for, run on plain views of the merged dims (see _merged_dims)."""
+    a_dims, c_dims = merged
+    a_view = b.view(b.as_plain(a, node.name), dnnl.MemoryDesc.plain(a_dims, a.dtype))
+    if isinstance(src1, Const):
+        c_view = b.const(np.ascontiguousarray(src1.buffer).reshape(c_dims))
+    else:
+        c_view = b.view(b.as_plain(src1, node.name), dnnl.MemoryDesc.plain(c_dims, src1.dtype))
+    c_md = c_view.memory.md if isinstance(c_view, Const) else c_view.md
+    pd = b.first_fast(node.name, [lambda: dnnl.binary_pd(alg, a_view.md, c_md, a_view.md, dnnl.Attr())])
+    dst = b.new_tensor(a_view.md)
+    b.add_step(pd, [(dnnl.ARG_SRC, a_view), (dnnl.ARG_SRC_1, c_view), (dnnl.ARG_DST, dst)], node.name)
+    b.set_output(node, b.view(dst, dnnl.MemoryDesc.plain(a.dims, a.dtype)))
 
 
 def _binary_layouts(a: Tensor, src1: Tensor | Const) -> list[tuple[dnnl.MemoryDesc, dnnl.MemoryDesc]]:
@@ -500,17 +552,21 @@ def requantize(b: Builder, node: ir.Node) -> None:
     b.set_output(node, dst)
 
 
-_REDUCTIONS = {
-    "ReduceMean": dnnl.REDUCTION_MEAN,
-    "ReduceMax": dnnl.REDUCTION_MAX,
-    "ReduceMin": dnnl.REDUCTION_MIN,
-    "ReduceSum": dnnl.REDUCTION_SUM,
+_REDUCTIONS = {  # op -> (oneDNN algorithm, its p)
+    "ReduceMean": (dnnl.REDUCTION_MEAN, 0.0),
+    "ReduceMax": (dnnl.REDUCTION_MAX, 0.0),
+    "ReduceMin": (dnnl.REDUCTION_MIN, 0.0),
+    "ReduceSum": (dnnl.REDUCTION_SUM, 0.0),
+    "ReduceL2": (dnnl.REDUCTION_NORM_LP_SUM, 2.0),  # ConvNeXt-V2's global response normalisation
+    "ReduceL1": (dnnl.REDUCTION_NORM_LP_SUM, 1.0),
+    "ReduceSumSquare": (dnnl.REDUCTION_NORM_LP_POWER_P_SUM, 2.0),
 }
 
 
 @lowering(*_REDUCTIONS)
 def reduce(b: Builder, node: ir.Node) -> None:
-    """ReduceMean/Max/Min/Sum over constant axes; ReduceMean over H, W is a global average pool."""
+    """ReduceMean/Max/Min/Sum/L1/L2/SumSquare over constant axes; ReduceMean over H, W is a global average
+    pool."""
     src = b.input(node, 0)
     rank = len(src.dims)
     axes_input = b.constant_array(node, 1)
@@ -525,10 +581,33 @@ def reduce(b: Builder, node: ir.Node) -> None:
         b.set_output(node, src)
         return
     axes = sorted({a % rank for a in raw}) if raw else list(range(rank))
-    _reduction(b, node, src, _REDUCTIONS[node.op_type], axes, src.dtype, dnnl.Attr())
+    alg, p = _REDUCTIONS[node.op_type]
+    if not p:
+        _reduction(b, node, src, alg, axes, src.dtype, dnnl.Attr())
+        return
+    # oneDNN 3.2's lp-norm reductions are ref:any only: |x|^p element-wise, a (fast) sum, then the root.
+    power = _eltwise_copy(b, src, dnnl.ELTWISE_SQUARE if p == 2 else dnnl.ELTWISE_ABS, f"{node.name} (|x|^{p:g})")
+    _reduction(b, node, power, dnnl.REDUCTION_SUM, axes, src.dtype, dnnl.Attr())
+    if alg == dnnl.REDUCTION_NORM_LP_SUM and p == 2:
+        out = b.values[node.outputs[0].name]
+        pd = dnnl.eltwise_pd(dnnl.ELTWISE_SQRT, out.md, out.md, 0.0, 0.0, dnnl.Attr())
+        b.add_step(pd, [(dnnl.ARG_SRC, out), (dnnl.ARG_DST, out)], f"{node.name} (square root)")
 
 
-def _reduction(b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dtype: int, attr: dnnl.Attr) -> None:
+def _eltwise_copy(b: Builder, src: Tensor, alg: int, label: str) -> Tensor:
+    """alg(src) into a new tensor of src's layout (src itself stays readable)."""
+    pd = b.first_fast(
+        label, [lambda md=md: dnnl.eltwise_pd(alg, md, md, 0.0, 0.0, dnnl.Attr()) for md in layout_variants(src.md)]
+    )
+    src = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), label)
+    dst = b.new_tensor(src.md)
+    b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_DST, dst)], label)
+    return dst
+
+
+def _reduction(
+    b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dtype: int, attr: dnnl.Attr, p: float = 0.0
+) -> None:
     """One reduction primitive over `axes` (in the first layout with an optimised kernel), then keepdims.
 
     oneDNN 3.2 has optimised reductions only over the innermost dims of a plain tensor (a mean over H, W
@@ -540,7 +619,7 @@ def _reduction(b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dt
         moved, _ = _innermost(b, src, axes, f"{node.name} (reduced axes innermost)")
         inner = list(range(rank - len(axes), rank))
         reduced = tuple(1 if i in inner else d for i, d in enumerate(moved.dims))
-        pd = dnnl.reduction_pd(alg, moved.md, dnnl.MemoryDesc.plain(reduced, dst_dtype), attr)
+        pd = dnnl.reduction_pd(alg, moved.md, dnnl.MemoryDesc.plain(reduced, dst_dtype), attr, p)
         dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
         b.add_step(pd, [(dnnl.ARG_SRC, moved), (dnnl.ARG_DST, dst)], node.name)
         _reduced_output(b, node, b.view(dst, dnnl.MemoryDesc.plain(kept, dst_dtype)), src.dims, axes, dst_dtype)
@@ -548,7 +627,7 @@ def _reduction(b: Builder, node: ir.Node, src, alg: int, axes: list[int], dst_dt
     pd = b.first_fast(
         node.name,
         [
-            lambda md=md: dnnl.reduction_pd(alg, md, with_layout_of(kept, dst_dtype, md), attr)
+            lambda md=md: dnnl.reduction_pd(alg, md, with_layout_of(kept, dst_dtype, md), attr, p)
             for md in layout_variants(src.md)
         ],
     )

@@ -37,4 +37,6 @@ def _runtime_data(b: Builder, node: ir.Node) -> None:
     )
 
 
-lowering(*(op for op in HOST_ONLY_OPS if op not in ("Shape", "Size", "Slice", "Gather", "Cast")))(_runtime_data)
+lowering(*(op for op in HOST_ONLY_OPS if op not in ("Shape", "Size", "Slice", "Gather", "Cast", "Expand")))(
+    _runtime_data
+)

@@ -1,0 +1,52 @@
+"""Expand of data computed at run time (timm's ECA `gate.expand_as(x)`, MobileViTv2's attention) against
+onnxruntime, on optimised kernels; shapes that do not broadcast are refused naming the node."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from int8kit.errors import UnsupportedOpError
+from int8kit.runtime.predictor import Predictor
+
+from ._util import init, make_model, run_ort, vinfo
+
+
+def _gated(gate_shape_of: str, extra=()):
+    """x -> pooled sigmoid gate -> Expand(gate, Shape(x)) -> Mul(x, expanded)."""
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["pooled"]),
+        helper.make_node("Sigmoid", ["pooled"], ["gate"]),
+        helper.make_node("Shape", [gate_shape_of], ["shape"]),
+        helper.make_node("Expand", ["gate", "shape"], ["expanded"], name="expand"),
+        helper.make_node("Mul", ["x", "expanded"], ["y"]),
+    ]
+    return make_model(nodes, [vinfo("x", ["N", 6, 5, 7])], [vinfo("y", None)], list(extra))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_expand_of_a_gate_to_the_input_shape_matches_onnxruntime(batch):
+    model = _gated("x")
+    x = np.random.default_rng(0).standard_normal((batch, 6, 5, 7)).astype(np.float32)
+    predictor = Predictor(model, num_threads=2)
+    np.testing.assert_allclose(predictor.run(x), run_ort(model, {"x": x}), rtol=1e-6, atol=1e-6)
+    impls = predictor.program({"x": x.shape}).impls
+    assert not [i for i in impls if i.startswith("ref")], impls
+
+
+def test_expand_to_a_higher_rank_constant_shape_matches_onnxruntime():
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Expand", ["r", "shape"], ["y"], name="expand"),
+    ]
+    model = make_model(nodes, [vinfo("x", [3, 1, 4])], [vinfo("y", None)], [init("shape", np.array([2, 3, 5, 4]))])
+    x = np.random.default_rng(1).standard_normal((3, 1, 4)).astype(np.float32)
+    np.testing.assert_array_equal(Predictor(model, num_threads=1).run(x), run_ort(model, {"x": x}))
+
+
+def test_a_shape_that_does_not_broadcast_is_refused_naming_the_node():
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Expand", ["r", "shape"], ["y"], name="expand")]
+    model = make_model(nodes, [vinfo("x", [3, 2])], [vinfo("y", None)], [init("shape", np.array([4, 5]))])
+    with pytest.raises(UnsupportedOpError, match="'expand'.*do not broadcast"):
+        Predictor(model, num_threads=1).run(np.zeros((3, 2), np.float32))
