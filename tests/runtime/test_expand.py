@@ -14,13 +14,15 @@ from ._util import init, make_model, run_ort, vinfo
 
 
 def _gated(gate_shape_of: str, extra=()):
-    """x -> pooled sigmoid gate -> Expand(gate, Shape(x)) -> Mul(x, expanded)."""
+    """x -> pooled sigmoid gate -> Expand(gate, Shape(x)) -> Relu -> Mul(x, ...): the Relu between keeps the
+    Expand (drop_broadcast_expand removes one that the Mul reads directly)."""
     nodes = [
         helper.make_node("GlobalAveragePool", ["x"], ["pooled"]),
         helper.make_node("Sigmoid", ["pooled"], ["gate"]),
         helper.make_node("Shape", [gate_shape_of], ["shape"]),
         helper.make_node("Expand", ["gate", "shape"], ["expanded"], name="expand"),
-        helper.make_node("Mul", ["x", "expanded"], ["y"]),
+        helper.make_node("Relu", ["expanded"], ["kept"]),
+        helper.make_node("Mul", ["x", "kept"], ["y"]),
     ]
     return make_model(nodes, [vinfo("x", ["N", 6, 5, 7])], [vinfo("y", None)], list(extra))
 
@@ -30,6 +32,7 @@ def test_expand_of_a_gate_to_the_input_shape_matches_onnxruntime(batch):
     model = _gated("x")
     x = np.random.default_rng(0).standard_normal((batch, 6, 5, 7)).astype(np.float32)
     predictor = Predictor(model, num_threads=2)
+    assert "Expand" in [n.op_type for n in predictor.model.graph]
     np.testing.assert_allclose(predictor.run(x), run_ort(model, {"x": x}), rtol=1e-6, atol=1e-6)
     impls = predictor.program({"x": x.shape}).impls
     assert not [i for i in impls if i.startswith("ref")], impls

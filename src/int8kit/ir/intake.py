@@ -24,6 +24,7 @@ from onnx_ir.passes.common import (
 )
 
 from int8kit.ir.conv1d_as_conv2d import Conv1dAsConv2dPass
+from int8kit.ir.drop_broadcast_expand import DropBroadcastExpandPass
 from int8kit.ir.drop_identity import DropIdentityPass
 from int8kit.ir.expand_variadic import ExpandVariadicPass
 from int8kit.ir.fold_batchnorm import FoldBatchNormPass
@@ -41,14 +42,15 @@ logger = logging.getLogger(__name__)
 
 
 def cleanup_passes() -> list[ir.passes.PassBase]:
-    """Opset, constants, initializer inputs, identities, variadic Sum/Max/Min/Mean, the HardSwish pattern and
-    Pad -> Conv."""
+    """Opset, constants, initializer inputs, identities, broadcast Expands, variadic Sum/Max/Min/Mean, the
+    HardSwish pattern and Pad -> Conv."""
     return [
         UpgradeOpsetPass(),
         LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
         RemoveInitializersFromInputsPass(),
         FoldConstantsPass(),
         DropIdentityPass(),
+        DropBroadcastExpandPass(),
         ExpandVariadicPass(),
         FuseHardSwishPatternPass(),
         FoldPadIntoConvPass(),
