@@ -314,6 +314,36 @@ def test_int8_affine_with_a_float_output_matches_numpy_on_an_optimised_kernel(x_
     assert not [impl for impl in program.impls if impl.startswith("ref")], program.impls
 
 
+@pytest.mark.parametrize("shape", [[4, 64, 1, 1], [2, 24, 5, 7]])
+def test_affine_rounding_onto_a_grid_matches_numpy_on_an_optimised_kernel(shape):
+    """A float BN whose output the QDQ file rounds (an fq post-op; PP-HGNetV2's head): oneDNN 3.2's binary
+    kernels with a round post-op are ref:any, so the rounding runs as steps after the kernel."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(np.float32)
+    scale = rng.uniform(0.5, 2.0, shape[1]).astype(np.float32)
+    shift = rng.standard_normal(shape[1]).astype(np.float32)
+    grid = 0.02
+    v = x.astype(np.float64) * scale[None, :, None, None] + shift[None, :, None, None]
+    want = np.clip(np.rint(np.maximum(v, 0) / grid), 0, 255) * grid
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),  # a computed input
+        helper.make_node("Identity", ["r"], ["r2"]),
+        helper.make_node(
+            "Affine", ["x", "scale", "shift"], ["y"], domain=ops.DOMAIN, post_ops=["relu", f"fq:{grid}:0.0:0.0:255.0"]
+        ),
+    ]
+    inits = [init("scale", scale), init("shift", shift)]
+    model = int8_model(nodes[2:], [vinfo("x", shape)], [vinfo("y", None)], inits)
+    from int8kit.runtime.predictor import Predictor
+
+    predictor = Predictor(model, num_threads=1)
+    got = predictor.run_dict({"x": x})["y"]
+    diff = np.abs(got - want)
+    assert diff.max() <= grid * 1.0001 and (diff > 1e-6).mean() <= 0.01  # a float tie may round either way
+    program = predictor.program({"x": tuple(shape)})
+    assert not [impl for impl in program.impls if impl.startswith("ref")], program.impls
+
+
 # ---- Binary ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("clip", [None, (-1.5, 1.25)])
 def test_int8_add_with_a_float_output_matches_numpy_on_an_optimised_kernel(clip):

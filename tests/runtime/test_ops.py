@@ -399,3 +399,22 @@ def test_add_residual_after_conv():
         helper.make_node("Relu", ["a"], ["y"]),
     ]
     check(nodes, (N, 8, 6, 6), [init("w", rand(8, 8, 3, 3, seed=3, scale=0.2)), init("b", rand(8, seed=4))])
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_batchnorm_after_global_pooling(batch):
+    """A BN on [N, C, 1, 1] (a head after global pooling) runs as an int8kit.Affine: oneDNN 3.2's jit binary
+    kernel with a per-channel binary post-op computes wrong values there for N > 1, so it runs as [N, C]."""
+    c = 24
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+        helper.make_node("BatchNormalization", ["g", "gamma", "beta", "mean", "var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["y"]),
+    ]
+    inits = [
+        init("gamma", rand(c, seed=7) + 2),
+        init("beta", rand(c, seed=8)),
+        init("mean", rand(c, seed=9) * 0.1),
+        init("var", np.abs(rand(c, seed=10)) + 0.5),
+    ]
+    check(nodes, (batch, c, 5, 5), inits)

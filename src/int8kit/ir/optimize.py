@@ -21,6 +21,7 @@ from int8kit.ir.fuse_channel_affine import FuseChannelAffinePass
 from int8kit.ir.fuse_gated_activation import FuseGatedActivationPass
 from int8kit.ir.fuse_gelu_pattern import FuseGeluPatternPass
 from int8kit.ir.fuse_residual_add import FuseResidualAddPass
+from int8kit.ir.fuse_scalar_linear import FuseScalarLinearPass
 from int8kit.ir.fusion import FusionPass, FusionReport
 from int8kit.ir.pipeline import FixedPoint, iter_passes, run_passes
 from int8kit.ir.retype_conv import ConvToInt8kitPass
@@ -41,6 +42,7 @@ def fusion_passes() -> list[ir.passes.PassBase]:
         GemmToDensePass(),
         FuseBiasAddPass(),
         FuseActivationPass(),
+        FuseScalarLinearPass(),
         FuseGatedActivationPass(),
         FuseResidualAddPass(),
         FuseChannelAffinePass(),

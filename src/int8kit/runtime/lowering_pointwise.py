@@ -713,6 +713,11 @@ def affine(b: Builder, node: ir.Node) -> None:
     scale, shift = b.constant_array(node, 1), b.constant_array(node, 2)
     if scale is None or shift is None:
         raise UnsupportedOpError(f"node {node.name!r}: Affine needs constant scale and shift")
+    dims_in = tuple(src.dims)
+    if len(dims_in) > 2 and all(d == 1 for d in dims_in[2:]):
+        # [N, C, 1, 1] (a BN after global pooling) as [N, C]: oneDNN 3.2's jit binary kernel with a
+        # per-channel binary post-op computes wrong values when every spatial dim is 1 and N > 1.
+        src = b.view(b.as_plain(src, node.name), dnnl.MemoryDesc.plain(dims_in[:2], src.dtype))
     scale, shift = scale.astype(np.float64).reshape(-1), shift.astype(np.float64).reshape(-1)
     x_scale = node.attributes.get_float("x_scale", None)
     y_type = node.attributes.get_int("y_type", ops.FLOAT)
@@ -728,21 +733,25 @@ def affine(b: Builder, node: ir.Node) -> None:
     dims = (1, src.dims[1]) + (1,) * (len(src.dims) - 2)
     dst_dt = ONNX_TO_DNNL[y_type]
 
-    def make(md: dnnl.MemoryDesc) -> dnnl.PrimitiveDesc:
+    tail = _EltwiseSteps()  # what follows the shift: activations, the fq grid, a destination zero point
+    for op in chain:
+        if op.kind == "fq":
+            s, zp, lo, hi = op.params  # the fq grid, in the output's units
+            append_fake_quant(tail, s / y_scale, zp, lo, hi)
+        elif op.kind == "clip":
+            tail.append_eltwise(dnnl.ELTWISE_CLIP_V2, op.params[0] / y_scale, op.params[1] / y_scale)
+        else:
+            tail.append_eltwise(*eltwise_params(op.kind, op.params))
+    y_zp = node.attributes.get_int("y_zero_point", 0)
+    if y_zp:
+        tail.append_eltwise(dnnl.ELTWISE_LINEAR, 1.0, float(y_zp))
+
+    def make(md: dnnl.MemoryDesc, with_tail: bool = True) -> dnnl.PrimitiveDesc:
         c_md = with_layout_of(dims, dnnl.DT_F32, md)
         post_ops = dnnl.PostOps()
         post_ops.append_binary(dnnl.BINARY_ADD, c_md)
-        for op in chain:
-            if op.kind == "fq":
-                s, zp, lo, hi = op.params  # the fq grid, in the output's units
-                append_fake_quant(post_ops, s / y_scale, zp, lo, hi)
-            elif op.kind == "clip":
-                post_ops.append_eltwise(dnnl.ELTWISE_CLIP_V2, op.params[0] / y_scale, op.params[1] / y_scale)
-            else:
-                post_ops.append_eltwise(*eltwise_params(op.kind, op.params))
-        y_zp = node.attributes.get_int("y_zero_point", 0)
-        if y_zp:
-            post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, 1.0, float(y_zp))
+        for step in tail if with_tail else ():
+            post_ops.append_eltwise(*step)
         return dnnl.binary_pd(dnnl.BINARY_MUL, md, c_md, md.like(dst_dt), dnnl.Attr(None, post_ops))
 
     candidates = layout_variants(src.md)
@@ -750,7 +759,14 @@ def affine(b: Builder, node: ir.Node) -> None:
         # oneDNN 3.2 has only ref:any for an int8 source with an f32 destination (RepVGG's identity-branch
         # BN feeding a float sum): then the integers are read as floats, exactly, by one reorder first.
         candidates += [md.like(dnnl.DT_F32) for md in layout_variants(src.md)]
-    pd = b.first_fast(node.name, [lambda md=md: make(md) for md in candidates])
+    pd, after = _first_optimised([lambda md=md: make(md) for md in candidates]), ()
+    if pd is None and dst_dt == dnnl.DT_F32 and tail:
+        # oneDNN 3.2's binary kernels with the fq grid's round as a post-op are ref:any only (PP-HGNetV2's
+        # head: 6 ms for 16 x 2048 values); a float result takes those steps after the kernel, in place.
+        pd = _first_optimised([lambda md=md: make(md, with_tail=False) for md in candidates])
+        after = tail if pd is not None else ()
+    if pd is None:
+        pd = b.first_fast(node.name, [lambda md=md: make(md) for md in candidates])
     src_md = pd.md(dnnl.QUERY_SRC_MD, 0)
     src_t = b.as_md(src, src_md, node.name)
     c_md = with_layout_of(dims, dnnl.DT_F32, src_md)
@@ -759,7 +775,31 @@ def affine(b: Builder, node: ir.Node) -> None:
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     args = [(dnnl.ARG_SRC, src_t), (dnnl.ARG_SRC_1, mul_c), (dnnl.ARG_DST, dst), (dnnl.post_op_arg(0), add_c)]
     b.add_step(pd, args, node.name)
+    for alg, alpha, beta in after:
+        step = dnnl.eltwise_pd(alg, dst.md, dst.md, alpha, beta, dnnl.Attr())
+        b.add_step(step, [(dnnl.ARG_SRC, dst), (dnnl.ARG_DST, dst)], f"{node.name} (after the kernel)")
+    if tuple(dst.dims) != dims_in:
+        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain(dims_in, dst.dtype))
     b.set_output(node, dst)
+
+
+class _EltwiseSteps(list):
+    """(algorithm, alpha, beta) steps, collected through the PostOps interface (append_fake_quant writes it)."""
+
+    def append_eltwise(self, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:
+        self.append((alg, alpha, beta))
+
+
+def _first_optimised(makers) -> dnnl.PrimitiveDesc | None:
+    """The first primitive descriptor of `makers` with an optimised kernel, or None (no warning)."""
+    for make in makers:
+        try:
+            pd = make()
+        except dnnl.DnnlError:
+            continue
+        if not pd.impl_info().startswith("ref"):
+            return pd
+    return None
 
 
 @lowering("Mean", domain=ops.DOMAIN)
