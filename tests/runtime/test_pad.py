@@ -74,3 +74,31 @@ def test_a_reflection_wider_than_the_axis_is_refused_naming_the_node():
     model = _pad_model([0, 0, 9, 0, 0, 0, 0, 0], mode="reflect")
     with pytest.raises(UnsupportedOpError, match="'pad'.*reflect"):
         Predictor(model, num_threads=1).run(np.zeros((1, 5, 9, 11), np.float32))
+
+
+def test_zero_pads_computed_from_the_shape_fold_into_the_conv_when_compiled():
+    """timm's TF-style "same" padding computes the pads from the input's shape (Shape -> Slice -> arithmetic
+    -> Concat -> Pad -> Conv): only compiling knows them, and the conv then pads itself (no copy)."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Shape", ["r"], ["shape"]),
+        helper.make_node("Slice", ["shape", "two", "four"], ["hw"]),
+        helper.make_node("Mod", ["hw", "two1"], ["odd"]),  # pad 1 on odd sizes, 0 on even: ends differ
+        helper.make_node("Concat", ["zeros2", "ones2", "zeros2", "odd"], ["pads"], axis=0),
+        helper.make_node("Pad", ["r", "pads"], ["p"], name="pad"),
+        helper.make_node("Conv", ["p", "w"], ["y"], strides=[2, 2], name="conv"),
+    ]
+    inits = [
+        init("two", np.array([2], np.int64)),
+        init("four", np.array([4], np.int64)),
+        init("two1", np.array([2], np.int64)),
+        init("zeros2", np.array([0, 0], np.int64)),
+        init("ones2", np.array([1, 1], np.int64)),
+        init("w", np.random.default_rng(1).standard_normal((4, 5, 3, 3)).astype(np.float32)),
+    ]
+    model = make_model(nodes, [vinfo("x", ["N", 5, 9, 10])], [vinfo("y", None)], inits)
+    x = np.random.default_rng(2).standard_normal((2, 5, 9, 10)).astype(np.float32)
+    predictor = Predictor(model, num_threads=1)
+    assert_close(predictor.run(x), run_ort(model, {"x": x}))
+    labels = predictor.program({"x": x.shape}).labels
+    assert not [label for label in labels if label.startswith("pad")], labels

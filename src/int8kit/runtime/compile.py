@@ -176,6 +176,9 @@ class Builder:
         self._bf16_values: dict[str, bool] = {}
         self.opset = graph.opset_imports.get("", opset)
         self.host: dict[str, np.ndarray] = {}  # values known at compile time (shape arithmetic)
+        # Zero Pads whose amounts were only known at compile time, left to the Conv reading them (value name
+        # -> [top, left, bottom, right]); see lowering_layout.pad
+        self.conv_pads: dict[str, list[int]] = {}
         self.weights = weights
         self.steps: list[Step] = []
         self.values: dict[str, Tensor] = {}

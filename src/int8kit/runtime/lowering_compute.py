@@ -263,6 +263,9 @@ def conv(b: Builder, node: ir.Node) -> None:
     strides = list(node.attributes.get_ints("strides", [1, 1]))
     dil = list(node.attributes.get_ints("dilations", [1, 1]))
     pads = list(node.attributes.get_ints("pads", [0, 0, 0, 0]))
+    extra = b.conv_pads.get(node.inputs[0].name)
+    if extra is not None:  # a zero Pad in front, whose amounts only compiling knew (timm's TF-style padding)
+        pads = [p + e for p, e in zip(pads, extra, strict=True)]
     if icg * group != c:
         raise UnsupportedOpError(
             f"node {node.name!r}: input has {c} channels but weights expect {icg} x {group} groups"

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
+from int8kit import ops
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl
 from int8kit.runtime.compile import DNNL_TO_NUMPY, Builder, Const, Tensor, layout_variants, with_layout_of
@@ -378,6 +379,9 @@ def pad(b: Builder, node: ir.Node) -> None:
         raise UnsupportedOpError(f"node {node.name!r}: Pad of this data type is not supported")
     if dtype != np.float32 and value != 0.0:
         raise UnsupportedOpError(f"node {node.name!r}: an int8 Pad can only fill 0, not {value}")
+    if _pads_for_conv(b, node, begins, ends, value):
+        b.set_output(node, src)
+        return
     cur = b.as_plain(src, node.name)
     if any(p < 0 for p in begins + ends):  # crop first
         offsets = tuple(max(0, -p) for p in begins)
@@ -407,6 +411,24 @@ def pad(b: Builder, node: ir.Node) -> None:
         b.add_step(pd, [(dnnl.ARG_MULTIPLE_SRC + i, p) for i, p in enumerate(parts)] + [(dnnl.ARG_DST, dst)], node.name)
         cur = dst
     b.set_output(node, cur)
+
+
+def _pads_for_conv(b: Builder, node: ir.Node, begins: list[int], ends: list[int], value: float) -> bool:
+    """Leave a zero Pad of H and W to the convolutions that alone read it (b.conv_pads): the IR's
+    fold_pad_into_conv folds constant Pads, but pads computed from the input's shape (timm's TF-style "same"
+    padding) are only constants here. Exact: the conv pads with zeros too (int8 data: the converter runs a
+    Pad INT8 only when 0 is its zero point)."""
+    out = node.outputs[0]
+    readers = list(out.uses())
+    if value != 0.0 or len(begins) != 4 or any(begins[:2] + ends[:2]) or min(begins + ends) < 0 or not readers:
+        return False
+    if out.is_graph_output() or out.name in b.conv_pads:
+        return False
+    for reader, index in readers:
+        if reader.domain != ops.DOMAIN or reader.op_type != "Conv" or index != 0:
+            return False
+    b.conv_pads[out.name] = [begins[2], begins[3], ends[2], ends[3]]
+    return True
 
 
 # Pad modes that fill a border from the data: the source index (into the unpadded axis of length n) of the
