@@ -16,17 +16,15 @@ from int8kit.ir.fusion import (
     FusionPass,
     FusionReport,
     absorb,
+    append_linear,
     const_array,
     drop_if_unused,
     is_onnx_op,
     new_initializer,
     post_ops,
-    post_ops_rounded,
     set_input,
-    set_post_ops,
     sole_consumer,
 )
-from int8kit.ops import PostOp
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +108,7 @@ def _add_after_rounding(node: ir.Node, add: ir.Node, other: ir.Value, const: np.
     if const.dtype != np.float32 or not scalar:
         report.skip(add, f"the QDQ model rounds {node.name}'s output before this per-channel Add")
         return False
-    chain = [*post_ops_rounded(node), PostOp("linear", (1.0, float(const.reshape(-1)[0]))).encode()]
-    set_post_ops(node, chain)
-    absorb(node, add)
-    drop_if_unused(node.graph, other)
+    append_linear(node, add, other, 1.0, float(const.reshape(-1)[0]))
     report.fuse(node, f"constant Add {add.name} after the output's rounding, as post-ops")
     return True
 

@@ -17,16 +17,12 @@ from int8kit.ir.fuse_bias_add import channel_layout
 from int8kit.ir.fusion import (
     FusionPass,
     FusionReport,
-    absorb,
+    append_linear,
     const_array,
-    drop_if_unused,
     is_onnx_op,
     post_ops,
-    post_ops_rounded,
-    set_post_ops,
     sole_consumer,
 )
-from int8kit.ops import PostOp
 
 
 def _scalar_operand(node: ir.Node, data: ir.Value, out_rank: int) -> tuple[ir.Value, float] | None:
@@ -51,11 +47,9 @@ def fuse_following_scalar(node: ir.Node, report: FusionReport) -> bool:
     other, value = operand
     if consumer.op_type == "Add" and not post_ops(node) and fake_quant_post_op(node.outputs[0]) is None:
         return False  # a bias: fuse_bias_add folds it
-    linear = PostOp("linear", (value, 0.0) if consumer.op_type == "Mul" else (1.0, value))
-    set_post_ops(node, [*post_ops_rounded(node), linear.encode()])
-    absorb(node, consumer)
-    drop_if_unused(node.graph, other)
-    report.fuse(node, f"scalar {consumer.op_type} {consumer.name} -> post-op {linear.encode()}")
+    alpha, beta = (value, 0.0) if consumer.op_type == "Mul" else (1.0, value)
+    linear = append_linear(node, consumer, other, alpha, beta)
+    report.fuse(node, f"scalar {consumer.op_type} {consumer.name} -> post-op {linear}")
     return True
 
 

@@ -211,3 +211,15 @@ class FusionPass(ContractPass):
         while is_fused_op(node) and node.graph is not None and step(node, self.report):
             changed = True
         return changed
+
+
+def append_linear(node: ir.Node, follower: ir.Node, constant: ir.Value, alpha: float, beta: float) -> str:
+    """Absorb `follower` (a scalar Mul or Add of `constant`) as a `linear` post-op alpha * x + beta, after the
+    rounding the QDQ file does at `node`'s output; returns the post-op as written."""
+    from int8kit.ops import PostOp
+
+    linear = PostOp("linear", (alpha, beta)).encode()
+    set_post_ops(node, [*post_ops_rounded(node), linear])
+    absorb(node, follower)
+    drop_if_unused(node.graph, constant)
+    return linear

@@ -467,14 +467,17 @@ class Builder:
             return value.const_value.numpy()
         return self.host.get(value.name)
 
-    def first_fast(self, label: str, candidates: list[Callable[[], dnnl.PrimitiveDesc]]) -> dnnl.PrimitiveDesc:
+    def first_fast(
+        self, label: str, candidates: list[Callable[[], dnnl.PrimitiveDesc]], fallback: bool = True
+    ) -> dnnl.PrimitiveDesc | None:
         """The first candidate primitive oneDNN implements with an optimised kernel.
 
         Candidates differ in the layouts they ask for; oneDNN only has a reference kernel for some
         layout combinations (grouped convolutions in nChw16c, eltwise on padded blocks, broadcasts
         across blocked/plain), and those run 10-1000x slower. The lowering then reorders its inputs into
         the layouts of the primitive chosen here. When every candidate is a reference kernel, the first is
-        used and a warning names the node.
+        used and a warning names the node; with `fallback=False`, None is returned instead (the lowering
+        then tries another formulation).
         """
         first, error = None, None
         for make in candidates:
@@ -486,6 +489,8 @@ class Builder:
             if not pd.impl_info().startswith("ref"):
                 return pd
             first = first or pd
+        if not fallback:
+            return None
         if first is None:
             raise error or UnsupportedOpError(f"{label}: no primitive")
         logger.warning("%s: only oneDNN's reference kernel (%s) implements it", label, first.impl_info())

@@ -273,12 +273,12 @@ def binary(b: Builder, node: ir.Node) -> None:
             src1 = b.as_md(c, a.md, node.name)
     alg = _BINARY[node.op_type]
     merged = _merged_dims(a.dims, src1.memory.md.dims if isinstance(src1, Const) else src1.dims)
-    if merged is not None and _only_reference(alg, a, src1):
+    layouts = _binary_layouts(a, src1)
+    makers = [lambda p=p: dnnl.binary_pd(alg, p[0], p[1], p[0], dnnl.Attr()) for p in layouts]
+    if merged is not None and b.first_fast(node.name, makers, fallback=False) is None:
         _merged_binary(b, node, alg, a, src1, merged)
         return
-    pd = b.first_fast(
-        node.name, [lambda p=p: dnnl.binary_pd(alg, p[0], p[1], p[0], dnnl.Attr()) for p in _binary_layouts(a, src1)]
-    )
+    pd = b.first_fast(node.name, makers)
     a_md, src1_md = pd.md(dnnl.QUERY_SRC_MD, 0), pd.md(dnnl.QUERY_SRC_MD, 1)
     moved = a_md != a.md
     a = b.as_md(a, a_md, node.name)
@@ -313,17 +313,6 @@ def _merged_dims(a_dims, c_dims) -> tuple[tuple[int, ...], tuple[int, ...]] | No
     if len(runs) >= len(a_dims) or not 2 <= len(runs) <= 5:
         return None
     return tuple(r[0] for r in runs), tuple(r[1] for r in runs)
-
-
-def _only_reference(alg: int, a: Tensor, src1: Tensor | Const) -> bool:
-    """Whether every layout pair `binary` would try has only oneDNN's reference kernel."""
-    for p0, p1 in _binary_layouts(a, src1):
-        try:
-            if not dnnl.binary_pd(alg, p0, p1, p0, dnnl.Attr()).impl_info().startswith("ref"):
-                return False
-        except dnnl.DnnlError:
-            continue
-    return True
 
 
 def _merged_binary(b: Builder, node: ir.Node, alg: int, a: Tensor, src1: Tensor | Const, merged) -> None:
@@ -759,11 +748,11 @@ def affine(b: Builder, node: ir.Node) -> None:
         # oneDNN 3.2 has only ref:any for an int8 source with an f32 destination (RepVGG's identity-branch
         # BN feeding a float sum): then the integers are read as floats, exactly, by one reorder first.
         candidates += [md.like(dnnl.DT_F32) for md in layout_variants(src.md)]
-    pd, after = _first_optimised([lambda md=md: make(md) for md in candidates]), ()
+    pd, after = b.first_fast(node.name, [lambda md=md: make(md) for md in candidates], fallback=False), ()
     if pd is None and dst_dt == dnnl.DT_F32 and tail:
         # oneDNN 3.2's binary kernels with the fq grid's round as a post-op are ref:any only (PP-HGNetV2's
         # head: 6 ms for 16 x 2048 values); a float result takes those steps after the kernel, in place.
-        pd = _first_optimised([lambda md=md: make(md, with_tail=False) for md in candidates])
+        pd = b.first_fast(node.name, [lambda md=md: make(md, with_tail=False) for md in candidates], fallback=False)
         after = tail if pd is not None else ()
     if pd is None:
         pd = b.first_fast(node.name, [lambda md=md: make(md) for md in candidates])
@@ -788,18 +777,6 @@ class _EltwiseSteps(list):
 
     def append_eltwise(self, alg: int, alpha: float = 0.0, beta: float = 0.0) -> None:
         self.append((alg, alpha, beta))
-
-
-def _first_optimised(makers) -> dnnl.PrimitiveDesc | None:
-    """The first primitive descriptor of `makers` with an optimised kernel, or None (no warning)."""
-    for make in makers:
-        try:
-            pd = make()
-        except dnnl.DnnlError:
-            continue
-        if not pd.impl_info().startswith("ref"):
-            return pd
-    return None
 
 
 @lowering("Mean", domain=ops.DOMAIN)
