@@ -28,7 +28,18 @@ def models(tmp_path_factory):
 
 
 def _numbers(errors):
-    return [(e.name, e.int8, round(e.sqnr_db, 6), round(e.cosine, 6)) for e in errors]
+    """(name, int8, sqnr, cosine) rows, equal when names and flags are and the numbers agree to 1e-4: float32
+    summation order can differ between two runs of the same model (2e-6 dB of 35.8 was seen on an AMX CPU)."""
+    return _Rows((e.name, e.int8, e.sqnr_db, e.cosine) for e in errors)
+
+
+class _Rows(list):
+    def __eq__(self, other):
+        return len(self) == len(other) and all(
+            a[:2] == b[:2] and np.allclose(a[2:], b[2:], rtol=0, atol=1e-4) for a, b in zip(self, other, strict=True)
+        )
+
+    __hash__ = None
 
 
 def test_models_and_predictors_give_the_path_numbers_without_writing_files(models, monkeypatch):

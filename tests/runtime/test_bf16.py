@@ -29,6 +29,12 @@ from ._util import init, make_model, rel_err, run_ort, vinfo
 needs_bf16 = pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bf16 kernels")
 
 
+def _bf16_kernel(impl: str) -> bool:
+    """A reduced-precision kernel for a float model: `..._bf16` names on AVX512-BF16, `..._amx` on AMX CPUs
+    (oneDNN's float32 kernels never use AMX tiles)."""
+    return "bf16" in impl or "amx" in impl
+
+
 def bf16_round(a: np.ndarray) -> np.ndarray:
     """float32 -> bfloat16 -> float32 with round to nearest even, in numpy."""
     u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
@@ -139,7 +145,7 @@ def test_bf16_model_keeps_bf16_between_layers_and_matches_emulation():
     kernels = p.kernels(x.shape)
     compute = [(label, impl) for label, impl in kernels if label.startswith(("c1", "c2", "dw", "c4", "logits"))]
     assert len(compute) == 5, kernels
-    assert all("bf16" in impl for _, impl in compute), compute
+    assert all(_bf16_kernel(impl) for _, impl in compute), compute
     assert not [k for k in kernels if k[1].startswith("ref")], kernels
     # Data stays bf16 between layers: the only conversions are the model's input and output.
     reorders = [label for label, _ in kernels if label.startswith("reorder") or label.startswith("output")]
@@ -171,7 +177,7 @@ def test_fp32_is_the_default_and_unchanged():
     p = Predictor(model, num_threads=1)
     assert p.precision == "fp32"
     assert rel_err(p.run(x), run_ort(model, {"x": x})) < 1e-5
-    assert not [impl for _, impl in p.kernels(x.shape) if "bf16" in impl]
+    assert not [impl for _, impl in p.kernels(x.shape) if _bf16_kernel(impl)]
 
 
 def test_unknown_precision_is_refused():
@@ -202,7 +208,7 @@ def _marked(value: str, int8: bool = False) -> onnx.ModelProto:
 def test_node_attribute_runs_that_layer_bf16():
     p = Predictor(_marked("bf16"), num_threads=1)
     assert p.precision == "fp32"
-    assert [impl for label, impl in p.kernels((1, 4, 3, 3)) if label == "conv"][0].endswith("bf16")
+    assert _bf16_kernel([impl for label, impl in p.kernels((1, 4, 3, 3)) if label == "conv"][0])
 
 
 @pytest.mark.parametrize(("value", "int8", "message"), [("fp16", False, "precision 'fp16'"), ("bf16", True, "int8")])
@@ -246,7 +252,7 @@ def test_onednn_verbose_shows_bf16_kernels_and_no_reference_kernel(tmp_path):
         kinds.setdefault(fields[3], []).append(fields)
     assert len(kinds["convolution"]) == 4 and len(kinds["inner_product"]) == 1, sorted(kinds)
     for fields in kinds["convolution"] + kinds["inner_product"]:
-        assert fields[4].endswith("bf16") and "src_bf16" in fields[6] and "wei_bf16" in fields[6], fields
+        assert _bf16_kernel(fields[4]) and "src_bf16" in fields[6] and "wei_bf16" in fields[6], fields
     assert not [f for f in execs if f[4].startswith("ref")], [f[4] for f in execs]
 
 
@@ -271,4 +277,4 @@ def test_precision_plan_warning_is_logged(caplog, monkeypatch):
         p = Predictor(small_cnn(emulate=False), num_threads=1, precision="bf16")
     assert p.precision == "fp32"
     assert "no native bf16 kernels" in caplog.text
-    assert not [impl for _, impl in p.kernels((1, 8, 12, 12)) if "bf16" in impl]
+    assert not [impl for _, impl in p.kernels((1, 8, 12, 12)) if _bf16_kernel(impl)]
