@@ -20,7 +20,14 @@ import numpy as np
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.ir.graph import add_initializer, const_array, drop_unused_initializers, take_over, taken_names
+from int8kit.ir.graph import (
+    add_initializer,
+    const_array,
+    drop_unused_initializers,
+    is_zero_pad,
+    take_over,
+    taken_names,
+)
 from int8kit.names import fresh_name
 
 logger = logging.getLogger(__name__)
@@ -45,19 +52,6 @@ def _weight_shape(weight: ir.Value | None) -> tuple | None:
     if array is not None:
         return array.shape
     return tuple(weight.shape) if weight.shape is not None else None
-
-
-def _is_zero_pad(node: ir.Node) -> bool:
-    """A constant-mode Pad whose padding value is 0 (it commutes with a per-channel scale)."""
-    if not _is(node, "Pad"):
-        return False
-    mode = node.attributes.get("mode")
-    if mode is not None and mode.as_string() != "constant":
-        return False
-    if len(node.inputs) > 2 and node.inputs[2] is not None:
-        value = const_array(node.inputs[2])
-        return value is not None and not np.any(value)
-    return True
 
 
 class FoldActivationChannelScalesPass(ir.passes.InPlacePass):
@@ -150,7 +144,7 @@ class FoldActivationChannelScalesPass(ir.passes.InPlacePass):
                 raise UnsupportedOpError(f"{where}: the dequantized tensor is a graph output")
             for use in current.uses():
                 reader = use.node
-                if _is_zero_pad(reader) and use.idx == 0:
+                if is_zero_pad(reader) and use.idx == 0:
                     todo.append(reader.outputs[0])
                     continue
                 weight = reader.inputs[1] if _is(reader, "Conv") and len(reader.inputs) > 1 else None

@@ -142,6 +142,21 @@ def reduce_axes(node: ir.Node) -> list[int] | None:
     return sorted(int(a) % rank for a in values)
 
 
+def is_zero_pad(node: ir.Node) -> bool:
+    """A constant-mode Pad that fills the real value 0 (attribute form of opset < 11 too), whatever its
+    amounts: it commutes with any per-tensor or per-channel scale, and 0 is exact on every quantized grid."""
+    if node.domain not in ("", "ai.onnx") or node.op_type != "Pad":
+        return False
+    if node.attributes.get_string("mode", "constant") != "constant":
+        return False
+    if "value" in node.attributes:
+        return node.attributes.get_float("value", 0.0) == 0.0
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        value = const_array(node.inputs[2])
+        return value is not None and not np.any(value)
+    return True
+
+
 def is_global_mean(node: ir.Node) -> bool:
     """GlobalAveragePool, or a ReduceMean over all spatial axes with constant axes."""
     if node.domain not in ("", "ai.onnx"):

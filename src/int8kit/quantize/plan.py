@@ -22,7 +22,7 @@ import onnx
 import onnx_ir as ir
 
 from int8kit import op_table
-from int8kit.ir.graph import is_global_mean
+from int8kit.ir.graph import is_global_mean, is_zero_pad
 from int8kit.quantize.scheme import clip_is_nonnegative, nonnegative_tensors
 from int8kit.scope import Scope, ScopeNode
 
@@ -33,7 +33,8 @@ DATA_OPS = op_table.op_types(qdq="inputs_and_output")
 SUPPORTED_OPS = COMPUTE_OPS + DATA_OPS
 # Ops whose output holds the same values as (a subset of) their input: one scale fits both.
 SHARED_SCALE_OPS = frozenset(op_table.op_types(grid="same"))
-# Those that only rearrange or select their one data input (no pooling window, no fill value).
+# Those that only rearrange or select their one data input (no pooling window, no fill value); a Pad that
+# fills 0 moves too (is_zero_pad: 0 is exact on every grid), whatever computes its amounts.
 MOVING_OPS = SHARED_SCALE_OPS - {"Concat", "MaxPool", "Pad"}
 SHAPE_READERS = frozenset(op_table.op_types(role="shape"))  # read a tensor's shape only, never its values
 
@@ -161,7 +162,9 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
 
 
 def _moves(node: ir.Node | None) -> bool:
-    return node is not None and node.op_type in MOVING_OPS and bool(node.inputs) and node.inputs[0] is not None
+    if node is None or not node.inputs or node.inputs[0] is None:
+        return False
+    return node.op_type in MOVING_OPS or is_zero_pad(node)
 
 
 def _moved_from(value: ir.Value, wanted: set[str]) -> ir.Value | None:
