@@ -45,3 +45,21 @@ def test_supported_model_passes():
     supported = [op_key(n) for n in model.graph]
     check_supported(model, supported)
     assert unsupported_ops(model, supported) == {}
+
+
+def test_a_conv_left_as_onnx_says_why():
+    """A 3-D Conv stays an ONNX Conv (conv_to_int8kit refuses it); the error gives that pass's reason."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from int8kit.ir.retype_conv import ConvToInt8kitPass
+
+    proto = make_model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv3d")],
+        [vinfo("x", [1, 3, 4, 4, 4])],
+        [vinfo("y", [1, 2, 2, 2, 2])],
+        [numpy_helper.from_array(np.ones((2, 3, 3, 3, 3), np.float32), "w")],
+    )
+    model = ConvToInt8kitPass()(ir.serde.deserialize_model(proto)).model
+    with pytest.raises(UnsupportedOpError, match=r"Conv \(nodes 'conv3d': 3-D convolution \(only 2-D is supported\)\)"):
+        check_supported(model, {op_key(n) for n in model.graph} - {"Conv"})

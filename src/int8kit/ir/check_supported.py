@@ -12,6 +12,7 @@ from collections.abc import Collection
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
+from int8kit.metadata import UNSUPPORTED_REASON_KEY
 
 
 def op_key(node: ir.Node) -> str:
@@ -20,12 +21,15 @@ def op_key(node: ir.Node) -> str:
 
 
 def unsupported_ops(model: ir.Model, supported: Collection[str]) -> dict[str, list[str]]:
-    """op key -> names (or #index) of the nodes of that op that are not in `supported`."""
+    """op key -> names (or #index) of the nodes of that op that are not in `supported`, each with the reason a
+    pass recorded for leaving it alone ("'conv3d': 3-D convolution (only 2-D is supported)")."""
     found: dict[str, list[str]] = defaultdict(list)
     for index, node in enumerate(ir.traversal.RecursiveGraphIterator(model.graph)):
         key = op_key(node)
         if key not in supported:
-            found[key].append(node.name or f"#{index}")
+            name = repr(node.name or f"#{index}")
+            reason = node.meta.get(UNSUPPORTED_REASON_KEY)
+            found[key].append(f"{name}: {reason}" if reason else name)
     return dict(found)
 
 
@@ -40,6 +44,6 @@ def check_supported(model: ir.Model, supported: Collection[str]) -> None:
         return
     parts = []
     for key, names in sorted(missing.items()):
-        shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         parts.append(f"{key} (nodes {shown})")
     raise UnsupportedOpError(f"model {model.graph.name!r} has unsupported ops: " + "; ".join(parts))

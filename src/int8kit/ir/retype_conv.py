@@ -20,7 +20,7 @@ from int8kit.ir.fusion import (
     set_attr_ints,
     set_post_ops,
 )
-from int8kit.metadata import SOURCE_OP_KEY
+from int8kit.metadata import SOURCE_OP_KEY, UNSUPPORTED_REASON_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class ConvToInt8kitPass(FusionPass):
         reason = convert_conv(node)
         if reason is not None:
             self.report.skip(node, reason)
+            node.meta[UNSUPPORTED_REASON_KEY] = reason
             return False
         self.report.fuse(node, "-> int8kit.Conv")
         return True
