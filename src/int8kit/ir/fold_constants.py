@@ -4,8 +4,9 @@ Exporters leave constant arithmetic in the graph: paddle2onnx reshapes every bia
 its Add. Left there, the quantizer sees a computed tensor and puts a Q/DQ pair on it, and the fusions do
 not recognise a constant bias. Each such node is evaluated once with onnx's reference evaluator and
 replaced by an initializer. QuantizeLinear/DequantizeLinear are never folded (the converter reads the
-weights' int8 grid from them), nor random ops, nor results over MAX_ELEMENTS (a ConstantOfShape that
-would bloat the file).
+weights' int8 grid from them), nor random ops, nor results over MAX_ELEMENTS that are larger than every
+input (a ConstantOfShape or Expand that would bloat the file); a large weight computed from a weight as large
+(NF-Net's and BiT's weight standardisation: BatchNormalization in training mode over the weight) folds.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _foldable(node: ir.Node) -> bool:
 def _to_initializer(graph: ir.Graph, out: ir.Value, result: np.ndarray) -> None:
     """Replace node output `out` by an initializer holding `result`, under the same name."""
     name = out.name
-    tensor = ir.tensor(np.ascontiguousarray(result), name=name)
+    tensor = ir.tensor(np.ascontiguousarray(result).reshape(result.shape), name=name)  # a scalar stays 0-D
     init = ir.Value(shape=ir.Shape(result.shape), type=ir.TensorType(tensor.dtype), const_value=tensor)
     out.replace_all_uses_with(init, replace_graph_outputs=True)
     out.name = None
@@ -61,7 +62,8 @@ class FoldConstantsPass(ir.passes.InPlacePass):
             except Exception as exc:  # the reference evaluator raises many types: leave the node as it is
                 logger.debug("not folding %s (%s): %s", node.name, node.op_type, exc)
                 continue
-            if any(r.size > MAX_ELEMENTS for r in results):
+            largest_input = max((a.size for a in arrays if a is not None), default=0)
+            if any(r.size > max(MAX_ELEMENTS, largest_input) for r in results):
                 continue
             for out, result in zip(node.outputs, results, strict=False):
                 if out is not None:
