@@ -196,6 +196,7 @@ def benchmark_rows(bench: Benchmark, work: Path, threads: int, qat_steps: int, r
 
 
 def benchmarks(work: Path, only: set[str] | None) -> tuple[list[Benchmark], dict[str, str]]:
+    work.mkdir(parents=True, exist_ok=True)  # bf16_agreement.py calls this first on a fresh checkout
     found, missing = [], {}
     builders = {
         "paddleocr_cls": lambda: [build_realmodels.build_ocr_cls(work)],
