@@ -279,31 +279,69 @@ def conv(b: Builder, node: ir.Node) -> None:
     masks, zps, scale_args = _scale_args(b, q, 0b11 if group > 1 else 0b1)
     bias = _bias(b, node, oc)
     attr = dnnl.Attr(masks, post_ops, zps)
-    pd = b.first_fast(
-        node.name,
-        [
-            lambda st=st, dt=dt: dnnl.convolution_pd(
-                _md(src.dims, src_dt, st),
-                dnnl.MemoryDesc.any(w_dims, w_dt),
-                bias.memory.md if bias else None,
-                _md(dst_dims, dst_dt, dt),
-                strides,
-                [d - 1 for d in dil],
-                pads[:2],
-                pads[2:],
-                attr,
-            )
-            for st, dt in _act_layouts(
-                src.dims,
-                dst_dims,
-                src_dt,
-                src.md if _from_int8(node) or b.layout_policy == layouts.KEEP_ARRIVAL else None,
-                b.layout_policy,
-            )
-        ],
-    )
-    w_const = b.reordered_const(node.inputs[1].name, w, w_dims, pd.md(dnnl.QUERY_WEIGHTS_MD))
+
+    def choose(src: Tensor, w_dims: tuple[int, ...], strides: list[int], pads: list[int]) -> dnnl.PrimitiveDesc:
+        return b.first_fast(
+            node.name,
+            [
+                lambda st=st, dt=dt: dnnl.convolution_pd(
+                    _md(src.dims, src_dt, st),
+                    dnnl.MemoryDesc.any(w_dims, w_dt),
+                    bias.memory.md if bias else None,
+                    _md(dst_dims, dst_dt, dt),
+                    strides,
+                    [d - 1 for d in dil],
+                    pads[:2],
+                    pads[2:],
+                    attr,
+                )
+                for st, dt in _act_layouts(
+                    src.dims,
+                    dst_dims,
+                    src_dt,
+                    src.md if _from_int8(node) or b.layout_policy == layouts.KEEP_ARRIVAL else None,
+                    b.layout_policy,
+                )
+            ],
+        )
+
+    pd = choose(src, w_dims, strides, pads)
+    w_key = node.inputs[1].name
+    if q is not None and _amx_patch_bug(pd, group, (kh, kw), strides, dil, pads):
+        src = _space_to_depth(b, src, src_dt, (kh, kw), node.name)
+        w, w_dims, w_key = w.reshape(oc, icg * kh * kw, 1, 1), (oc, icg * kh * kw, 1, 1), f"{w_key}/space_to_depth"
+        pd = choose(src, w_dims, [1, 1], [0, 0, 0, 0])
+    w_const = b.reordered_const(w_key, w, w_dims, pd.md(dnnl.QUERY_WEIGHTS_MD))
     _finish(b, node, pd, src, w_const, bias, residual, q, scale_args, pd.md(dnnl.QUERY_DST_MD))
+
+
+def _amx_patch_bug(pd: dnnl.PrimitiveDesc, group: int, kernel, strides, dil, pads) -> bool:
+    """Whether oneDNN 3.2's AMX brgconv would compute this convolution wrongly: non-overlapping patches
+    (kernel == stride > 1, no padding or dilation; ConvNeXt's and FasterNet's downsampling, patch embeddings).
+
+    Seen here, int8 on an AMX Xeon: a 2x2 stride-2 conv is wrong for 96, 160, 224, 288 input channels, a 4x4
+    stride-4 one for 144-304 of them (most outputs off by up to the whole range); VNNI kernels, bf16 and every
+    overlapping conv are right. Such a conv is the same as a 1x1 conv of its space-to-depth rearrangement,
+    which AMX's 1x1 kernel computes right, so that is what runs instead (one reorder of the input)."""
+    impl = pd.impl_info()
+    patches = list(kernel) == list(strides) and max(kernel) > 1
+    return "amx" in impl and "1x1" not in impl and group == 1 and patches and dil == [1, 1] and not any(pads)
+
+
+def _space_to_depth(b: Builder, src: Tensor, dtype: int, kernel: tuple[int, int], label: str) -> Tensor:
+    """[N, C, H, W] -> [N, C*kh*kw, H/kh, W/kw] (channel c*kh*kw + i*kw + j holds pixel (i, j) of each patch),
+    in nhwc, by one reorder between two strided views: the 1x1-conv form of a kernel == stride conv."""
+    n, c, h, w = src.dims
+    kh, kw = kernel
+    oh, ow = h // kh, w // kw
+    nhwc = b.as_md(src, _md(src.dims, dtype, dnnl.TAG_ACDB), label)
+    patches = (n, c, kh, kw, oh, ow)
+    read = dnnl.MemoryDesc.with_strides(patches, dtype, (h * w * c, 1, w * c, c, kh * w * c, kw * c))
+    depth = c * kh * kw
+    out = b.new_tensor(_md((n, depth, oh, ow), dtype, dnnl.TAG_ACDB))
+    write = dnnl.MemoryDesc.with_strides(patches, dtype, (oh * ow * depth, kh * kw, kw, 1, ow * depth, depth))
+    b.reorder(b.view(nhwc, read), b.view(out, write), label=f"space-to-depth for {label}")
+    return out
 
 
 @lowering("Dense", domain=ops.DOMAIN)
