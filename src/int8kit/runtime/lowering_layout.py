@@ -95,17 +95,21 @@ def expand(b: Builder, node: ir.Node) -> None:
         raise UnsupportedOpError(
             f"node {node.name!r}: Expand of {list(src.dims)} to {shape.reshape(-1).tolist()}: shapes do not broadcast"
         ) from None
-    if dims == tuple(src.dims):
-        b.set_output(node, src)
-        return
-    plain = b.as_plain(src, node.name)
+    b.set_output(node, broadcast_to(b, src, dims, node.name))
+
+
+def broadcast_to(b: Builder, src: Tensor, dims: tuple[int, ...], label: str) -> Tensor:
+    """`src` broadcast to `dims` as a plain tensor of its own (itself when it has those dims already)."""
+    if tuple(dims) == tuple(src.dims):
+        return src
+    plain = b.as_plain(src, label)
     lead = (1,) * (len(dims) - len(src.dims)) + tuple(src.dims)
     dense = np.cumprod((1, *lead[::-1]))[:-1][::-1]  # the plain strides of `lead`
     strides = tuple(int(s) if d == full else 0 for s, d, full in zip(dense, lead, dims, strict=True))
     view = b.view(plain, dnnl.MemoryDesc.with_strides(dims, src.dtype, strides))
     dst = b.new_tensor(dnnl.MemoryDesc.plain(dims, src.dtype))
-    b.reorder(view, dst, node.name)
-    b.set_output(node, dst)
+    b.reorder(view, dst, label)
+    return dst
 
 
 @lowering("Identity", "Dropout")

@@ -22,6 +22,7 @@ from int8kit.runtime.compile import (
     layout_variants,
     with_layout_of,
 )
+from int8kit.runtime.lowering_layout import broadcast_to
 from int8kit.runtime.registry import lowering
 
 
@@ -251,6 +252,13 @@ def binary(b: Builder, node: ir.Node) -> None:
     shapes = [o.shape if isinstance(o, np.ndarray) else o.dims for o in operands]
     out_shape = tuple(np.broadcast_shapes(*shapes))
     a, c = operands
+    if tuple(shapes[0]) != out_shape and tuple(shapes[1]) != out_shape:
+        # Both broadcast (FocalNet's [N, C, 1, 1] * [N, 1, H, W]): the computed one is written out at the
+        # output's shape first (oneDNN broadcasts src1 only).
+        i = 0 if not isinstance(a, np.ndarray) else 1
+        operands[i] = broadcast_to(b, operands[i], out_shape, node.name)
+        shapes[i] = out_shape
+        a, c = operands
     operands_a = a
     if tuple(shapes[0]) != out_shape or isinstance(a, np.ndarray):
         if node.op_type not in ("Add", "Mul", "Max", "Min") or tuple(shapes[1]) != out_shape:
