@@ -53,3 +53,35 @@ def test_a_shape_that_does_not_broadcast_is_refused_naming_the_node():
     model = make_model(nodes, [vinfo("x", [3, 2])], [vinfo("y", None)], [init("shape", np.array([4, 5]))])
     with pytest.raises(UnsupportedOpError, match="'expand'.*do not broadcast"):
         Predictor(model, num_threads=1).run(np.zeros((3, 2), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("shape", "repeats"),
+    [((1, 4, 3, 3), (2, 1, 1, 1)), ((2, 3, 4), (1, 2, 3)), ((2, 5), (3, 1)), ((1, 4, 3, 3), (1, 1, 1, 1))],
+)
+def test_tile_of_run_time_data_matches_onnxruntime(shape, repeats):
+    """XCiT's positional encoding: a conv output tiled per image (np.tile semantics, as ONNX's Tile)."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Tile", ["r", "reps"], ["y"], name="tile")]
+    model = make_model(
+        nodes, [vinfo("x", list(shape))], [vinfo("y", None)], [init("reps", np.array(repeats, np.int64))]
+    )
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    predictor = Predictor(model, num_threads=1)
+    got = predictor.run(x)
+    np.testing.assert_array_equal(got, run_ort(model, {"x": x}))
+    np.testing.assert_array_equal(got, np.tile(np.maximum(x, 0), repeats))
+    assert not [i for i in predictor.program({"x": shape}).impls if i.startswith("ref")]
+
+
+def test_tile_of_shapes_folds_on_the_host():
+    """Tile of shape arithmetic (repeats and data known when compiling) is evaluated there, not lowered."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Tile", ["s", "two"], ["ss"]),
+        helper.make_node("Slice", ["ss", "start", "end"], ["hw"]),
+        helper.make_node("Reshape", ["x", "hw"], ["y"]),
+    ]
+    inits = [init(name, np.array([v], np.int64)) for name, v in (("two", 2), ("start", 2), ("end", 4))]
+    model = make_model(nodes, [vinfo("x", [6, 4])], [vinfo("y", None)], inits)
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    np.testing.assert_array_equal(Predictor(model, num_threads=1).run(x), run_ort(model, {"x": x}))

@@ -41,6 +41,8 @@ HOST_ONLY_OPS = (
     "Cos",  # EdgeNeXt's positional encoding: computed from the feature map's shape only
     "Sin",
     "CumSum",
+    "Tile",  # XCiT's positional encoding grid, repeated per image: shape-only data
+    "OneHot",  # GC ViT's relative-position index
 )
 
 

@@ -98,6 +98,31 @@ def expand(b: Builder, node: ir.Node) -> None:
     b.set_output(node, broadcast_to(b, src, dims, node.name))
 
 
+@lowering("Tile")
+def tile(b: Builder, node: ir.Node) -> None:
+    """Tile of run-time data (XCiT's positional encoding repeated per image; Tile of shapes folds on the host):
+    one reorder from a view of the input as [r0, d0, r1, d1, ...] whose repeat axes have stride 0."""
+    src = b.input(node, 0)
+    repeats = b.constant_array(node, 1)
+    if repeats is None:
+        raise UnsupportedOpError(f"node {node.name!r}: Tile needs repeats known when the model is compiled")
+    repeats = [int(r) for r in repeats.reshape(-1)]
+    if len(repeats) != len(src.dims) or min(repeats) < 1:
+        raise UnsupportedOpError(f"node {node.name!r}: Tile of {list(src.dims)} by {repeats}")
+    out_dims = tuple(d * r for d, r in zip(src.dims, repeats, strict=True))
+    if out_dims == tuple(src.dims):
+        b.set_output(node, src)
+        return
+    plain = b.as_plain(src, node.name)
+    dense = np.cumprod((1, *src.dims[::-1]))[:-1][::-1]  # the plain strides of the input
+    pairs = tuple(x for r, d in zip(repeats, src.dims, strict=True) for x in (r, d))
+    strides = tuple(int(x) for s in dense for x in (0, s))
+    view = b.view(plain, dnnl.MemoryDesc.with_strides(pairs, src.dtype, strides))
+    dst = b.new_tensor(dnnl.MemoryDesc.plain(out_dims, src.dtype))
+    b.reorder(view, b.view(dst, dnnl.MemoryDesc.plain(pairs, src.dtype)), node.name)
+    b.set_output(node, dst)
+
+
 def broadcast_to(b: Builder, src: Tensor, dims: tuple[int, ...], label: str) -> Tensor:
     """`src` broadcast to `dims` as a plain tensor of its own (itself when it has those dims already)."""
     if tuple(dims) == tuple(src.dims):

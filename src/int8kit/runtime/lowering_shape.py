@@ -37,6 +37,6 @@ def _runtime_data(b: Builder, node: ir.Node) -> None:
     )
 
 
-lowering(*(op for op in HOST_ONLY_OPS if op not in ("Shape", "Size", "Slice", "Gather", "Cast", "Expand")))(
+lowering(*(op for op in HOST_ONLY_OPS if op not in ("Shape", "Size", "Slice", "Gather", "Cast", "Expand", "Tile")))(
     _runtime_data
 )
