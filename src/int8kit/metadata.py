@@ -28,9 +28,6 @@ KEEP_FP32_KEY = "int8kit.keep_fp32"  # "1": the quantizer or a scope keeps this 
 FP32_REASON_KEY = "int8kit.fp32_reason"  # why a node stays FP32 (scope, place_int8; the summary prints it)
 PRECISION_KEY = "int8kit.precision"  # "int8" or "fp32", decided by place_int8
 OUTPUT_INT8_KEY = "int8kit.output_int8"  # "1" when an INT8 compute op writes INT8 (place_int8)
-# In node.meta (in memory only): why a pass could not give an ONNX node the engine's form (conv_to_int8kit),
-# so the unsupported-ops error can say it (ir.check_supported).
-UNSUPPORTED_REASON_KEY = "int8kit.unsupported_reason"
 
 # -- on values -----------------------------------------------------------------------------------
 ENCODING_KEY = "int8kit.encoding"  # a tensor's INT8 encoding from the QDQ file (gather_scales; ir.encoding)

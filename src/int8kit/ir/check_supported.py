@@ -12,7 +12,6 @@ from collections.abc import Collection
 import onnx_ir as ir
 
 from int8kit.errors import UnsupportedOpError
-from int8kit.metadata import UNSUPPORTED_REASON_KEY
 
 
 def op_key(node: ir.Node) -> str:
@@ -21,16 +20,26 @@ def op_key(node: ir.Node) -> str:
 
 
 def unsupported_ops(model: ir.Model, supported: Collection[str]) -> dict[str, list[str]]:
-    """op key -> names (or #index) of the nodes of that op that are not in `supported`, each with the reason a
-    pass recorded for leaving it alone ("'conv3d': 3-D convolution (only 2-D is supported)")."""
+    """op key -> names (or #index) of the nodes of that op that are not in `supported`, each with the reason the
+    pass that would convert it gives for leaving it alone ("'conv3d': 3-D convolution (only 2-D is supported)")."""
     found: dict[str, list[str]] = defaultdict(list)
     for index, node in enumerate(ir.traversal.RecursiveGraphIterator(model.graph)):
         key = op_key(node)
         if key not in supported:
             name = repr(node.name or f"#{index}")
-            reason = node.meta.get(UNSUPPORTED_REASON_KEY)
+            reason = _known_refusal(node)
             found[key].append(f"{name}: {reason}" if reason else name)
     return dict(found)
+
+
+def _known_refusal(node: ir.Node) -> str | None:
+    """The reason the converting pass gives for leaving this node alone, where there is one (asked again here:
+    an INT8 model loaded from a file carries no record of the passes that made it)."""
+    if node.op_type == "Conv" and node.domain in ("", "ai.onnx"):
+        from int8kit.ir.retype_conv import conv_refusal  # lazily: retype_conv sits above this module
+
+        return conv_refusal(node)
+    return None
 
 
 def check_supported(model: ir.Model, supported: Collection[str]) -> None:

@@ -20,7 +20,7 @@ from int8kit.ir.fusion import (
     set_attr_ints,
     set_post_ops,
 )
-from int8kit.metadata import SOURCE_OP_KEY, UNSUPPORTED_REASON_KEY
+from int8kit.metadata import SOURCE_OP_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ def _resolve_pads(node: ir.Node, kernel: list[int], strides: list[int], dilation
     return [top, left, bottom, right]
 
 
-def convert_conv(node: ir.Node) -> str | None:
-    """Rewrite one ONNX Conv as int8kit.Conv in place; returns None, or why it was left alone."""
+def _conv_form(node: ir.Node) -> tuple[list[int], list[int], list[int], int] | str:
+    """(strides, pads, dilations, group) of the int8kit.Conv an ONNX Conv becomes, or why it cannot."""
     if len(node.inputs) < 2 or node.inputs[0] is None:
         return "Conv without a weight input"
     weight = const_array(node.inputs[1])
@@ -73,6 +73,21 @@ def convert_conv(node: ir.Node) -> str | None:
         return pads
     if len(pads) != 4 or len(strides) != 2 or len(dilations) != 2:
         return f"malformed attributes: pads={pads} strides={strides} dilations={dilations}"
+    return strides, pads, dilations, group
+
+
+def conv_refusal(node: ir.Node) -> str | None:
+    """Why an ONNX Conv cannot become an int8kit.Conv (None when it can), without changing it."""
+    form = _conv_form(node)
+    return form if isinstance(form, str) else None
+
+
+def convert_conv(node: ir.Node) -> str | None:
+    """Rewrite one ONNX Conv as int8kit.Conv in place; returns None, or why it was left alone."""
+    form = _conv_form(node)
+    if isinstance(form, str):
+        return form
+    strides, pads, dilations, group = form
     node.metadata_props[SOURCE_OP_KEY] = node.op_type
     node.domain = ops.DOMAIN
     node.op_type = "Conv"
@@ -97,7 +112,6 @@ class ConvToInt8kitPass(FusionPass):
         reason = convert_conv(node)
         if reason is not None:
             self.report.skip(node, reason)
-            node.meta[UNSUPPORTED_REASON_KEY] = reason
             return False
         self.report.fuse(node, "-> int8kit.Conv")
         return True
