@@ -18,7 +18,7 @@ from int8kit.convert.config import ConvertConfig
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
 from int8kit.ir.fusion import is_onnx_op, same_value_shapes
-from int8kit.ir.graph import is_global_mean, reduce_axes  # noqa: F401  (re-exported)
+from int8kit.ir.graph import is_global_mean, is_zero_pad, reduce_axes  # noqa: F401  (re-exported)
 from int8kit.ir.weight_grid import GRID_REFUSED_KEY, grid_of
 from int8kit.metadata import ENCODING_KEY, FP32_REASON_KEY, ID_KEY, KEEP_FP32_KEY, OUTPUT_INT8_KEY, PRECISION_KEY
 
@@ -119,11 +119,7 @@ def _pad_reason(node: ir.Node) -> str | None:
     mode = node.attributes.get_string("mode", "constant")
     if mode != "constant":
         return f"Pad mode {mode!r} has no INT8 kernel"
-    fill = node.attributes.get_float("value", 0.0) if "value" in node.attributes else 0.0
-    if len(node.inputs) > 2 and node.inputs[2] is not None:
-        value = node.inputs[2].const_value
-        fill = float(value.numpy().reshape(-1)[0]) if value is not None and value.numpy().size else None
-    if fill != 0.0:
+    if not is_zero_pad(node):
         return "it pads with a value other than 0 (or a computed one)"
     enc = encoding(node.inputs[0])
     if enc is not None and enc.zero_point:

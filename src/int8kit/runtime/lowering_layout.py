@@ -101,7 +101,7 @@ def expand(b: Builder, node: ir.Node) -> None:
 @lowering("Tile")
 def tile(b: Builder, node: ir.Node) -> None:
     """Tile of run-time data (XCiT's positional encoding repeated per image; Tile of shapes folds on the host):
-    one reorder from a view of the input as [r0, d0, r1, d1, ...] whose repeat axes have stride 0."""
+    one broadcast (a stride-0 view and a reorder) of the input spread over [1, d0, 1, d1, ...]."""
     src = b.input(node, 0)
     repeats = b.constant_array(node, 1)
     if repeats is None:
@@ -113,14 +113,11 @@ def tile(b: Builder, node: ir.Node) -> None:
     if out_dims == tuple(src.dims):
         b.set_output(node, src)
         return
-    plain = b.as_plain(src, node.name)
-    dense = np.cumprod((1, *src.dims[::-1]))[:-1][::-1]  # the plain strides of the input
+    # [d0, d1, ...] viewed as [1, d0, 1, d1, ...] and broadcast to [r0, d0, r1, d1, ...], whose bytes are the output
+    spread = dnnl.MemoryDesc.plain(tuple(x for d in src.dims for x in (1, d)), src.dtype)
     pairs = tuple(x for r, d in zip(repeats, src.dims, strict=True) for x in (r, d))
-    strides = tuple(int(x) for s in dense for x in (0, s))
-    view = b.view(plain, dnnl.MemoryDesc.with_strides(pairs, src.dtype, strides))
-    dst = b.new_tensor(dnnl.MemoryDesc.plain(out_dims, src.dtype))
-    b.reorder(view, b.view(dst, dnnl.MemoryDesc.plain(pairs, src.dtype)), node.name)
-    b.set_output(node, dst)
+    tiled = broadcast_to(b, b.view(b.as_plain(src, node.name), spread), pairs, node.name)
+    b.set_output(node, b.view(tiled, dnnl.MemoryDesc.plain(out_dims, src.dtype)))
 
 
 def broadcast_to(b: Builder, src: Tensor, dims: tuple[int, ...], label: str) -> Tensor:

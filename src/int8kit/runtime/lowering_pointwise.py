@@ -612,38 +612,35 @@ def _reduction(
     result, its kept axes in their order and 1s elsewhere, is the same bytes as the keepdims shape."""
     kept = tuple(1 if i in axes else d for i, d in enumerate(src.dims))
     rank = len(src.dims)
+
+    def flat(plain: Tensor) -> None:
+        """The reduction over the innermost axes of a plain tensor as [kept elements, reduced elements] ->
+        [kept, 1]: oneDNN 3.2's jit reduction in 2-D, where 6-D had only ref:any (Hiera's max took 19 ms)."""
+        lead = int(np.prod(kept))
+        two_d = b.view(plain, dnnl.MemoryDesc.plain((lead, int(np.prod(plain.dims)) // lead), plain.dtype))
+        out = dnnl.MemoryDesc.plain((lead, 1), dst_dtype)
+        pd = b.first_fast(node.name, [lambda: dnnl.reduction_pd(alg, two_d.md, out, attr, p)])
+        dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
+        b.add_step(pd, [(dnnl.ARG_SRC, two_d), (dnnl.ARG_DST, dst)], node.name)
+        _reduced_output(b, node, b.view(dst, dnnl.MemoryDesc.plain(kept, dst_dtype)), src.dims, axes, dst_dtype)
+
     if axes != list(range(rank - len(axes), rank)):
         moved, _ = _innermost(b, src, axes, f"{node.name} (reduced axes innermost)")
-        _flat_reduction(b, node, moved, alg, len(axes), kept, axes, src.dims, dst_dtype, attr, p)
+        flat(moved)
         return
     makers = [
         lambda md=md: dnnl.reduction_pd(alg, md, with_layout_of(kept, dst_dtype, md), attr, p)
         for md in layout_variants(src.md)
     ]
     pd = b.first_fast(node.name, makers, fallback=False)
-    if pd is None and rank > 2:  # only ref:any in this rank: the same reduction over the plain bytes in 2-D
-        plain = b.as_plain(src, node.name)
-        _flat_reduction(b, node, plain, alg, len(axes), kept, axes, src.dims, dst_dtype, attr, p)
+    if pd is None and rank > 2:  # only ref:any in this rank
+        flat(b.as_plain(src, node.name))
         return
     pd = pd or b.first_fast(node.name, makers)
     src_t = b.as_md(src, pd.md(dnnl.QUERY_SRC_MD), node.name)
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
     _reduced_output(b, node, dst, src.dims, axes, dst_dtype)
-
-
-def _flat_reduction(b: Builder, node, plain: Tensor, alg, n_reduced, kept, axes, dims, dst_dtype, attr, p) -> None:
-    """A reduction over the innermost `n_reduced` axes of a plain tensor as [kept elements, reduced elements]
-    -> [kept, 1]: oneDNN 3.2's jit reduction in 2-D, where the tensor's own rank had only ref:any (Hiera's 6-D
-    max over one axis took 19 ms)."""
-    rank = len(plain.dims)
-    lead = int(np.prod(plain.dims[: rank - n_reduced]))
-    flat = b.view(plain, dnnl.MemoryDesc.plain((lead, int(np.prod(plain.dims)) // lead), plain.dtype))
-    out = dnnl.MemoryDesc.plain((lead, 1), dst_dtype)
-    pd = b.first_fast(node.name, [lambda: dnnl.reduction_pd(alg, flat.md, out, attr, p)])
-    dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
-    b.add_step(pd, [(dnnl.ARG_SRC, flat), (dnnl.ARG_DST, dst)], node.name)
-    _reduced_output(b, node, b.view(dst, dnnl.MemoryDesc.plain(kept, dst_dtype)), dims, axes, dst_dtype)
 
 
 def _reduced_output(b: Builder, node: ir.Node, dst, dims, axes: list[int], dst_dtype: int) -> None:
