@@ -67,7 +67,22 @@ def test_ray_classify_rows_equal_in_process_predictions(setup, local_ray, tmp_pa
     assert len(rows) == N_IMAGES
     assert [r["path"] for r in rows] == [str(p) for p in images]
     assert [int(r["top1"]) for r in rows] == scores.argmax(1).tolist()
-    assert (tmp_path / "ray.csv").read_text() == (tmp_path / "local.csv").read_text()
+    with open(tmp_path / "local.csv", newline="") as f:
+        local_rows = list(csv.DictReader(f))
+    assert rows[0].keys() == local_rows[0].keys()
+    classes = [k for k in rows[0] if k.startswith("top") and not k.endswith("_score")]
+    assert [[r[k] for k in ("path", *classes)] for r in rows] == [
+        [r[k] for k in ("path", *classes)] for r in local_rows
+    ]
+    # each process times its FP32 layout policies at compile (runtime.layouts) and may keep a different one:
+    # the same scores up to float summation order, not bit for bit
+    score_keys = [k for k in rows[0] if k.endswith("_score")]
+    np.testing.assert_allclose(
+        [[float(r[k]) for k in score_keys] for r in rows],
+        [[float(r[k]) for k in score_keys] for r in local_rows],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_user_pipeline_with_the_callable_class(setup, local_ray):
