@@ -207,6 +207,25 @@ def test_reductions(op, axes, keepdims):
     _run_both(model, rand(2, 16, 5, 6))
 
 
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceMax"])
+@pytest.mark.parametrize(("spatial", "keepdims"), [((4, 4), 1), ((4, 4), 0), ((7, 5), 1), ((1, 1), 0)])
+def test_a_spatial_mean_or_max_after_a_conv_is_one_global_pool(op, spatial, keepdims):
+    """timm's squeeze-excite x.mean((2, 3), keepdim=True): one pooling step on the conv's own layout, where a
+    reduction needed a reorder to plain data first and cost per output point (2.3 ms at 16x1152x4x4)."""
+    kernel = [3] * len(spatial)
+    w = rand(32, 16, *kernel, seed=1) * 0.3
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], "conv", pads=[1] * (2 * len(spatial)))
+    axes = list(range(2, 2 + len(spatial)))
+    nodes = [conv, helper.make_node(op, ["c"], ["y"], "squeeze", axes=axes, keepdims=keepdims)]
+    model = make_model(nodes, [vinfo("x", ["N", 16, *spatial])], [vinfo("y", None)], [init("w", w)], opset=17)
+    x = rand(16, 16, *spatial, seed=2)
+    _run_both(model, x)
+    prog = Predictor(model, num_threads=1).program({"x": x.shape})
+    steps = list(zip(prog.labels, prog.impls, strict=True))
+    assert [label for label, _ in steps if "squeeze" in label] == ["squeeze"] + ["reorder for squeeze"] * (not keepdims)
+    assert not [impl for _, impl in steps if impl.startswith("ref")], steps
+
+
 def test_reduce_mean_axes_as_input_opset18():
     nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=0)]
     model = make_model(
