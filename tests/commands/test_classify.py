@@ -39,7 +39,9 @@ def assert_rows_match(rows, images, scores, k: int) -> None:
         assert int(row["top1"]) == int(np.argmax(s))
         for i in range(k):
             assert int(row[f"top{i + 1}"]) == o[i]
-            assert float(row[f"top{i + 1}_score"]) == pytest.approx(float(s[o[i]]), rel=1e-6)
+            # batches of 7 run programs of their own shapes, each timing its FP32 layout policy at compile
+            # (runtime.layouts): the reference's values up to float summation order
+            assert float(row[f"top{i + 1}_score"]) == pytest.approx(float(s[o[i]]), rel=1e-5, abs=1e-6)
 
 
 @pytest.mark.parametrize("streams", ["1", "2"])

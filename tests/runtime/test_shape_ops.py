@@ -226,6 +226,37 @@ def test_a_spatial_mean_or_max_after_a_conv_is_one_global_pool(op, spatial, keep
     assert not [impl for _, impl in steps if impl.startswith("ref")], steps
 
 
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceMax", "ReduceSum", "ReduceL2"])
+@pytest.mark.parametrize(
+    ("shape", "axes", "keepdims"),
+    [
+        ((600, 4), [1], 1),  # Hiera's mask-unit max: millions of outputs of 4 elements each
+        ((2, 96, 4, 16), [3], 0),  # MobileViT-v2's attention over a 16-wide axis
+        ((8, 7, 16, 6), [1, 3], 1),  # reduced axes around a kept one
+        ((4, 32, 5, 3), [0], 0),  # the outermost axis
+    ],
+)
+def test_few_elements_per_output_reduce_as_one_pooling_window(op, shape, axes, keepdims):
+    """Reductions of at most POOL_REDUCED_UP_TO elements to each of many outputs: oneDNN's reduction costs
+    hundreds of ns an output point there, so they run as a pooling window over the reduced axes moved
+    outermost; the values must be onnxruntime's."""
+    nodes = [helper.make_node(op, ["x", "axes"], ["y"], "red", keepdims=keepdims)]
+    model = make_model(nodes, [vinfo("x", list(shape))], [vinfo("y", None)], [init("axes", np.array(axes))], opset=18)
+    x = rand(*shape, seed=7)
+    _run_both(model, x)
+    labels = Predictor(model, num_threads=1).program({"x": x.shape}).labels
+    assert "red (reduced axes outermost)" in labels, labels
+
+
+def test_many_elements_per_output_stay_one_reduction():
+    """A mean of 3136 elements an output streams through the reduction in place (no permuting copy)."""
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["y"], "red", keepdims=1)]
+    model = make_model(nodes, [vinfo("x", [64, 3136])], [vinfo("y", None)], [init("axes", np.array([1]))], opset=18)
+    x = rand(64, 3136, seed=8)
+    _run_both(model, x)
+    assert Predictor(model, num_threads=1).program({"x": x.shape}).labels[0] == "red"
+
+
 def test_reduce_mean_axes_as_input_opset18():
     nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=0)]
     model = make_model(
