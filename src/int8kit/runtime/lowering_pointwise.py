@@ -563,6 +563,7 @@ _REDUCTIONS = {  # op -> (oneDNN algorithm, its p)
 # the convolutions leave (1-D pooling has only a plain-layout kernel). Its reduction is optimised only on plain
 # data (a reorder out of the blocked layout first) and costs per output point: a squeeze-excite mean of
 # 16x1152x4x4 took 2.3 ms as a reduction (timm's EfficientNets, x.mean((2, 3))).
+_FLOATS = (dnnl.DT_F32, dnnl.DT_BF16)  # integer data keeps oneDNN's reduction (its own rounding and saturation)
 _GLOBAL_POOLS = {"ReduceMean": dnnl.POOLING_AVG_EXCLUDE_PADDING, "ReduceMax": dnnl.POOLING_MAX}
 
 
@@ -585,12 +586,7 @@ def reduce(b: Builder, node: ir.Node) -> None:
         return
     axes = sorted({a % rank for a in raw}) if raw else list(range(rank))
     alg, p = _REDUCTIONS[node.op_type]
-    if (
-        node.op_type in _GLOBAL_POOLS
-        and rank == 4
-        and axes == list(range(2, rank))
-        and src.dtype in (dnnl.DT_F32, dnnl.DT_BF16)
-    ):
+    if node.op_type in _GLOBAL_POOLS and rank == 4 and axes == list(range(2, rank)) and src.dtype in _FLOATS:
         dst = _pool(b, node, _GLOBAL_POOLS[node.op_type], None, src)
         _reduced_output(b, node, dst, src.dims, axes, src.dtype)
         return
@@ -647,7 +643,7 @@ def _reduction(
         b.add_step(pd, [(dnnl.ARG_SRC, two_d), (dnnl.ARG_DST, dst)], node.name)
         _reduced_output(b, node, b.view(dst, dnnl.MemoryDesc.plain(kept, dst_dtype)), src.dims, axes, dst_dtype)
 
-    pooled = attr is None and alg in _POOLED_REDUCTIONS and not p and src.dtype == dst_dtype
+    pooled = attr is None and alg in _POOLED_REDUCTIONS and not p and src.dtype == dst_dtype in _FLOATS
     if pooled and _outer_pool(b, node, src, axes, alg, dst_dtype, kept):
         return
     attr = attr or dnnl.Attr()
