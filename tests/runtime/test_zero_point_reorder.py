@@ -41,3 +41,12 @@ def test_quantize_with_a_zero_point_matches_onnxruntime(channels, zero_point):
     # at most one grid step where x/s rounds differently (x * (1/s) here), never the zero point's offset
     np.testing.assert_allclose(got, want, rtol=0, atol=0.069)
     assert np.mean(np.abs(got - want) > 1e-6) < 0.01
+
+
+def test_a_six_dim_quantize_with_a_zero_point_matches_onnxruntime():
+    """Plain data of a rank without known layout tags (Swin's window partition is 6-D) quantizes in one step."""
+    shape = (2, 3, 4, 3, 4, 21)
+    model = _qdq_model(shape, np.array(137, np.uint8))
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    got = Predictor(model, num_threads=1).run(x)
+    np.testing.assert_allclose(got, run_ort(model, {"x": x}), rtol=0, atol=0.069)

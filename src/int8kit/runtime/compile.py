@@ -388,7 +388,8 @@ class Builder:
         src_zero_point: int = 0,
         dst_zero_point: int = 0,
     ) -> None:
-        same_layout = src.md.tag() is not None and src.md.tag() == dst.md.tag()
+        both_plain = src.md.is_plain() and dst.md.is_plain()
+        same_layout = both_plain or (src.md.tag() is not None and src.md.tag() == dst.md.tag())
         if (src_zero_point or dst_zero_point) and not same_layout:
             # oneDNN 3.2's jit reorder drops a destination zero point while it changes the layout for many
             # channel counts (f32 nchw -> u8 nhwc of more than 16 channels not a multiple of 4, 16x16 and up:
