@@ -395,7 +395,7 @@ class Builder:
             # channel counts (f32 nchw -> u8 nhwc of more than 16 channels not a multiple of 4, 16x16 and up:
             # every value off by the zero point; tests/runtime/test_zero_point_reorder.py): zero points only
             # in reorders that keep the layout, the layout changes in reorders without attributes.
-            plain_src = src if src.md.is_plain() else self._plain_copy(src, src.dtype, label)
+            plain_src = self.as_plain(src, label)
             plain_dst = dst if dst.md.is_plain() else self.new_tensor(dnnl.MemoryDesc.plain(dst.dims, dst.dtype))
             self.reorder(plain_src, plain_dst, label, src_scale, dst_scale, src_zero_point, dst_zero_point)
             if plain_dst is not dst:
@@ -412,11 +412,6 @@ class Builder:
                 args.append((dnnl.ARG_ATTR_ZERO_POINTS | arg, self.zero_points([zp])))
         pd = dnnl.reorder_pd(src.md, dst.md, dnnl.Attr(scales, None, zero_points))
         self.add_step(pd, args, label)
-
-    def _plain_copy(self, tensor: Tensor, dtype: int, label: str) -> Tensor:
-        copy = self.new_tensor(dnnl.MemoryDesc.plain(tensor.dims, dtype))
-        self.reorder(tensor, copy, f"{label} (layout)")
-        return copy
 
     def as_md(self, tensor: Tensor, md: dnnl.MemoryDesc, label: str) -> Tensor:
         """`tensor` in layout `md`: itself when it already is, else a (cached) reordered copy."""

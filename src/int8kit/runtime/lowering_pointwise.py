@@ -395,11 +395,15 @@ def _innermost(b: Builder, src: Tensor, axes: list[int], label: str) -> tuple[Te
     """`src` copied into a plain tensor whose last dims are `axes` (oneDNN 3.2 optimises reductions and
     softmax only there), with the permutation: view a result of the copy's dims with
     md.permute_axes(perm) to get it back in `src`'s dim order."""
-    rank = len(src.dims)
-    perm = [i for i in range(rank) if i not in axes] + axes
-    moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[p] for p in perm), src.dtype))
+    perm = [i for i in range(len(src.dims)) if i not in axes] + axes
+    return _permuted_copy(b, src, perm, label), perm
+
+
+def _permuted_copy(b: Builder, src: Tensor, perm: list[int], label: str) -> Tensor:
+    """`src` copied into a plain tensor of dims [src.dims[i] for i in perm], by one reorder."""
+    moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[i] for i in perm), src.dtype))
     b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), label)
-    return moved, perm
+    return moved
 
 
 def _pool_geometry(node: ir.Node, spatial: tuple[int, ...], kernel: list[int]):
@@ -563,8 +567,8 @@ _REDUCTIONS = {  # op -> (oneDNN algorithm, its p)
 # the convolutions leave (1-D pooling has only a plain-layout kernel). Its reduction is optimised only on plain
 # data (a reorder out of the blocked layout first) and costs per output point: a squeeze-excite mean of
 # 16x1152x4x4 took 2.3 ms as a reduction (timm's EfficientNets, x.mean((2, 3))).
-_FLOATS = (dnnl.DT_F32, dnnl.DT_BF16)  # integer data keeps oneDNN's reduction (its own rounding and saturation)
 _GLOBAL_POOLS = {"ReduceMean": dnnl.POOLING_AVG_EXCLUDE_PADDING, "ReduceMax": dnnl.POOLING_MAX}
+_FLOATS = (dnnl.DT_F32, dnnl.DT_BF16)  # pooled only: integer data keeps the reduction's rounding and saturation
 
 
 @lowering(*_REDUCTIONS)
@@ -621,7 +625,6 @@ def _reduction(
     axes: list[int],
     dst_dtype: int,
     attr: dnnl.Attr | None = None,
-    p: float = 0.0,
 ) -> None:
     """One reduction primitive over `axes` (in the first layout with an optimised kernel), then keepdims;
     a mean, max or sum of few elements per output without attributes is a pooling window (_outer_pool).
@@ -638,12 +641,12 @@ def _reduction(
         lead = int(np.prod(kept))
         two_d = b.view(plain, dnnl.MemoryDesc.plain((lead, int(np.prod(plain.dims)) // lead), plain.dtype))
         out = dnnl.MemoryDesc.plain((lead, 1), dst_dtype)
-        pd = b.first_fast(node.name, [lambda: dnnl.reduction_pd(alg, two_d.md, out, attr, p)])
+        pd = b.first_fast(node.name, [lambda: dnnl.reduction_pd(alg, two_d.md, out, attr)])
         dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
         b.add_step(pd, [(dnnl.ARG_SRC, two_d), (dnnl.ARG_DST, dst)], node.name)
         _reduced_output(b, node, b.view(dst, dnnl.MemoryDesc.plain(kept, dst_dtype)), src.dims, axes, dst_dtype)
 
-    pooled = attr is None and alg in _POOLED_REDUCTIONS and not p and src.dtype == dst_dtype in _FLOATS
+    pooled = attr is None and alg in _POOLED_REDUCTIONS and src.dtype == dst_dtype in _FLOATS
     if pooled and _outer_pool(b, node, src, axes, alg, dst_dtype, kept):
         return
     attr = attr or dnnl.Attr()
@@ -652,7 +655,7 @@ def _reduction(
         flat(moved)
         return
     makers = [
-        lambda md=md: dnnl.reduction_pd(alg, md, with_layout_of(kept, dst_dtype, md), attr, p)
+        lambda md=md: dnnl.reduction_pd(alg, md, with_layout_of(kept, dst_dtype, md), attr)
         for md in layout_variants(src.md)
     ]
     pd = b.first_fast(node.name, makers, fallback=False)
@@ -702,10 +705,8 @@ def _outer_pool(b: Builder, node: ir.Node, src, axes: list[int], alg: int, dst_d
     pd = b.first_fast(node.name, make, fallback=False)
     if pd is None:
         return False
-    rank = len(src.dims)
-    perm = axes + [i for i in range(rank) if i not in axes]
-    moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[i] for i in perm), src.dtype))
-    b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), f"{node.name} (reduced axes outermost)")
+    perm = axes + [i for i in range(len(src.dims)) if i not in axes]
+    moved = _permuted_copy(b, src, perm, f"{node.name} (reduced axes outermost)")
     dst = b.new_tensor(out)
     b.add_step(pd, [(dnnl.ARG_SRC, b.view(moved, win)), (dnnl.ARG_DST, dst)], node.name)
     _reduced_output(b, node, b.view(dst, dnnl.MemoryDesc.plain(kept, dst_dtype)), src.dims, axes, dst_dtype)
