@@ -4,6 +4,11 @@ Activation Q->DQ pairs are bypassed (their ranges were gathered before). Dequant
 initializer (int8 weights, int32 biases) becomes the float initializer it stands for, and a Q->DQ
 pair on a float constant becomes the fake-quantized constant, so conv+bn folding and the weight
 quantization later work on float weights exactly as the fake-quant model saw them.
+
+A weight the model computes from constants through several fake-quant steps (NF-Net's weight
+standardisation in onnxruntime's QDQ: int8 weight -> DQ -> BatchNormalization -> Q -> DQ -> Reshape ->
+Q -> DQ -> Conv) folds step by step: each DQ of a constant, then each node whose inputs became constant,
+until nothing changes. Every rounding of the file is applied; the grid the weight keeps is its last one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import onnx_ir as ir
 
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import encoding
+from int8kit.ir.fold_constants import fold_constant_nodes
 from int8kit.ir.graph import add_initializer, const_array, drop_unused_initializers, take_over, taken_names
 from int8kit.ir.weight_grid import WeightGrid, set_grid
 from int8kit.metadata import ENCODING_KEY, GRID_KEY, GRID_REFUSED_KEY
@@ -68,9 +74,16 @@ class RemoveQDQPass(ContractPass):
         graph = model.graph
         taken = taken_names(graph)
         removed = 0
-        for node in list(graph):
-            if _is(node, "DequantizeLinear"):
-                removed += self._fold_constant_dq(graph, node, taken)
+        while True:  # a chain of constant computations with fake-quant steps folds one step per round
+            folded = sum(
+                self._fold_constant_dq(graph, node, taken)
+                for node in list(graph)
+                if _is(node, "DequantizeLinear") and node.graph is not None
+            )
+            if not folded:
+                break
+            removed += folded + fold_constant_nodes(model)
+            taken = taken_names(graph)
         for node in list(graph):
             if _is(node, "QuantizeLinear") and node.graph is not None:
                 removed += self._bypass_pair(graph, node)

@@ -46,30 +46,36 @@ def _to_initializer(graph: ir.Graph, out: ir.Value, result: np.ndarray) -> None:
     graph.register_initializer(init)
 
 
+def fold_constant_nodes(model: ir.Model) -> int:
+    """Replace every foldable node whose inputs are all constants by initializers; the number folded."""
+    graph = model.graph
+    opset = model.opset_imports.get("", 17)
+    folded = 0
+    for node in list(graph):
+        if not _foldable(node):
+            continue
+        arrays = [const_array(v) if v is not None else None for v in node.inputs]
+        try:
+            results = evaluate(node, arrays, opset)
+        except Exception as exc:  # the reference evaluator raises many types: leave the node as it is
+            logger.debug("not folding %s (%s): %s", node.name, node.op_type, exc)
+            continue
+        largest_input = max((a.size for a in arrays if a is not None), default=0)
+        if any(r.size > max(MAX_ELEMENTS, largest_input) for r in results):
+            continue
+        for out, result in zip(node.outputs, results, strict=False):
+            if out is not None:
+                _to_initializer(graph, out, result)
+        graph.remove(node, safe=True)
+        folded += 1
+    return folded
+
+
 class FoldConstantsPass(ir.passes.InPlacePass):
     """Every node whose inputs are all constants becomes initializers holding its outputs."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        graph = model.graph
-        opset = model.opset_imports.get("", 17)
-        folded = 0
-        for node in list(graph):
-            if not _foldable(node):
-                continue
-            arrays = [const_array(v) if v is not None else None for v in node.inputs]
-            try:
-                results = evaluate(node, arrays, opset)
-            except Exception as exc:  # the reference evaluator raises many types: leave the node as it is
-                logger.debug("not folding %s (%s): %s", node.name, node.op_type, exc)
-                continue
-            largest_input = max((a.size for a in arrays if a is not None), default=0)
-            if any(r.size > max(MAX_ELEMENTS, largest_input) for r in results):
-                continue
-            for out, result in zip(node.outputs, results, strict=False):
-                if out is not None:
-                    _to_initializer(graph, out, result)
-            graph.remove(node, safe=True)
-            folded += 1
+        folded = fold_constant_nodes(model)
         if folded:
             logger.info("folded %d constant node(s) into initializers", folded)
         return ir.passes.PassResult(model, modified=bool(folded))
