@@ -136,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
 
     from int8kit.convert.config import ConvertConfig
     from int8kit.convert.pipeline import convert
+    from int8kit.ir.check_supported import check_supported
     from int8kit.ir.save import save_model
+    from int8kit.runtime.lowering import supported_ops
     from int8kit.scope import Scope
 
     source = model_file(args.model)
@@ -153,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     if args.debug:
         args.debug.mkdir(parents=True, exist_ok=True)
     result = convert(source, config)
+    check_supported(result.model, supported_ops())  # a file the engine cannot run is not written
     save_model(result.model, output)  # whole or not at all
     s = result.summary
     console = Console(highlight=False)

@@ -19,6 +19,7 @@ import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass, TopologicalSortPass
 
+from int8kit.convert.adopt_contrib_qdq import AdoptContribQDQPass
 from int8kit.convert.apply_scope import ApplyScopePass
 from int8kit.convert.config import ConvertConfig
 from int8kit.convert.fold_channel_scales import FoldActivationChannelScalesPass
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 def conversion_passes(config: ConvertConfig) -> list[ir.passes.PassBase]:
     """Fresh pass instances, in order (names: int8kit.ir.pipeline.pass_name)."""
     return [
+        AdoptContribQDQPass(),
         ValidateQDQPass(),
         *cleanup_passes(),
         FoldActivationChannelScalesPass(),

@@ -20,6 +20,9 @@ from int8kit.ir.graph import const_array
 logger = logging.getLogger(__name__)
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+# onnxruntime's other two formats compute on integers inside each op instead of marking float ops with Q/DQ.
+QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul", "QLinearConcat")
+DYNAMIC_OPS = ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul")
 
 
 def _is_qdq(node: ir.Node) -> bool:
@@ -48,6 +51,22 @@ def _bad_scale(node: ir.Node) -> str | None:
     )
 
 
+def _other_format(node: ir.Node) -> str | None:
+    """Why a node from a quantized format other than QDQ cannot be converted, or None."""
+    if node.op_type in QOPERATOR_OPS or (node.op_type.startswith("QLinear") and node.domain == "com.microsoft"):
+        return (
+            f"node {node.name!r} ({node.op_type}) is onnxruntime's QOperator format; int8kit converts QDQ models: "
+            "quantize the FP32 model with quant_format=QuantFormat.QDQ (or int8kit quantize)"
+        )
+    if node.op_type in DYNAMIC_OPS:
+        return (
+            f"node {node.name!r} ({node.op_type}) is dynamic quantization (ranges computed at run time); int8kit "
+            "converts statically calibrated QDQ models: quantize the FP32 model with quantize_static (QDQ format) "
+            "or int8kit quantize"
+        )
+    return None
+
+
 class ValidateQDQPass(ir.passes.InPlacePass):
     """Checks only, never modifies: raises ModelError on the first model-level or scale problem."""
 
@@ -65,6 +84,9 @@ class ValidateQDQPass(ir.passes.InPlacePass):
                     f"model is already converted by int8kit: node {node.name!r} ({node.op_type}) is in the "
                     f"{ops.DOMAIN!r} domain; convert takes the QDQ model"
                 )
+            refusal = _other_format(node)
+            if refusal is not None:
+                raise ModelError(refusal)
             if _is_qdq(node):
                 qdq += 1
                 reason = _bad_scale(node)
