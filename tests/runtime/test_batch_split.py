@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from int8kit.errors import ConfigError
-from int8kit.runtime import batch_split
+from int8kit.ir import batch_split
 from int8kit.runtime.predictor import Predictor, prepare_model
 
 from ._util import assert_close, init, make_model, run_ort, vinfo

@@ -30,6 +30,7 @@ from int8kit.ir.expand_variadic import ExpandVariadicPass
 from int8kit.ir.fold_batchnorm import FoldBatchNormPass
 from int8kit.ir.fold_constants import FoldConstantsPass
 from int8kit.ir.fold_pad_into_conv import FoldPadIntoConvPass
+from int8kit.ir.free_static_batch import FreeStaticBatchPass
 from int8kit.ir.fuse_hardswish_pattern import FuseHardSwishPatternPass
 from int8kit.ir.infer_shapes import InferShapesPass
 from int8kit.ir.load import as_ir_model
@@ -58,8 +59,9 @@ def cleanup_passes() -> list[ir.passes.PassBase]:
 
 
 def finishing_passes() -> list[ir.passes.PassBase]:
-    """Shapes, topological order and node ids, once the graph no longer changes shape."""
-    return [InferShapesPass(), TopologicalSortPass(), AssignNodeIdsPass()]
+    """Shapes (a fixed exported batch freed where images never mix), topological order and node ids, once
+    the graph no longer changes shape."""
+    return [InferShapesPass(), FreeStaticBatchPass(), TopologicalSortPass(), AssignNodeIdsPass()]
 
 
 class MarkIntakePass(ir.passes.InPlacePass):

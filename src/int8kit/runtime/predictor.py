@@ -22,7 +22,8 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import ConfigError, InputError
-from int8kit.runtime import batch_split, cpu, fork_guard, layouts
+from int8kit.ir import batch_split
+from int8kit.runtime import cpu, fork_guard, layouts
 from int8kit.runtime.compile import Program, WeightCache
 from int8kit.runtime.lowering import compile_graph, supported_ops
 from int8kit.runtime.precision import PrecisionPlan, check_precision
@@ -137,7 +138,7 @@ class Predictor:
     allocated (default `default_max_tensor_bytes()`: $INT8KIT_MAX_TENSOR_BYTES, else half the RAM).
     In a child forked after a multi-threaded run, the work runs on a fresh thread (see `fork_guard`).
     `slice_images` runs a larger batch as consecutive slices of that many images through one program, so
-    its intermediates stay in the caches (see `int8kit.runtime.batch_split`); None chooses the size from
+    its intermediates stay in the caches (see `int8kit.ir.batch_split`); None chooses the size from
     the model's largest intermediate for single-thread programs (each stream of throughput mode) and runs
     batches whole on more threads, 0 never slices. Only graphs proven to treat images independently
     are sliced. `split_batch` (default on) runs a batch of at least `num_threads` images on a single
@@ -176,6 +177,9 @@ class Predictor:
         self.program_cache_size = program_cache_size
         if slice_images is not None and slice_images < 0:
             raise ConfigError(f"slice_images must be 0 (never slice) or more, got {slice_images}")
+        # A graph still at a fixed batch after the intake (int8kit.ir.free_static_batch) runs a larger batch as
+        # consecutive runs at the batch it was exported for: its images may mix at any other.
+        self.fixed_batch = batch_split.static_batch(self.model.graph)
         # why images cannot run apart (None: they can), for slicing and split batches alike
         self._split_blocker = batch_split.split_blocker(self.model.graph)
         self.slice_images = self._choose_slice(slice_images)
@@ -282,13 +286,19 @@ class Predictor:
             return self._pool
 
     def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        parts = self._parallel_parts(next(iter(feeds.values())).shape[0])
+        batch = next(iter(feeds.values())).shape[0]
+        parts = self._parallel_parts(batch)
         if parts:
             return self._run_parts(feeds, parts)
         cpu.set_num_threads(self.num_threads)
-        if not self.slice_images or next(iter(feeds.values())).shape[0] <= self.slice_images:
+        if self.fixed_batch and batch > self.fixed_batch:  # outputs need not lead with the batch: concatenated
+            runs = [
+                self._run_program({k: v[p] for k, v in feeds.items()})
+                for p in batch_split.slices(batch, self.fixed_batch)
+            ]
+            return {name: np.concatenate([r[name] for r in runs]) for name in runs[0]}
+        if not self.slice_images or batch <= self.slice_images:
             return self._run_program(feeds)
-        batch = next(iter(feeds.values())).shape[0]
         results: dict[str, np.ndarray] = {}
         for part in batch_split.slices(batch, self.slice_images):
             chunk = {k: v[part] for k, v in feeds.items()}
@@ -496,11 +506,16 @@ class Predictor:
         feeds = {}
         for value in self._inputs:
             arr = np.asarray(inputs[value.name])
+            if self.fixed_batch is not None and arr.ndim and arr.shape[0] % self.fixed_batch:
+                raise InputError(
+                    f"input {value.name!r}: the model runs only at its exported batch of {self.fixed_batch} "
+                    f"(see the log for why); a batch of {arr.shape[0]} is not a multiple of it"
+                )
             expected = value.shape
             if expected is not None:
                 dims = list(expected)
-                # The batch (first) dim is always free: programs are compiled per shape, so a model exported
-                # or converted at batch 1 runs any batch (a Reshape that hard-codes it fails, naming the node).
+                # The batch (first) dim is free: programs are compiled per shape, and a graph exported at a
+                # fixed batch that cannot run another runs batch-sized slices (`fixed_batch`).
                 bad = len(dims) != arr.ndim or any(
                     isinstance(d, int) and d != s for d, s in list(zip(dims, arr.shape, strict=False))[1:]
                 )

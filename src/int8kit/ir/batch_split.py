@@ -104,6 +104,13 @@ def split_blocker(graph: ir.Graph) -> str | None:
     return None
 
 
+def static_batch(graph: ir.Graph) -> int | None:
+    """The batch every input declares as a number (torch.onnx.export without dynamic axes writes 1), or None."""
+    dims = {v.shape[0] if v.shape is not None and len(v.shape) else None for v in graph.inputs if v.const_value is None}
+    (dim,) = dims if len(dims) == 1 else (None,)
+    return dim if isinstance(dim, int) else None
+
+
 def slice_size(largest_bytes_per_image: int, num_threads: int) -> int:
     """Images per slice for a program on `num_threads` threads: as many as keep the largest intermediate within
     CACHE_BUDGET_BYTES on one thread; 0 (run whole) on several, where oneDNN already splits the batch."""
