@@ -141,6 +141,7 @@ def _in_shape_arithmetic(node: ir.Node, known: dict[ir.Value, list[np.ndarray]])
 def _free_reshape_targets(graph: ir.Graph, batch: int | None) -> list[tuple[ir.Node, int, ir.Value]]:
     """Point each Reshape that keeps a fixed batch first at a target with 0 there; (node, 1, old target) each."""
     changed = []
+    taken = taken_names(graph)
     for node in graph:
         if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
             continue
@@ -155,13 +156,7 @@ def _free_reshape_targets(graph: ir.Graph, batch: int | None) -> list[tuple[ir.N
         if out is None or len(out) != dims.size or not all(isinstance(d, int) for d in out) or out[0] != batch:
             continue
         freed = np.array([0, *list(out)[1:]], dtype=dims.dtype)  # each -1 resolved: onnx then keeps the symbol
-        name = f"{target.name}_batch_free"
-        value = ir.Value(
-            name=name, shape=ir.Shape(freed.shape), type=target.type, const_value=ir.tensor(freed, name=name)
-        )
-        if name not in graph.initializers:
-            graph.register_initializer(value)
-        node.replace_input_with(1, graph.initializers[name])
+        node.replace_input_with(1, add_initializer(graph, f"{target.name}_batch_free", freed, taken))
         changed.append((node, 1, target))
     return changed
 
