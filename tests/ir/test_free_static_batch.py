@@ -40,3 +40,13 @@ def test_graph_that_would_mix_images_is_left_exactly_as_it_was():
     assert _reshape_targets(model) == [[2, -1]]
     assert {v.name: v.shape for n in model.graph for v in n.outputs} == shapes
     assert set(model.graph.initializers) == initializers
+
+
+def test_a_batch_written_as_minus_one_is_free_already_and_left_alone():
+    """paddle2onnx writes a free dim as -1 (PaddleOCR's classifier): not a fixed batch of -1."""
+
+    source = _shuffle_model()
+    source.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    model = _shaped(source)
+    assert not FreeStaticBatchPass()(model).modified
+    assert list(model.graph.inputs[0].shape)[0] == -1

@@ -108,7 +108,7 @@ def static_batch(graph: ir.Graph) -> int | None:
     """The batch every input declares as a number (torch.onnx.export without dynamic axes writes 1), or None."""
     dims = {v.shape[0] if v.shape is not None and len(v.shape) else None for v in graph.inputs if v.const_value is None}
     (dim,) = dims if len(dims) == 1 else (None,)
-    return dim if isinstance(dim, int) else None
+    return dim if isinstance(dim, int) and dim > 0 else None  # paddle2onnx writes a free batch as -1
 
 
 def slice_size(largest_bytes_per_image: int, num_threads: int) -> int:

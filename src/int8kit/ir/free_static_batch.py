@@ -101,7 +101,7 @@ def _fold_batch_free_shape_values(graph: ir.Graph, batch: int, opset: int) -> li
             continue
         if node.op_type == "Shape" and node.inputs[0] is not None:
             static = node.inputs[0].shape
-            if static is None or not all(isinstance(d, int) for d in static) or not len(static):
+            if static is None or not len(static) or not all(isinstance(d, int) and d > 0 for d in static):
                 continue
             per_probe = [[np.broadcast_to(np.float32(0), (b, *list(static)[1:]))] for b in probes]
         elif node.op_type in SHAPE_ARITHMETIC and any(v in known for v in node.inputs):
