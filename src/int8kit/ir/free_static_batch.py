@@ -41,18 +41,18 @@ def free_static_batch(model: ir.Model) -> str | None:
     saved.update({v: v.shape for v in inputs})
     opset = model.opset_imports.get("", 17)
     targets: list[tuple[ir.Node, int, ir.Value]] = []
-    for _ in range(MAX_FOLD_ROUNDS):  # each round's constants let static inference reach further shapes
-        folded = _fold_batch_free_shape_values(graph, batch, opset)
-        if not folded:
-            break
-        targets += folded
-        _infer_again(model)
-    targets += _free_reshape_targets(graph, batch)
-    for value in saved:
-        value.shape = None
-    for value in inputs:
-        value.shape = ir.Shape([ir.SymbolicDim(FREED_BATCH), *list(saved[value])[1:]])
-    try:
+    try:  # whatever goes wrong, the graph stays as it came, at its fixed batch
+        for _ in range(MAX_FOLD_ROUNDS):  # each round's constants let static inference reach further shapes
+            folded = _fold_batch_free_shape_values(graph, batch, opset)
+            if not folded:
+                break
+            targets += folded
+            _infer_again(model)
+        targets += _free_reshape_targets(graph, batch)
+        for value in saved:
+            value.shape = None
+        for value in inputs:
+            value.shape = ir.Shape([ir.SymbolicDim(FREED_BATCH), *list(saved[value])[1:]])
         InferShapesPass()(model)
         reason = split_blocker(graph)
     except Exception as exc:  # shape inference refusing the graph at another batch is a reason too
