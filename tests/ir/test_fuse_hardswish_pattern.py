@@ -1,6 +1,7 @@
 """x * HardSigmoid(x; 1/6, 0.5) becomes HardSwish(x), numerically equal (onnxruntime before and after)."""
 
 import numpy as np
+import onnx
 import onnx_ir as ir
 import pytest
 from onnx import helper
@@ -87,3 +88,31 @@ def test_spelled_out_patterns_with_other_constants_or_shared_intermediates_are_l
         model = ir.serde.deserialize_model(proto)
         FuseHardSwishPatternPass()(model)
         assert "Clip" in [n.op_type for n in model.graph]
+
+
+def _opset(model: ir.Model) -> int:
+    return model.opset_imports[""]
+
+
+def test_an_opset_13_model_that_gains_a_hardswish_is_raised_to_opset_14_and_stays_valid():
+    """torch's opset-13 export of hard-swish is x * HardSigmoid(x); HardSwish only exists from opset 14, so a
+    model left at 13 would be one the ONNX checker and onnxruntime refuse."""
+    proto = _model(1 / 6)
+    proto.opset_import[0].version = 13
+    x = rng().standard_normal((1, 3, 8, 8)).astype(np.float32) * 4
+    before = run_ort(proto, {"x": x})["y"]
+    model = ir.serde.deserialize_model(proto)
+    assert FuseHardSwishPatternPass()(model).modified
+    assert _opset(model) == 14
+    out = ir.serde.serialize_model(model)
+    onnx.checker.check_model(out, full_check=True)
+    np.testing.assert_allclose(run_ort(out, {"x": x})["y"], before, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("opset", "alpha"), [(13, 0.2), (17, 1 / 6)])
+def test_the_opset_is_left_alone_without_a_new_hardswish_or_when_already_new_enough(opset, alpha):
+    proto = _model(alpha)
+    proto.opset_import[0].version = opset
+    model = ir.serde.deserialize_model(proto)
+    FuseHardSwishPatternPass()(model)
+    assert _opset(model) == opset

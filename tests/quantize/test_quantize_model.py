@@ -328,3 +328,32 @@ def test_onnxruntime_calibration_reads_conv_outputs_its_fusions_would_drop():
     want = _run(model, x, ["large"])[0]
     assert large.lo == pytest.approx(float(want.min()), rel=1e-5)
     assert large.hi == pytest.approx(float(want.max()), rel=1e-5)
+
+
+def test_an_opset_13_hard_swish_net_gives_a_qdq_file_onnxruntime_loads():
+    """torch writes hard-swish at opset 13 as x * HardSigmoid(x); the intake makes it one HardSwish (an
+    opset-14 op), so the QDQ file must declare opset 14 or onnxruntime refuses it. Compared with the FP32
+    model run by onnxruntime, so a file that loads but computes something else fails too."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("HardSigmoid", ["c"], ["g"], alpha=1 / 6, beta=0.5),
+        helper.make_node("Mul", ["c", "g"], ["h"]),
+        helper.make_node("GlobalAveragePool", ["h"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hs13",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 8, 1, 1])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    net = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    net.ir_version = 7
+    images = rng.standard_normal((16, 3, 8, 8)).astype(np.float32) * 2
+    qdq = quantize_model(net, images, QuantizeConfig(num_samples=16, **ORT))
+    onnx.checker.check_model(qdq, full_check=True)
+    (want,) = _run(net, images)
+    (got,) = _run(qdq, images)
+    assert _cosine(got.reshape(16, -1), want.reshape(16, -1)).min() > 0.99

@@ -7,6 +7,11 @@
 As several ops reading the conv output, the spelled-out form blocks the conv + activation fusion and leaves
 the conv an isolated INT8 op between float element-wise ops. Only intermediates with no other reader fuse,
 so a QDQ file that quantizes inside the pattern is left exactly as written.
+
+HardSwish is an opset-14 op and the intake leaves opset-13 models at 13, so a model that gains one has its
+default-domain import raised to 14: opset 14 changed no op's meaning under the attributes opset 13 could
+write (it added attributes whose defaults keep the old behaviour, and types), and without the raise the
+QDQ file `int8kit quantize` writes is one onnxruntime and OpenVINO refuse ("HardSwish" unknown at 13).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import onnx_ir as ir
 from int8kit.ir.graph import const_array, const_scalar, other_input, replace_chain, sole_reader
 
 logger = logging.getLogger(__name__)
+
+HARDSWISH_OPSET = 14  # the opset that introduced HardSwish
 
 
 def _float(node: ir.Node, name: str, default: float) -> float:
@@ -86,9 +93,10 @@ def _replace(graph: ir.Graph, old: list[ir.Node], op_type: str, x: ir.Value, att
     replace_chain(graph, old, ir.node(op_type, [x], attrs, name=f"{old[-1].name or op_type}/{op_type.lower()}"))
 
 
-def _spelled_out(graph: ir.Graph) -> int:
-    """Clip(x + 3, 0, 6) / 6 -> HardSigmoid(x; 1/6, 0.5); x * Clip(x + 3, 0, 6) / 6 -> HardSwish(x)."""
-    count = 0
+def _spelled_out(graph: ir.Graph) -> tuple[int, int]:
+    """Clip(x + 3, 0, 6) / 6 -> HardSigmoid(x; 1/6, 0.5); x * Clip(x + 3, 0, 6) / 6 -> HardSwish(x).
+    Returns (patterns rewritten, of which HardSwish)."""
+    count = hardswish = 0
     for clip in list(graph):
         if clip.graph is None:
             continue
@@ -107,7 +115,17 @@ def _spelled_out(graph: ir.Graph) -> int:
             if _divides_by_six(after, reader.outputs[0]):  # x * Clip(x + 3, 0, 6) / 6
                 _replace(graph, [add, clip, reader, after], "HardSwish", x, {})
                 count += 1
-    return count
+                hardswish += 1
+    return count, hardswish
+
+
+def _admit_hardswish(model: ir.Model) -> None:
+    """Raise an opset-13 model's default-domain import to the opset HardSwish needs (see the module doc)."""
+    key = "" if "" in model.opset_imports else "ai.onnx"
+    version = model.opset_imports.get(key)
+    if version is not None and version < HARDSWISH_OPSET:
+        model.opset_imports[key] = HARDSWISH_OPSET
+        logger.info("opset %d -> %d: the model now holds HardSwish", version, HARDSWISH_OPSET)
 
 
 class FuseHardSwishPatternPass(ir.passes.InPlacePass):
@@ -116,7 +134,7 @@ class FuseHardSwishPatternPass(ir.passes.InPlacePass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
-        count = _spelled_out(graph)
+        count, hardswish = _spelled_out(graph)
         for mul in list(graph):
             if mul.op_type != "Mul" or mul.domain != "" or mul.graph is None:
                 continue
@@ -126,6 +144,9 @@ class FuseHardSwishPatternPass(ir.passes.InPlacePass):
             x, hsig = match
             replace_chain(graph, [hsig, mul], ir.node("HardSwish", [x], name=f"{mul.name or hsig.name}/hardswish"))
             count += 1
+            hardswish += 1
+        if hardswish:
+            _admit_hardswish(model)
         if count:
             logger.info("rewrote %d x*HardSigmoid(x) patterns as HardSwish", count)
         return ir.passes.PassResult(model, modified=bool(count))
