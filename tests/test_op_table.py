@@ -25,6 +25,8 @@ CASES = {
     "Squeeze": (helper.make_node("Squeeze", ["x1", "a"], ["y"]), [("a", np.array([0], np.int64))]),
     "Unsqueeze": (helper.make_node("Unsqueeze", ["x", "a"], ["y"]), [("a", np.array([0], np.int64))]),
     "Transpose": (helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1]), []),
+    "DepthToSpace": (helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2), []),
+    "SpaceToDepth": (helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=2), []),
     "Split": (helper.make_node("Split", ["x"], ["y", "z"], axis=1, num_outputs=2), []),
     "Slice": (
         helper.make_node("Slice", ["x", "st", "en"], ["y"]),

@@ -61,6 +61,8 @@ OPS: dict[str, OpSpec] = _rows(
     OpSpec("Squeeze", "data_movement", "same", "preserving", int8=True, zero_point=True),
     OpSpec("Unsqueeze", "data_movement", "same", "preserving", int8=True, zero_point=True),
     OpSpec("Transpose", "data_movement", "same", "preserving", int8=True, zero_point=True),
+    OpSpec("DepthToSpace", "data_movement", "same", "preserving", int8=True, zero_point=True),
+    OpSpec("SpaceToDepth", "data_movement", "same", "preserving", int8=True, zero_point=True),
     OpSpec("Split", "data_movement", "same", "preserving", int8=True),
     OpSpec("Slice", "data_movement", "same", "preserving", int8=True),
     OpSpec("Pad", "data_movement", "same", int8=True),  # INT8 only when it fills 0 (convert.place_int8)

@@ -29,13 +29,13 @@ from int8kit.ops import DOMAIN
 
 PER_IMAGE_OPS = frozenset(
     {
-        "Add", "AveragePool", "Cast", "Ceil", "Clip", "Concat", "Constant", "DequantizeLinear", "Div", "Dropout",
-        "Equal", "Expand", "Flatten", "Floor", "Gather", "GlobalAveragePool", "GlobalMaxPool", "Greater",
+        "Add", "AveragePool", "Cast", "Ceil", "Clip", "Concat", "Constant", "DepthToSpace", "DequantizeLinear", "Div",
+        "Dropout", "Equal", "Expand", "Flatten", "Floor", "Gather", "GlobalAveragePool", "GlobalMaxPool", "Greater",
         "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Less", "LogSoftmax", "Max", "MaxPool", "Min", "Mul",
         "Neg", "Not", "Pad", "QuantizeLinear", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
         "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose",
         "Unsqueeze", "Where", "Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Sqrt", "Exp",
-        "Log", "Abs", "Pow", "LRN", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+        "Log", "Abs", "Pow", "LRN", "ReduceL1", "ReduceL2", "ReduceSumSquare", "SpaceToDepth",
     }
 )  # fmt: skip
 SHAPE_OPS = frozenset({"Shape", "Size"})

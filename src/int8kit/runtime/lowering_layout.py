@@ -1,7 +1,10 @@
-"""Lowerings of data-movement ops: Flatten, Reshape, Squeeze, Unsqueeze, Identity, Transpose, Concat, Pad.
+"""Lowerings of data-movement ops: Flatten, Reshape, Squeeze, Unsqueeze, Identity, Transpose, DepthToSpace,
+SpaceToDepth, Concat, Pad.
 
 Shape-only ops are views over a plain copy of their input (free when it is plain already);
-Transpose is one reorder; Concat is oneDNN's concat in the layout its inputs already have.
+Transpose is one reorder, and so are DepthToSpace and SpaceToDepth (the ONNX spec defines each as a
+reshape, a transpose and a reshape: views around one permuting reorder); Concat is oneDNN's concat in the
+layout its inputs already have.
 """
 
 from __future__ import annotations
@@ -152,6 +155,53 @@ def transpose(b: Builder, node: ir.Node) -> None:
     dst_in_src_axes = b.view(dst, dst.md.permute_axes(perm))
     b.reorder(src, dst_in_src_axes, node.name)
     b.set_output(node, dst)
+
+
+# ONNX's definitions: (the 6-d view of the input, the transpose of it) for blocksize b; the output is the
+# transposed tensor read back as 4-d.
+def _depth_to_space_dcr(n: int, c: int, h: int, w: int, k: int) -> tuple[tuple[int, ...], list[int]]:
+    return (n, k, k, c // (k * k), h, w), [0, 3, 4, 1, 5, 2]
+
+
+def _depth_to_space_crd(n: int, c: int, h: int, w: int, k: int) -> tuple[tuple[int, ...], list[int]]:
+    return (n, c // (k * k), k, k, h, w), [0, 1, 4, 2, 5, 3]
+
+
+def _space_to_depth(n: int, c: int, h: int, w: int, k: int) -> tuple[tuple[int, ...], list[int]]:
+    return (n, c, h // k, k, w // k, k), [0, 3, 5, 1, 2, 4]
+
+
+@lowering("DepthToSpace", "SpaceToDepth")
+def depth_space(b: Builder, node: ir.Node) -> None:
+    """PixelShuffle (torch exports DepthToSpace, DCR or CRD) and SpaceToDepth (TResNet's stem, tf2onnx)."""
+    src = b.input(node, 0)
+    k = node.attributes.get_int("blocksize", 0)
+    if len(src.dims) != 4 or k < 1:
+        raise UnsupportedOpError(f"node {node.name!r}: {node.op_type} of {list(src.dims)} with blocksize {k}")
+    n, c, h, w = src.dims
+    if node.op_type == "SpaceToDepth":
+        if h % k or w % k:
+            raise UnsupportedOpError(f"node {node.name!r}: SpaceToDepth of {h}x{w} by blocksize {k}")
+        split, perm = _space_to_depth(n, c, h, w, k)
+        out_dims = (n, c * k * k, h // k, w // k)
+    else:
+        if c % (k * k):
+            raise UnsupportedOpError(f"node {node.name!r}: DepthToSpace of {c} channels by blocksize {k}")
+        mode = node.attributes.get_string("mode", "DCR")
+        if mode not in ("DCR", "CRD"):
+            raise UnsupportedOpError(f"node {node.name!r}: DepthToSpace mode {mode!r}")
+        split, perm = (_depth_to_space_dcr if mode == "DCR" else _depth_to_space_crd)(n, c, h, w, k)
+        out_dims = (n, c // (k * k), h * k, w * k)
+    view = b.view(b.as_plain(src, node.name), dnnl.MemoryDesc.plain(split, src.dtype))
+    moved = permuted_copy(b, view, perm, node.name)
+    b.set_output(node, b.view(moved, dnnl.MemoryDesc.plain(out_dims, src.dtype)))
+
+
+def permuted_copy(b: Builder, src: Tensor, perm: list[int], label: str) -> Tensor:
+    """`src` copied into a plain tensor of dims [src.dims[i] for i in perm], by one reorder."""
+    moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[i] for i in perm), src.dtype))
+    b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), label)
+    return moved
 
 
 def _transposed_layout(md: dnnl.MemoryDesc, perm: list[int], out_dims: tuple[int, ...]) -> dnnl.MemoryDesc:

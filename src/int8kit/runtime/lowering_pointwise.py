@@ -22,7 +22,7 @@ from int8kit.runtime.compile import (
     layout_variants,
     with_layout_of,
 )
-from int8kit.runtime.lowering_layout import broadcast_to
+from int8kit.runtime.lowering_layout import broadcast_to, permuted_copy
 from int8kit.runtime.registry import lowering
 
 
@@ -396,14 +396,7 @@ def _innermost(b: Builder, src: Tensor, axes: list[int], label: str) -> tuple[Te
     softmax only there), with the permutation: view a result of the copy's dims with
     md.permute_axes(perm) to get it back in `src`'s dim order."""
     perm = [i for i in range(len(src.dims)) if i not in axes] + axes
-    return _permuted_copy(b, src, perm, label), perm
-
-
-def _permuted_copy(b: Builder, src: Tensor, perm: list[int], label: str) -> Tensor:
-    """`src` copied into a plain tensor of dims [src.dims[i] for i in perm], by one reorder."""
-    moved = b.new_tensor(dnnl.MemoryDesc.plain(tuple(src.dims[i] for i in perm), src.dtype))
-    b.reorder(src, b.view(moved, moved.md.permute_axes(perm)), label)
-    return moved
+    return permuted_copy(b, src, perm, label), perm
 
 
 def _pool_geometry(node: ir.Node, spatial: tuple[int, ...], kernel: list[int]):
@@ -706,7 +699,7 @@ def _outer_pool(b: Builder, node: ir.Node, src, axes: list[int], alg: int, dst_d
     if pd is None:
         return False
     perm = axes + [i for i in range(len(src.dims)) if i not in axes]
-    moved = _permuted_copy(b, src, perm, f"{node.name} (reduced axes outermost)")
+    moved = permuted_copy(b, src, perm, f"{node.name} (reduced axes outermost)")
     dst = b.new_tensor(out)
     b.add_step(pd, [(dnnl.ARG_SRC, b.view(moved, win)), (dnnl.ARG_DST, dst)], node.name)
     _reduced_output(b, node, b.view(dst, dnnl.MemoryDesc.plain(kept, dst_dtype)), src.dims, axes, dst_dtype)
