@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from int8kit.errors import UnsupportedOpError
-
 from ._util import assert_close, init, make_model, run_ort, vinfo
 
 N = 2  # batch: > 1 so per-image offsets matter
@@ -126,12 +124,34 @@ def test_average_pool(count_include_pad, ceil_mode):
         count_include_pad=count_include_pad,
         ceil_mode=ceil_mode,
     )
-    if count_include_pad and ceil_mode:
-        # The last window overhangs the explicit padding; oneDNN would count those cells too.
-        with pytest.raises(UnsupportedOpError, match="ceil_mode=1 and count_include_pad=1"):
-            check([node], (N, 4, 10, 9))
-        return
+    # with both, the last window overhangs the explicit padding: ONNX counts the padding, not the overhang
     check([node], (N, 4, 10, 9))
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "pads", "size"),
+    [
+        (2, 2, [0, 0, 0, 0], (7, 7)),  # torch's AvgPool2d(2, ceil_mode=True) of an odd size
+        (3, 2, [0, 0, 0, 0], (8, 9)),
+        (3, 2, [1, 0, 0, 1], (9, 8)),  # asymmetric padding, overhang on one axis only
+        (3, 3, [1, 1, 1, 1], (10, 10)),
+    ],
+    ids=str,
+)
+def test_average_pool_counts_padding_but_not_the_ceil_overhang(kernel, stride, pads, size):
+    """Caffe and torch semantics, which the ONNX spec and onnxruntime follow: the divisor of a ceil_mode
+    window past the padding counts the explicit padding but not the cells beyond it."""
+    node = helper.make_node(
+        "AveragePool",
+        ["x"],
+        ["y"],
+        kernel_shape=[kernel, kernel],
+        strides=[stride, stride],
+        pads=pads,
+        ceil_mode=1,
+        count_include_pad=1,
+    )
+    check([node], (N, 4, *size))
 
 
 def test_average_pool_ceil_include_pad_without_overhang():

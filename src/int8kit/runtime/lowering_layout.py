@@ -468,8 +468,16 @@ def pad(b: Builder, node: ir.Node) -> None:
         cropped = b.new_tensor(dnnl.MemoryDesc.plain(dims, cur.dtype))
         b.reorder(window, cropped, node.name)
         cur = cropped
-    for axis in range(rank):
-        before, after = max(0, begins[axis]), max(0, ends[axis])
+    begins, ends = [max(0, p) for p in begins], [max(0, p) for p in ends]
+    b.set_output(node, constant_padded(b, cur, begins, ends, value, node.name))
+
+
+def constant_padded(b: Builder, src: Tensor, begins: list[int], ends: list[int], value: float, label: str) -> Tensor:
+    """`src` (plain) with `value` borders of these (non-negative) amounts: one concat per padded axis."""
+    dtype = DNNL_TO_NUMPY[src.dtype]
+    cur = src
+    for axis in range(len(src.dims)):
+        before, after = begins[axis], ends[axis]
         if not before and not after:
             continue
 
@@ -484,9 +492,9 @@ def pad(b: Builder, node: ir.Node) -> None:
         mds = [p.md if p is cur else p.memory.md for p in parts]
         pd = dnnl.concat_pd(dnnl.MemoryDesc.plain(tuple(out_dims), cur.dtype), axis, mds, dnnl.Attr())
         dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
-        b.add_step(pd, [(dnnl.ARG_MULTIPLE_SRC + i, p) for i, p in enumerate(parts)] + [(dnnl.ARG_DST, dst)], node.name)
+        b.add_step(pd, [(dnnl.ARG_MULTIPLE_SRC + i, p) for i, p in enumerate(parts)] + [(dnnl.ARG_DST, dst)], label)
         cur = dst
-    b.set_output(node, cur)
+    return cur
 
 
 def _pads_for_conv(b: Builder, node: ir.Node, begins: list[int], ends: list[int], value: float) -> bool:

@@ -22,7 +22,7 @@ from int8kit.runtime.compile import (
     layout_variants,
     with_layout_of,
 )
-from int8kit.runtime.lowering_layout import broadcast_to, permuted_copy
+from int8kit.runtime.lowering_layout import broadcast_to, constant_padded, permuted_copy
 from int8kit.runtime.registry import lowering
 
 
@@ -449,10 +449,8 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None, src=Non
             and node.attributes.get_int("ceil_mode", 0)
             and any(r > e for r, e in zip(pad_r, explicit, strict=False))
         ):
-            raise UnsupportedOpError(
-                f"node {node.name!r}: AveragePool with ceil_mode=1 and count_include_pad=1 whose last window "
-                "overhangs the padding is not supported"
-            )
+            src, pad_l, pad_r = _pad_counted_part(b, node, src, pad_l, pad_r, explicit)
+            alg = dnnl.POOLING_AVG_EXCLUDE_PADDING
     dst_dims = (*src.dims[:2], *out)
     pd = b.first_fast(
         node.name,
@@ -468,6 +466,23 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None, src=Non
     b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
     b.set_output(node, dst)
     return dst
+
+
+def _pad_counted_part(b: Builder, node: ir.Node, src: Tensor, pad_l: list[int], pad_r: list[int], explicit: list[int]):
+    """count_include_pad=1 with a ceil_mode window past the padding (torch's AvgPool2d(2, ceil_mode=True) of
+    an odd size): ONNX, torch and Caffe count the padding but not the overhang, which neither oneDNN
+    algorithm does. So the padding becomes real zeros and the pool excludes what is left, the overhang:
+    (src, pad_l, pad_r) for that pool. int8 data pads with 0 (its zero point: the converter runs an average
+    pool INT8 only with zero point 0)."""
+    if node.attributes.get_string("auto_pad", "NOTSET") != "NOTSET":
+        raise UnsupportedOpError(
+            f"node {node.name!r}: AveragePool with auto_pad, ceil_mode=1 and count_include_pad=1 whose last "
+            "window overhangs the padding is not supported"
+        )
+    if any(pad_l) or any(explicit):
+        zeros = [0] * (len(src.dims) - len(pad_l))
+        src = constant_padded(b, b.as_plain(src, node.name), zeros + pad_l, zeros + explicit, 0.0, node.name)
+    return src, [0] * len(pad_l), [r - e for r, e in zip(pad_r, explicit, strict=True)]
 
 
 @lowering("MaxPool")
