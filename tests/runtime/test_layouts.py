@@ -59,6 +59,37 @@ def test_every_policy_computes_the_model_on_optimised_kernels(policy, batch):
     assert_close(prog.run({"x": x})["y"], run_ort(model, {"x": x}))
 
 
+def _class_map_head():
+    """An all-conv head: conv 16 -> 24 with ReLU, a 1x1 conv to 10 class maps, their mean over H, W, on a
+    7x7 input that a 7x7 conv has reduced to 1x1 (MobileFaceNet-style global conv, NiN heads)."""
+    rng = np.random.default_rng(0)
+    inits = [init("w0", rng.standard_normal((24, 16, 7, 7)).astype(np.float32) * 0.05)]
+    inits.append(init("w1", rng.standard_normal((10, 24, 1, 1)).astype(np.float32) * 0.3))
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("Conv", ["r0", "w1"], ["c1"]),
+        helper.make_node("ReduceMean", ["c1"], ["y"], axes=[2, 3], keepdims=1),
+    ]
+    return make_model(nodes, [vinfo("x", ["N", 16, 7, 7])], [vinfo("y", None)], inits, opset=17)
+
+
+@pytest.mark.parametrize("policy", layouts.POLICIES)
+def test_a_pool_over_one_by_one_keeps_its_source_layout_on_every_policy(policy):
+    """[N, 10, 1, 1] channels-last data is also plain to oneDNN's descriptor equality; a pool given a
+    channels-last source and the plain destination that equality suggested ran ref:any."""
+    import onnx_ir as ir
+
+    from int8kit.runtime.predictor import prepare_model
+
+    model = _class_map_head()
+    graph = prepare_model(ir.serde.deserialize_model(model), ()).graph
+    x = np.random.default_rng(1).standard_normal((4, 16, 7, 7)).astype(np.float32)
+    prog = compile_graph(graph, {"x": x.shape}, WeightCache(), layout_policy=policy)
+    assert not [(label, impl) for label, impl in zip(prog.labels, prog.impls, strict=True) if impl.startswith("ref")]
+    assert_close(prog.run({"x": x})["y"], run_ort(model, {"x": x}))
+
+
 def _sleeper(seconds):
     return lambda: time.sleep(seconds)
 

@@ -87,6 +87,8 @@ def convert(
 ) -> ConversionResult:
     """Turn a QDQ (fake-quant) model into an INT8 model for the int8kit runtime.
 
+    An onnx_ir Model is converted in place (the passes rewrite it); pass `model.clone()`, a ModelProto or a
+    path to keep the QDQ model.
     stop_after: run only the first n passes (or up to the pass of that name), to look at the graph there.
     """
     config = config or ConvertConfig()
