@@ -51,6 +51,47 @@ def test_activation_matches_onnxruntime(op, attrs, opset, after_conv):
     _assert_matches_on_fast_kernels(model, x)
 
 
+@pytest.mark.parametrize("after_conv", [False, True], ids=["alone", "after-conv"])
+def test_sign_is_exact_at_zero_and_for_denormals(after_conv):
+    x = rand(*SHAPE, seed=5)
+    x.reshape(-1)[:6] = [0.0, -0.0, 1e-45, -1e-45, 1e-39, -3e38]
+    nodes, inits = [helper.make_node("Sign", ["a"], ["y"])], []
+    if after_conv:  # the conv leaves nChw16c, where a comparison with a scalar has only ref:any
+        nodes.insert(0, helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]))
+        inits.append(init("w", rand(16, 8, 3, 3, seed=2) * 0.3))
+    else:
+        nodes.insert(0, helper.make_node("Identity", ["x"], ["a"]))
+    model = make_model(nodes, [vinfo("x", ["N", *SHAPE[1:]])], [vinfo("y", None)], inits)
+    predictor = Predictor(model, num_threads=1)
+    got = predictor.run(x)
+    np.testing.assert_array_equal(got, run_ort(model, {"x": x}))
+    if not after_conv:
+        np.testing.assert_array_equal(got.reshape(-1)[:6], [0, 0, 1, -1, 1, -1])
+    assert not [k for k in predictor.kernels(x.shape) if k[1].startswith("ref")]
+
+
+def test_lp_pool_as_torch_exports_it_matches_onnxruntime(tmp_path):
+    """torch writes LPPool2d as (sign(a) * relu(abs(a)) * k * k) ** (1 / p) of a = avgpool(x ** p)."""
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.LPPool2d(2, 3, 2)).eval()
+    path = tmp_path / "lp.onnx"
+    torch.onnx.export(
+        net,
+        torch.randn(1, *SHAPE[1:]),
+        str(path),
+        opset_version=17,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n"}},
+    )
+    import onnx
+
+    model = onnx.load(str(path))
+    assert "Sign" in {n.op_type for n in model.graph.node}
+    _assert_matches_on_fast_kernels(model, rand(*SHAPE, seed=6))
+
+
 @pytest.mark.parametrize("slope_shape", [(1,), (8, 1, 1), (1, 8, 1, 1)], ids=["scalar", "per-channel", "rank-4"])
 def test_prelu_matches_onnxruntime(slope_shape):
     slope = np.abs(rand(*slope_shape, seed=3)) * 0.3

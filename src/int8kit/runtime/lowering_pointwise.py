@@ -210,6 +210,35 @@ def erf(b: Builder, node: ir.Node) -> None:
     b.set_output(node, dst)
 
 
+@lowering("Sign")
+def sign(b: Builder, node: ir.Node) -> None:
+    """sign(x) = (x > 0) - (x < 0), exact for every float (oneDNN has no sign eltwise, and a clip of x times
+    a large number misses denormals). torch writes LPPool2d's |x|^p with it."""
+    src = b.input(node, 0)
+    zero = b.const(np.zeros((1,) * len(src.dims), np.float32))
+    label = f"{node.name} (x < 0)"
+    pd = b.first_fast(  # a blocked source has only ref:any against a scalar
+        label,
+        [
+            lambda md=md: dnnl.binary_pd(dnnl.BINARY_LT, md, zero.memory.md, md, dnnl.Attr())
+            for md in layout_variants(src.md)
+        ],
+    )
+    md = pd.md(dnnl.QUERY_SRC_MD, 0)
+    src = b.as_md(src, md, label)
+    negative = b.new_tensor(md)
+    b.add_step(pd, [(dnnl.ARG_SRC, src), (dnnl.ARG_SRC_1, zero), (dnnl.ARG_DST, negative)], label)
+    post_ops = dnnl.PostOps()
+    post_ops.append_binary(dnnl.BINARY_SUB, md)
+    dst = b.new_tensor(md)
+    b.add_step(
+        dnnl.binary_pd(dnnl.BINARY_GT, md, zero.memory.md, md, dnnl.Attr(None, post_ops)),
+        [(dnnl.ARG_SRC, src), (dnnl.ARG_SRC_1, zero), (dnnl.ARG_DST, dst), (dnnl.post_op_arg(0), negative)],
+        node.name,
+    )
+    b.set_output(node, dst)
+
+
 @lowering("Pow")
 def power(b: Builder, node: ir.Node) -> None:
     """x ** p for a constant scalar p (LayerNorm spelled out squares; RMS norms take roots)."""
