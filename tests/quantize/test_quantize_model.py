@@ -357,3 +357,52 @@ def test_an_opset_13_hard_swish_net_gives_a_qdq_file_onnxruntime_loads():
     (want,) = _run(net, images)
     (got,) = _run(qdq, images)
     assert _cosine(got.reshape(16, -1), want.reshape(16, -1)).min() > 0.99
+
+
+def test_padding_computed_in_float_from_a_shape_is_not_calibrated(images):
+    """timm's pad_same (pnasnet, TF-ported nets) sums its 'same' padding in float from the tensor's shape:
+    Shape -> Gather -> Cast -> Sub -> Clip -> Div -> Unsqueeze -> Concat -> Cast -> Pad. That Concat is
+    shape arithmetic, not image data: it gets no Q/DQ (calibrating it found 0..0 and refused the model),
+    while the convolutions around it are quantized and the QDQ model still computes the FP32 padding."""
+    rng = np.random.default_rng(4)
+    f = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)  # noqa: E731
+    i = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)  # noqa: E731
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32), "w0"),
+        numpy_helper.from_array((rng.standard_normal((8, 8, 3, 3)) * 0.3).astype(np.float32), "w1"),
+        i("h_axis", [2]),
+        f("target", SIZE + 2.0),
+        f("zero", 0.0),
+        f("two", 2.0),
+        i("axis0", [0]),
+        f("z1", [0.0]),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "w0"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("Shape", ["r0"], ["shape"]),
+        helper.make_node("Gather", ["shape", "h_axis"], ["h"]),
+        helper.make_node("Cast", ["h"], ["hf"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["target", "hf"], ["total"]),
+        helper.make_node("Clip", ["total", "zero"], ["clipped"]),
+        helper.make_node("Div", ["clipped", "two"], ["half"]),  # [1.0]: one row and column each side
+        helper.make_node("Concat", ["z1", "z1", "half", "half", "z1", "z1", "half", "half"], ["padsf"], axis=0),
+        helper.make_node("Cast", ["padsf"], ["pads"], to=TensorProto.INT64),
+        helper.make_node("Pad", ["r0", "pads"], ["padded"]),
+        helper.make_node("Conv", ["padded", "w1"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "pad_same", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    qdq = quantize_model(model, images, QuantizeConfig(num_samples=16))
+    producers = _producers(qdq)
+    quantized = {n.input[0] for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
+    assert not quantized & {"padsf", "half", "clipped", "total", "hf"}
+    assert {"input", "r0"} <= quantized or {"input", "c0"} <= quantized
+    assert producers["pads"].op_type == "Cast"
+    x = images[:4]
+    fp32, got = _run(model, x)[0], _run(qdq, x)[0]
+    assert got.shape == fp32.shape == (4, 8, SIZE, SIZE)
+    assert _cosine(got.reshape(4, -1), fp32.reshape(4, -1)).min() > 0.99

@@ -82,6 +82,7 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
 
     outputs = {v.name for v in graph.outputs}
     order_of = {id(n): i for i, n in enumerate(graph)}
+    shape_values = _shape_arithmetic(graph)
 
     def redirect(t: ir.Value) -> ir.Value:
         """Quantize after a lone Relu/Clip(min >= 0) consumer of a computed tensor, as onnxruntime does."""
@@ -113,8 +114,8 @@ def plan_quantization(model: ir.Model | onnx.ModelProto, scope: Scope | None = N
             acts = [t for t in acts if t is not host]
             if len(acts) == 1 and _is_scaled_by_constant(acts[0]) and len(node.inputs) == 2:
                 continue  # Mul(x, c) + c': a BatchNorm no conv absorbed, one int8kit.Affine in the converter
-        if any(not _is_float(t) for t in [*acts, *node.outputs]):
-            continue  # shape arithmetic (int64 Concat/Add of a Shape): nothing to quantize
+        if any(not _is_float(t) for t in [*acts, *node.outputs]) or all(t.name in shape_values for t in acts):
+            continue  # shape arithmetic (an int64 Concat of a Shape; timm's float padding sums): no image data
         quantized.append(node.name)
         wanted.update(t.name for t in acts)
         if weight is not None:
@@ -209,6 +210,24 @@ def _spec_role(node: ir.Node) -> str | None:
 def _takes_zero_point(node: ir.Node) -> bool:
     row = op_table.spec(node.op_type)
     return row is not None and node.domain in ("", "ai.onnx") and row.zero_point
+
+
+def _shape_arithmetic(graph: ir.Graph) -> set[str]:
+    """Values computed from tensor shapes and constants alone. timm's pad_same sums its padding in float
+    (Shape -> Gather -> Cast -> Sub -> Clip -> Unsqueeze -> Concat -> Cast -> Pad): those Concats and Adds
+    carry no image data, and calibrating them found constant ranges."""
+    derived: set[str] = set()
+    for node in graph:
+        ins = [v for v in node.inputs if v is not None]
+        from_shapes = any(v.name in derived for v in ins) and all(v.name in derived or _is_constant(v) for v in ins)
+        if node.op_type in ("Shape", "Size") or from_shapes:
+            derived.update(o.name for o in node.outputs)
+    return derived
+
+
+def _is_constant(value: ir.Value) -> bool:
+    producer = value.producer()
+    return value.is_initializer() or (producer is not None and producer.op_type == "Constant")
 
 
 def _is_float(value: ir.Value) -> bool:
