@@ -9,9 +9,10 @@ import onnx_ir as ir
 import pytest
 
 from int8kit import ops
+from int8kit.convert.pipeline import convert
 from int8kit.ir.encoding import Encoding, covering, encoding
 
-from ._util import QDQGraph, run_until, value
+from ._util import QDQGraph, run_int8kit, run_ort, run_until, value
 
 
 def test_encoding_flows_through_maxpool_and_flatten():
@@ -59,6 +60,24 @@ def test_average_pool_the_file_leaves_in_float_gets_no_encoding():
     r = g.qdq(g.conv(x, 3, 4, relu=True), 0.01, 0, np.uint8)
     y = g.node("GlobalAveragePool", [r], "gap")
     assert encoding(value(run_until(g.build([y]), "propagate_scales"), "gap")) is None
+
+
+@pytest.mark.parametrize("pad_value", [0.0, 1.0])
+def test_a_pad_of_a_value_passes_no_encoding_forward(pad_value):
+    """EfficientViT pads its attention's values with 1.0 (F.pad(v, (0, 1), value=1)) and the file leaves the
+    result float: on the input's grid of 0.005, 1.0 is 200 codes and saturated at 127. A zero pad is exact."""
+    g = QDQGraph()
+    x = g.qdq("input", 0.005, 0, np.int8)
+    t = g.node("Transpose", [x], "moved", perm=[0, 1, 3, 2])
+    pads = g.const("pads", np.array([0, 0, 0, 0, 0, 0, 0, 1], np.int64))
+    fill = g.const("fill", np.array(pad_value, np.float32))
+    y = g.node("Pad", [t, pads, fill], "padded", mode="constant")
+    model = g.build([y])
+    m = run_until(model, "propagate_scales")
+    assert encoding(value(m, "moved")).scale == pytest.approx(0.005)
+    assert (encoding(value(m, "padded")) is None) == (pad_value != 0.0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32) * 0.3
+    np.testing.assert_array_equal(run_int8kit(convert(model).model, x), run_ort(model, x, optimize=False))
 
 
 def test_covering_of_equal_encodings_is_that_encoding():

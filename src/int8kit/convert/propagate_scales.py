@@ -17,6 +17,7 @@ import onnx_ir as ir
 from int8kit import op_table
 from int8kit.ir.contract import ContractPass
 from int8kit.ir.encoding import copy_encoding, encoding, set_encoding
+from int8kit.ir.graph import is_zero_pad
 from int8kit.metadata import ENCODING_KEY
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ def _step(node: ir.Node) -> bool:
         changed = False
         for out in outs:
             if encoding(out) is None:
-                changed |= copy_encoding(src, out)
+                if not _fills_a_value(node):
+                    changed |= copy_encoding(src, out)
             elif encoding(src) is None and len(src.uses()) == 1 and len(outs) == 1:
                 changed |= copy_encoding(out, src)
         return changed
@@ -45,6 +47,15 @@ def _step(node: ir.Node) -> bool:
         set_encoding(outs[0], encs[0])
         return True
     return False
+
+
+def _fills_a_value(node: ir.Node) -> bool:
+    """A constant Pad of a value other than 0 adds a number the input's grid may not hold (EfficientViT pads
+    its attention's values with 1.0, which saturated at 127 codes of 0.005): its output has no encoding
+    unless the file gives it one."""
+    return (
+        node.op_type == "Pad" and node.attributes.get_string("mode", "constant") == "constant" and not is_zero_pad(node)
+    )
 
 
 class PropagateScalesPass(ContractPass):
