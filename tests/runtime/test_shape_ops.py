@@ -163,13 +163,39 @@ def test_strided_slice_on_data_matches_onnxruntime(starts, ends, axes, steps, di
     assert _run_both(model, rand(2, 8, 9, 5)).shape == (2, *dims, 5)
 
 
-def test_a_strided_slice_without_an_aligned_window_is_refused_naming_the_node():
-    """x[0::2] of 7: the window of 8 the step groups need does not fit; said, never approximated."""
+@pytest.mark.parametrize(
+    ("shape", "starts", "ends", "axes", "steps"),
+    [
+        ((1, 7, 3), [0], [7], [1], [2]),  # LeViT's subsample x[:, ::2] of 7 tokens: 4, the last group short
+        ((2, 3, 7, 7), [0, 0], [7, 7], [2, 3], [2, 2]),  # both spatial axes of an odd map
+        ((2, 3, 8, 11), [1, 2], [8, 11], [2, 3], [3, 4]),  # starts inside the first group, steps 3 and 4
+        ((2, 5, 9), [4], [100], [2], [4]),  # a window of 5 for 2 picks of step 4
+    ],
+    ids=["levit", "odd-hw", "offset-steps", "short-tail"],
+)
+def test_a_strided_slice_whose_last_group_is_short_matches_onnxruntime(shape, starts, ends, axes, steps):
+    """x[0::2] of 7 needs 4 elements from groups of 2 that would cover 8: the last group holds one, the only
+    one read (was refused)."""
     nodes = [helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"], name="odd")]
-    inits = [init(n, np.array([v])) for n, v in (("starts", 0), ("ends", 7), ("axes", 1), ("steps", 2))]
-    model = make_model(nodes, [vinfo("x", [1, 7, 3])], [vinfo("y", None)], inits)
-    with pytest.raises(UnsupportedOpError, match="odd.*Slice 0:7:2"):
-        Predictor(model, num_threads=1).run(rand(1, 7, 3))
+    inits = [init("starts", np.array(starts)), init("ends", np.array(ends)), init("axes", np.array(axes))]
+    inits.append(init("steps", np.array(steps)))
+    model = make_model(nodes, [vinfo("x", list(shape))], [vinfo("y", None)], inits)
+    got = _run_both(model, rand(*shape))
+    assert got.shape == rand(*shape)[tuple(slice(None) if i not in axes else slice(starts[axes.index(i)],
+        ends[axes.index(i)], steps[axes.index(i)]) for i in range(len(shape)))].shape  # fmt: skip
+
+
+def test_a_strided_slice_of_a_conv_output_with_a_short_last_group_matches_onnxruntime():
+    """The conv leaves a blocked layout; the slice reads the plain copy of it."""
+    w = rand(16, 3, 3, 3, seed=1) * 0.3
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Slice", ["c", "starts", "ends", "axes", "steps"], ["y"]),
+    ]
+    inits = [init("w", w), init("starts", np.array([0, 1])), init("ends", np.array([9, 9]))]
+    inits += [init("axes", np.array([2, 3])), init("steps", np.array([2, 2]))]
+    model = make_model(nodes, [vinfo("x", ["N", 3, 9, 9])], [vinfo("y", None)], inits)
+    assert _run_both(model, rand(2, 3, 9, 9)).shape == (2, 16, 5, 4)
 
 
 @pytest.mark.parametrize("op", ["ReduceMean", "ReduceMax"])

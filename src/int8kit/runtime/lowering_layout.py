@@ -371,7 +371,7 @@ def slice_(b: Builder, node: ir.Node) -> None:
     starts, ends = (v.reshape(-1).tolist() for v in values[:2])
     axes = values[2].reshape(-1).tolist() if values[2] is not None else list(range(len(starts)))
     steps = values[3].reshape(-1).tolist() if values[3] is not None else [1] * len(starts)
-    dims, offsets = list(src.dims), [0] * rank
+    dims, offsets, short = list(src.dims), [0] * rank, [0] * rank
     strided: list[tuple[int, int, int, int]] = []  # (axis, count, step, position within a step group)
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         axis %= rank
@@ -382,12 +382,15 @@ def slice_(b: Builder, node: ir.Node) -> None:
         if step == 1 or count <= 1:
             dims[axis], offsets[axis] = count, lo
             continue
-        # x[lo::step] is element `r` of each group of `step` in the window [lo - r, lo - r + step * count)
+        # x[lo::step] is element `r` of each group of `step` in the window [lo - r, lo - r + step * count);
+        # where none fits (LeViT's x[:, ::2] of 7 rows) the axis is padded to whole groups, never read
         r = max(0, lo + step * count - src.dims[axis])
         if r > lo:
-            raise UnsupportedOpError(f"node {node.name!r}: Slice {lo}:{hi}:{step} of {src.dims[axis]} is not supported")
+            short[axis], r = lo + step * count - src.dims[axis], 0
         dims[axis], offsets[axis] = step * count, lo - r
         strided.append((axis, count, step, r))
+    if any(short):
+        src = constant_padded(b, b.as_plain(src, node.name), [0] * rank, short, 0.0, f"{node.name} (whole groups)")
     window = _window_tensor(b, node.name, src, tuple(dims), tuple(offsets))
     for axis, count, step, r in strided:
         window = _every_step(b, node.name, window, axis, count, step, r)
