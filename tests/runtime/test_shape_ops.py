@@ -366,3 +366,21 @@ def test_high_rank_reductions_match_onnxruntime_on_optimised_kernels(op, shape, 
     predictor = Predictor(model, num_threads=1)
     np.testing.assert_allclose(predictor.run(x), run_ort(model, {"x": x}), rtol=1e-5, atol=1e-6)
     assert not [i for i in predictor.program({"x": shape}).impls if i.startswith("ref")]
+
+
+def test_scatter_nd_of_constants_folds_and_on_run_time_data_is_refused_naming_the_node():
+    """ConViT writes its relative-position table with ScatterND into zeros of the patch grid's shape: all
+    known at compile time, so it folds; a ScatterND into computed data has no lowering and says so."""
+    inits = [init("idx", np.array([[0, 1], [2, 3]])), init("upd", np.array([5.0, -2.0], np.float32))]
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("ConstantOfShape", ["shape"], ["zeros"], value=helper.make_tensor("v", 1, [1], [0.0])),
+        helper.make_node("ScatterND", ["zeros", "idx", "upd"], ["table"]),
+        helper.make_node("Add", ["x", "table"], ["y"]),
+    ]
+    model = make_model(nodes, [vinfo("x", [3, 4])], [vinfo("y", None)], inits)
+    _run_both(model, rand(3, 4))
+    runtime = make_model([helper.make_node("ScatterND", ["x", "idx", "upd"], ["y"], name="sc")],
+                         [vinfo("x", [3, 4])], [vinfo("y", None)], inits)  # fmt: skip
+    with pytest.raises(UnsupportedOpError, match="node 'sc': ScatterND on data computed at run time"):
+        Predictor(runtime, num_threads=1).run(rand(3, 4))

@@ -43,6 +43,7 @@ HOST_ONLY_OPS = (
     "CumSum",
     "Tile",  # XCiT's positional encoding grid, repeated per image: shape-only data
     "OneHot",  # GC ViT's relative-position index
+    "ScatterND",  # ConViT's relative indices, written into zeros from the patch grid
 )
 
 
