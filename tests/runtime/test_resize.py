@@ -1,6 +1,7 @@
 """Resize on oneDNN's resampling against onnxruntime: the modes exporters write for classifiers (torch's
 F.interpolate nearest/bilinear, TF's half-pixel nearest) match on optimised kernels; a mode whose source
-pixels oneDNN would pick differently is refused naming the node, never approximated."""
+pixels oneDNN would pick differently (align_corners, cubic, antialias) runs as per-axis interpolation
+matrices taken from onnx's reference Resize, never approximated."""
 
 from __future__ import annotations
 
@@ -76,26 +77,42 @@ def test_sizes_computed_from_another_tensor_shape_fold_at_compile_time():
     np.testing.assert_allclose(Predictor(model, num_threads=1).run(x), run_ort(model, {"x": x}), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    ("attrs", "scales", "sizes", "words"),
-    [
-        (dict(mode="linear", coordinate_transformation_mode="align_corners"), None, [2, 8, 10, 12], "align_corners"),
-        (
-            dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="ceil"),
-            [1, 1, 2, 2],
-            None,
-            "ceil",
-        ),
-        (NEAREST_FLOOR, [1, 1, 0.5, 0.5], None, "scale 0.5"),  # oneDNN's coordinate is a tie: rounding unspecified
-        (dict(mode="cubic"), [1, 1, 2, 2], None, "mode 'cubic'"),
-        (NEAREST_FLOOR, [1, 2, 2, 2], None, "spatial axes"),
-    ],
-)
-def test_a_resize_onednn_would_compute_differently_is_refused_naming_the_node(attrs, scales, sizes, words):
-    model = _model((2, 8, 5, 6), attrs, scales, sizes)
-    with pytest.raises(UnsupportedOpError, match="'up'") as info:
+TORCH_BICUBIC = dict(mode="cubic", coordinate_transformation_mode="pytorch_half_pixel", cubic_coeff_a=-0.75)
+MATRIX_CASES = [  # oneDNN's resampling picks other pixels or has no such mode: per-axis matrices
+    ((2, 8, 5, 6), dict(mode="linear", coordinate_transformation_mode="align_corners"), None, [2, 8, 10, 12]),
+    ((2, 8, 5, 6), dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="ceil"), [1, 1, 2, 2],
+     None),
+    ((2, 8, 5, 6), NEAREST_FLOOR, [1, 1, 0.5, 0.5], None),  # oneDNN's coordinate is a tie there
+    ((2, 8, 5, 6), dict(mode="cubic"), [1, 1, 2, 2], None),  # ONNX defaults: half_pixel, a = -0.75
+    ((2, 8, 7, 7), TORCH_BICUBIC, None, [2, 8, 12, 16]),  # torch's bicubic F.interpolate / CrossViT's input
+    ((2, 8, 7, 7), dict(TORCH_BICUBIC, coordinate_transformation_mode="align_corners"), None, [2, 8, 9, 11]),
+    ((2, 8, 6, 6), dict(mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1), [1, 1, 1.5, 1.5], None),  # TF
+    ((2, 8, 5, 9), dict(mode="linear", coordinate_transformation_mode="align_corners"), None, [2, 8, 5, 4]),
+    ((2, 8, 12), dict(mode="linear", coordinate_transformation_mode="align_corners"), None, [2, 8, 20]),  # 1-D
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("x_shape", "attrs", "scales", "sizes"), MATRIX_CASES)
+def test_a_resize_onednn_would_compute_differently_runs_as_interpolation_matrices(x_shape, attrs, scales, sizes):
+    model = _model(x_shape, attrs, scales, sizes)
+    x = np.random.default_rng(3).standard_normal(x_shape).astype(np.float32)
+    predictor = Predictor(model, num_threads=1)
+    np.testing.assert_allclose(predictor.run(x), run_ort(model, {"x": x}), rtol=1e-5, atol=1e-5)
+    assert not [k for k in predictor.kernels(x.shape) if k[1].startswith("ref")]
+
+
+def test_an_antialiased_downsampling_matches_onnxruntime():
+    """Opset 18's antialias=1 (torch's antialias=True): a wider filter per axis, still one matrix each."""
+    model = _model((2, 8, 12, 12), dict(mode="linear", antialias=1), [1, 1, 0.5, 0.375], None)
+    model.opset_import[0].version = 18
+    x = np.random.default_rng(3).standard_normal((2, 8, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(Predictor(model, num_threads=1).run(x), run_ort(model, {"x": x}), rtol=1e-5, atol=1e-5)
+
+
+def test_a_resize_of_the_channel_axis_is_refused_naming_the_node():
+    model = _model((2, 8, 5, 6), NEAREST_FLOOR, [1, 2, 2, 2])
+    with pytest.raises(UnsupportedOpError, match="'up'.*spatial axes"):
         Predictor(model, num_threads=1).run(np.zeros((2, 8, 5, 6), np.float32))
-    assert words in str(info.value)
 
 
 def test_an_int8_qdq_resize_runs_float_between_the_file_s_grids():
