@@ -7,6 +7,7 @@ lowering and a fused post-op form, both are checked (alone on the input, and aft
 from __future__ import annotations
 
 import numpy as np
+import onnx_ir as ir
 import pytest
 from onnx import helper
 
@@ -109,6 +110,47 @@ def test_pad_then_conv(mode_pads):
 )
 def test_maxpool(attrs):
     check([helper.make_node("MaxPool", ["x"], ["y"], **attrs)], (N, 4, 12, 11))
+
+
+DILATED = [
+    dict(kernel_shape=[3, 3], strides=[2, 2], dilations=[2, 2], ceil_mode=1),
+    dict(kernel_shape=[2, 3], strides=[3, 3], pads=[1, 1, 1, 1], dilations=[2, 2], ceil_mode=1),
+    dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], dilations=[2, 3]),  # stride 1
+    dict(kernel_shape=[1, 1], strides=[3, 3], dilations=[2, 2]),
+]
+
+
+@pytest.mark.parametrize("attrs", DILATED, ids=str)
+@pytest.mark.parametrize("dtype", ["f32", "u8", "s8"])
+def test_a_dilated_maxpool_matches_onnxruntime_on_optimised_kernels(attrs, dtype):
+    """oneDNN 3.2 has only ref:any for dilated pooling: the taps' maximum and a 1x1 pool for the stride.
+    u8/s8: the same pool between a QDQ file's zero-point grids, converted."""
+    from int8kit.convert.pipeline import convert
+    from int8kit.runtime.predictor import Predictor
+
+    nodes = [helper.make_node("MaxPool", ["a"], ["p"], **attrs)]
+    inits = []
+    if dtype == "f32":
+        nodes = [helper.make_node("Identity", ["x"], ["a"]), *nodes, helper.make_node("Identity", ["p"], ["y"])]
+    else:
+        zp = np.uint8(3) if dtype == "u8" else np.int8(-2)
+        inits = [init("s", np.float32(0.02)), init("z", zp)]
+        nodes = [
+            helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["a"]),
+            *nodes,
+            helper.make_node("QuantizeLinear", ["p", "s", "z"], ["pq"]),
+            helper.make_node("DequantizeLinear", ["pq", "s", "z"], ["y"]),
+        ]
+    model, feeds = build(nodes, (N, 5, 13, 12), inits)
+    if dtype != "f32":
+        model = ir.serde.serialize_model(convert(model).model)
+    predictor = Predictor(model, num_threads=1)
+    np.testing.assert_allclose(predictor.run_dict(feeds)["y"], run_ort(build(nodes, (N, 5, 13, 12), inits)[0], feeds),
+                               rtol=1e-6, atol=1e-7)  # fmt: skip
+    kernels = predictor.kernels(feeds["x"].shape)
+    assert not [k for k in kernels if k[1].startswith("ref")], kernels
+    assert any("(tap " in label for label, _ in kernels), kernels
 
 
 @pytest.mark.parametrize("ceil_mode", [0, pytest.param(1, id="ceil")])

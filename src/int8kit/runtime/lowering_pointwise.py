@@ -15,6 +15,7 @@ from int8kit import ops
 from int8kit.errors import UnsupportedOpError
 from int8kit.runtime import dnnl
 from int8kit.runtime.compile import (
+    DNNL_TO_NUMPY,
     ONNX_TO_DNNL,
     Builder,
     Const,
@@ -472,6 +473,10 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None, src=Non
         )
     else:
         strides, dil, pad_l, pad_r, out = _pool_geometry(node, spatial, kernel)
+        if alg == dnnl.POOLING_MAX and any(dil):
+            dst = _dilated_max(b, node, src, kernel, strides, dil, pad_l, pad_r, out)
+            b.set_output(node, dst)
+            return dst
         explicit = list(node.attributes.get_ints("pads", [0] * (2 * len(spatial))))[len(spatial) :]
         if (
             alg == dnnl.POOLING_AVG_INCLUDE_PADDING
@@ -494,6 +499,51 @@ def _pool(b: Builder, node: ir.Node, alg: int, kernel: list[int] | None, src=Non
     dst = b.new_tensor(pd.md(dnnl.QUERY_DST_MD))
     b.add_step(pd, [(dnnl.ARG_SRC, src_t), (dnnl.ARG_DST, dst)], node.name)
     b.set_output(node, dst)
+    return dst
+
+
+def _dilated_max(b: Builder, node: ir.Node, src: Tensor, kernel, strides, dil, pad_l, pad_r, out) -> Tensor:
+    """A dilated max pool, which oneDNN 3.2 runs only as ref:any: the maximum of the kernel's taps, each a
+    window of the padded input (padding the lowest value) at stride 1, then a 1x1 pool for the stride (jit
+    in channels-last only, so the taps are gathered in the layout that pool takes)."""
+    dtype = DNNL_TO_NUMPY[src.dtype]
+    lowest = float(np.iinfo(dtype).min) if np.issubdtype(dtype, np.integer) else -math.inf
+    nd = len(kernel)
+    padded = constant_padded(b, b.as_plain(src, node.name), [0, 0, *pad_l], [0, 0, *pad_r], lowest, node.name)
+    full = (*src.dims[:2], *[(o - 1) * s + 1 for o, s in zip(out, strides, strict=True)])
+    stride_pd = None
+    if any(s > 1 for s in strides):
+        zeros, dst_dims = [0] * nd, (*src.dims[:2], *out)
+        stride_pd = b.first_fast(
+            f"{node.name} (stride)",
+            [
+                lambda md=md: dnnl.pooling_pd(
+                    dnnl.POOLING_MAX,
+                    md,
+                    with_layout_of(dst_dims, src.dtype, md),
+                    strides,
+                    [1] * nd,
+                    zeros,
+                    zeros,
+                    zeros,
+                    dnnl.Attr(),
+                )  # fmt: skip
+                for md in layout_variants(dnnl.MemoryDesc.plain(full, src.dtype))[::-1]
+            ],
+        )
+    acc = b.new_tensor(stride_pd.md(dnnl.QUERY_SRC_MD) if stride_pd else dnnl.MemoryDesc.plain(full, src.dtype))
+    for i, tap in enumerate(np.ndindex(*kernel)):
+        offsets = (0, 0, *[t * (d + 1) for t, d in zip(tap, dil, strict=True)])
+        window = b.view(padded, padded.md.submemory(full, offsets))
+        dense = acc if i == 0 else b.new_tensor(acc.md)
+        b.reorder(window, dense, f"{node.name} (tap {tap})")
+        if i:
+            pd = dnnl.binary_pd(dnnl.BINARY_MAX, acc.md, acc.md, acc.md, dnnl.Attr())
+            b.add_step(pd, [(dnnl.ARG_SRC, acc), (dnnl.ARG_SRC_1, dense), (dnnl.ARG_DST, acc)], f"{node.name} (max)")
+    if stride_pd is None:
+        return acc
+    dst = b.new_tensor(stride_pd.md(dnnl.QUERY_DST_MD))
+    b.add_step(stride_pd, [(dnnl.ARG_SRC, acc), (dnnl.ARG_DST, dst)], f"{node.name} (stride)")
     return dst
 
 
