@@ -180,9 +180,7 @@ def test_a_strided_slice_whose_last_group_is_short_matches_onnxruntime(shape, st
     inits = [init("starts", np.array(starts)), init("ends", np.array(ends)), init("axes", np.array(axes))]
     inits.append(init("steps", np.array(steps)))
     model = make_model(nodes, [vinfo("x", list(shape))], [vinfo("y", None)], inits)
-    got = _run_both(model, rand(*shape))
-    assert got.shape == rand(*shape)[tuple(slice(None) if i not in axes else slice(starts[axes.index(i)],
-        ends[axes.index(i)], steps[axes.index(i)]) for i in range(len(shape)))].shape  # fmt: skip
+    _run_both(model, rand(*shape))  # values and shape against onnxruntime
 
 
 def test_a_strided_slice_of_a_conv_output_with_a_short_last_group_matches_onnxruntime():

@@ -22,7 +22,7 @@ import onnx
 import onnx_ir as ir
 
 from int8kit import op_table
-from int8kit.ir.graph import is_global_mean, is_zero_pad
+from int8kit.ir.graph import const_array, is_global_mean, is_zero_pad
 from int8kit.quantize.scheme import clip_is_nonnegative, nonnegative_tensors
 from int8kit.scope import Scope, ScopeNode
 
@@ -219,15 +219,12 @@ def _shape_arithmetic(graph: ir.Graph) -> set[str]:
     derived: set[str] = set()
     for node in graph:
         ins = [v for v in node.inputs if v is not None]
-        from_shapes = any(v.name in derived for v in ins) and all(v.name in derived or _is_constant(v) for v in ins)
+        from_shapes = any(v.name in derived for v in ins) and all(
+            v.name in derived or const_array(v) is not None for v in ins
+        )
         if node.op_type in ("Shape", "Size") or from_shapes:
             derived.update(o.name for o in node.outputs)
     return derived
-
-
-def _is_constant(value: ir.Value) -> bool:
-    producer = value.producer()
-    return value.is_initializer() or (producer is not None and producer.op_type == "Constant")
 
 
 def _is_float(value: ir.Value) -> bool:

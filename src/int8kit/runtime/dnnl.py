@@ -432,8 +432,9 @@ class MemoryDesc(_Handle):
         Dims of size 1 make several tags describe the same memory ([N, C, 1, 1] is both nchw and nhwc to
         oneDNN's equality), but kernels pick their implementation by strides: an nhwc pool source with an nchw
         destination runs ref:any. So the tag with exactly these strides wins, then any equal one."""
-        equal = [t for t in KNOWN_TAGS.get(self.ndims, ()) if MemoryDesc.with_tag(self.dims, self.dtype, t) == self]
-        exact = [t for t in equal if MemoryDesc.with_tag(self.dims, self.dtype, t).strides == self.strides]
+        tagged = {t: MemoryDesc.with_tag(self.dims, self.dtype, t) for t in KNOWN_TAGS.get(self.ndims, ())}
+        equal = [t for t, md in tagged.items() if md == self]
+        exact = [t for t in equal if tagged[t].strides == self.strides]
         return (exact or equal or [None])[0]
 
     def like(self, dtype: int) -> MemoryDesc:

@@ -527,7 +527,7 @@ def _dilated_max(b: Builder, node: ir.Node, src: Tensor, kernel, strides, dil, p
                     zeros,
                     zeros,
                     dnnl.Attr(),
-                )  # fmt: skip
+                )
                 for md in layout_variants(dnnl.MemoryDesc.plain(full, src.dtype))[::-1]
             ],
         )

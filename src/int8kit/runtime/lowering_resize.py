@@ -140,8 +140,8 @@ def resize(b: Builder, node: ir.Node) -> None:
         transform = node.attributes.get_string("coordinate_transformation_mode", "half_pixel")
         raise UnsupportedOpError(
             f"node {node.name!r}: Resize {mode} ({transform}) of axis {axis} from {src.dims[axis]} to "
-            f"{sizes[axis]} at scale {float(scales[axis]):g} is not supported: oneDNN's resampling would pick "
-            f"other source pixels, and {why}"
+            f"{sizes[axis]} at scale {float(scales[axis]):g} is not supported: oneDNN's resampling does not "
+            f"compute it, and {why}"
         )
     _resize_by_matrices(b, node, src, scales, sizes)
 
