@@ -80,7 +80,7 @@ def openvino_runner(path: Path, threads: int, batch: int, size: int) -> tuple[Ru
 def time_runner(run: Runner, x: np.ndarray, warmup: int, min_runs: int, seconds: float) -> Timing:
     """bench_zoo's timing loop (warmup, then >= min_runs runs and >= seconds), as a Timing."""
     settings = Settings(seconds=seconds, min_runs=min_runs, warmup=warmup, rounds=1)
-    rate, ms, runs = time_runners({"run": run}, x, settings)["run"]
+    rate, ms, runs, _ = time_runners({"run": run}, x, settings)["run"]
     return Timing(rate, ms, runs)
 
 

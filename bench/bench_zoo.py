@@ -8,10 +8,13 @@ same two files). Each engine first runs `--warmup` times untimed (int8kit compil
 the next ones let thread pools and caches settle); then the engines take turns for `--rounds` rounds, each
 engine at least `--min-runs` runs and `--seconds`/rounds of timing per round after a `--settle` pause (0.3 s:
 onnxruntime's and libgomp's worker threads spin for a while after a run, and without the pause they took
-CPU from the next engine: MobileNetV2 INT8 batch 1, int8kit/OpenVINO 0.87x without, 1.01x with), and its
-best round counts (images/s = images / elapsed), so a burst of load elsewhere on the machine does not land on
-one engine. The table adds int8kit/OpenVINO at each precision and INT8/FP32 per engine family, starring the ratios that
-miss issue 8's targets.
+CPU from the next engine: MobileNetV2 INT8 batch 1, int8kit/OpenVINO 0.87x without, 1.01x with). An engine's
+images/s is the median of its rounds (images / elapsed each); a ratio between two engines is the median of
+their per-round ratios, so load from elsewhere on the machine, which drifts over seconds, cancels within a
+round instead of deciding which engine's best round was the lucky one (on this project's shared VM, batch-1
+rounds moved by a third between minutes; best-of-3 ratios swung 0.63x-1.03x on one unchanged model). The
+table adds int8kit/OpenVINO at each precision and INT8/FP32 per engine family, starring the ratios that miss
+issue 8's targets.
 
 Every model runs in its own worker process under `--timeout` seconds (preparation included), so one pathological
 model (a reference kernel, a hang) is reported as "timeout" and the run goes on; a failing engine is reported
@@ -62,7 +65,7 @@ class Settings:
     seconds: float = 3.0
     min_runs: int = 3
     warmup: int = 3
-    rounds: int = 3
+    rounds: int = 9
     settle: float = 0.3
     calibration_images: int = 16
     engines: tuple[str, ...] = ENGINES
@@ -77,6 +80,7 @@ class Result:
     images_per_s: float | None = None
     ms_per_batch: float | None = None  # median
     runs: int = 0
+    round_rates: tuple[float, ...] = ()  # images/s of each interleaved round, in order
 
 
 # ---- model files --------------------------------------------------------------------------------------------
@@ -190,12 +194,11 @@ def time_round(run: Runner, x: np.ndarray, seconds: float, min_runs: int) -> tup
     return len(times) * x.shape[0] / elapsed, 1000 * statistics.median(times), len(times)
 
 
-def time_runners(runners: dict[str, Runner], x: np.ndarray, settings: Settings) -> dict[str, tuple[float, float, int]]:
-    """Each runner's best of `rounds` interleaved timing rounds (A B C, A B C, ...), after `warmup` untimed runs.
-
-    Interleaving spreads a burst of load from elsewhere on the machine over every engine instead of one, and
-    the best round is each engine's speed when nothing interfered; runs are summed over the rounds.
-    """
+def time_runners(
+    runners: dict[str, Runner], x: np.ndarray, settings: Settings
+) -> dict[str, tuple[float, float, int, tuple[float, ...]]]:
+    """Each runner's (median images/s, median ms, runs, images/s per round) over `rounds` interleaved timing
+    rounds (A B C, A B C, ...), after `warmup` untimed runs; `ratios` pairs the engines round by round."""
     for run in runners.values():
         for _ in range(settings.warmup):
             run(x)
@@ -204,11 +207,15 @@ def time_runners(runners: dict[str, Runner], x: np.ndarray, settings: Settings) 
         for name, run in runners.items():
             time.sleep(settings.settle)  # the previous engine's spinning worker threads go idle first
             rounds[name].append(time_round(run, x, settings.seconds / settings.rounds, settings.min_runs))
-    best = {}
-    for name, results in rounds.items():
-        rate, ms, _ = max(results)
-        best[name] = (rate, ms, sum(r[2] for r in results))
-    return best
+    return {
+        name: (
+            statistics.median(r[0] for r in results),
+            statistics.median(r[1] for r in results),
+            sum(r[2] for r in results),
+            tuple(r[0] for r in results),
+        )
+        for name, results in rounds.items()
+    }
 
 
 def one_line(exc: BaseException) -> str:
@@ -231,8 +238,8 @@ def run_model(name: str, settings: Settings, emit: Callable[[Result], None]) -> 
                     traceback.print_exc()
                 runners.pop(engine, None)
                 emit(Result(name, batch, engine, f"error: {one_line(exc)}"))
-        for engine, (rate, ms, runs) in time_runners(runners, x, settings).items():
-            emit(Result(name, batch, engine, "ok", rate, ms, runs))
+        for engine, (rate, ms, runs, per_round) in time_runners(runners, x, settings).items():
+            emit(Result(name, batch, engine, "ok", rate, ms, runs, per_round))
         runners.clear()
 
 
@@ -292,13 +299,15 @@ def settings_args(s: Settings) -> list[str]:
 
 # ---- report -------------------------------------------------------------------------------------------------
 def ratios(by_engine: dict[str, Result], batch: int) -> dict[str, float | None]:
-    def rate(engine: str) -> float | None:
-        r = by_engine.get(engine)
-        return r.images_per_s if r is not None and r.status == "ok" else None
+    """Speed ratios between engines: the median of their per-round ratios (rounds interleave the engines)."""
 
     def ratio(a: str, b: str) -> float | None:
-        x, y = rate(a), rate(b)
-        return x / y if x is not None and y else None
+        x, y = by_engine.get(a), by_engine.get(b)
+        if x is None or y is None or x.status != "ok" or y.status != "ok" or not x.images_per_s or not y.images_per_s:
+            return None
+        if len(x.round_rates) == len(y.round_rates) > 0:
+            return statistics.median(p / q for p, q in zip(x.round_rates, y.round_rates, strict=True))
+        return x.images_per_s / y.images_per_s
 
     out = {
         "fp32 int8kit/openvino": ratio("int8kit-fp32", "openvino-fp32"),
@@ -356,9 +365,9 @@ def print_table(results: list[Result], settings: Settings, env: dict) -> None:
         markup=False,
     )
     console.print(
-        f"timing: {settings.warmup} untimed runs, then the best of {settings.rounds} interleaved rounds of "
+        f"timing: {settings.warmup} untimed runs, then {settings.rounds} interleaved rounds of "
         f">= {settings.min_runs} runs and >= {settings.seconds / settings.rounds:.2g} s per engine, each after a "
-        f"{settings.settle:g} s pause; "
+        f"{settings.settle:g} s pause; images/s the median round, ratios the median of per-round ratios; "
         f"int8kit QDQ from {settings.calibration_images} random calibration images; random weights",
         markup=False,
     )
@@ -396,7 +405,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per engine and batch (default 3)")
     p.add_argument("--min-runs", type=int, default=3, help="timed runs at least (default 3)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the best counts (default 3)")
+    p.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds; medians are reported (default 9)")
     p.add_argument(
         "--settle",
         type=float,
