@@ -958,9 +958,12 @@ def int8_mean(b: Builder, node: ir.Node) -> None:
     """int8kit.Mean: the float mean of INT8 data over `axes`, x_scale * (mean(q) - x_zero_point), written
     float or rounded onto y's INT8 grid.
 
-    Over H and W: an int8 pooling onto an INT8 grid (_window_mean_as_pool), else a depthwise convolution of
-    ones; otherwise one reduction reading the INT8 tensor and writing f32, with the dequantization as a
-    linear post-op. No dequantized copy of the (large) input is ever made.
+    Over H and W (squeeze-excite): an int8 pooling onto an INT8 grid (_window_mean_as_pool), else, for a float
+    output, a depthwise convolution of ones (_window_mean_as_conv): oneDNN 3.2's reduction is optimised only
+    when the reduced axes are innermost (nchw) and its int8 pooling cannot write f32, while INT8 convolutions
+    write nhwc, so a reduction would first reorder the whole tensor. Other axes: one reduction reading the
+    INT8 tensor and writing f32, with the dequantization as a linear post-op. No dequantized copy of the
+    (large) input is ever made.
     """
     src = b.input(node, 0)
     rank = len(src.dims)
@@ -970,13 +973,14 @@ def int8_mean(b: Builder, node: ir.Node) -> None:
     y = (ONNX_TO_DNNL[y_type], node.attributes.get_float("y_scale", 1.0), node.attributes.get_int("y_zero_point", 0))
     if rank == 4 and axes == [2, 3]:
         n, c, h, w = src.dims
-        dst = _window_mean_as_pool(b, node, src, [h, w], ([1, 1], [0, 0], [0, 0], [1, 1]), scale, zp, y)
+        whole = ([1, 1], [0, 0], [0, 0], [1, 1])
+        dst = _window_mean_as_pool(b, node, src, [h, w], whole, scale, zp, y)
+        if dst is None:
+            dst = _window_mean_as_conv(b, node, src, [h, w], whole, scale, zp, y)
         if dst is not None:
             if not node.attributes.get_int("keepdims", 1):
                 dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain((n, c), dst.dtype))
             b.set_output(node, dst)
-            return
-        if _spatial_mean_as_conv(b, node, src, scale, zp, y):
             return
     post_ops = dnnl.PostOps()
     post_ops.append_eltwise(dnnl.ELTWISE_LINEAR, scale, -scale * zp)
@@ -991,26 +995,6 @@ def _round_output(b: Builder, node: ir.Node, y: tuple[int, float, int]) -> None:
     out = b.new_tensor(average.md.like(y[0]))
     b.reorder(average, out, f"{node.name} (quantized)", dst_scale=y[1], dst_zero_point=y[2])
     b.set_output(node, out)
-
-
-def _spatial_mean_as_conv(b: Builder, node: ir.Node, src, scale: float, zp: int, y: tuple[int, float, int]) -> bool:
-    """The mean over H, W of INT8 data as a depthwise convolution with an H x W kernel of ones.
-
-    oneDNN 3.2's reduction is only optimised when the reduced axes are innermost (nchw), and its pooling
-    cannot write f32 from int8; INT8 convolutions write nhwc, so a reduction would first reorder the
-    whole tensor (the squeeze-excite input of every EfficientNet/MobileNetV3 block). The int8
-    depthwise kernels read nhwc directly: sum(q - zp) exactly in s32, times x_scale / (H * W).
-    An INT8 output (y: oneDNN type, scale, zero point) is the kernel's own destination scaling.
-    False when oneDNN has no optimised kernel for it (the caller then reduces).
-    """
-    n, c, h, w = src.dims
-    dst = _window_mean_as_conv(b, node, src, [h, w], ([1, 1], [0, 0], [0, 0], [1, 1]), scale, zp, y)
-    if dst is None:
-        return False
-    if not node.attributes.get_int("keepdims", 1):
-        dst = b.view(b.as_plain(dst, node.name), dnnl.MemoryDesc.plain((n, c), dst.dtype))
-    b.set_output(node, dst)
-    return True
 
 
 # (source type, destination type) -> how far the destination's codes sit above the source's for the same
