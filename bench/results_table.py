@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from int8kit.convert.pipeline import convert
+from int8kit.evaluate.metrics import row_cosines
 from int8kit.evaluate.tester import TestConfig, TestResult, run_test
 from int8kit.ir.save import save_model
 from int8kit.quantize.api import QuantizeConfig, quantize_model
@@ -154,7 +155,7 @@ def efficientnet_agreement(work: Path, threads: int) -> Agreement:
     a, b = f.run(evaluation), q.run(evaluation)
     top5 = lambda s: np.argsort(-s, axis=1)[:, :5]  # noqa: E731
     overlap = np.mean([len(set(x) & set(y)) / 5 for x, y in zip(top5(a), top5(b), strict=True)])
-    cos = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    cos = row_cosines(a, b)
     batch = evaluation[:8]
     prob = np.exp(a - a.max(1, keepdims=True))
     confident = (prob / prob.sum(1, keepdims=True)).max(1) >= CONFIDENT

@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from int8kit.evaluate.metrics import row_cosines
+
 DEFAULT_MODELS = [
     "cspresnet50",
     "dla34",
@@ -59,11 +61,6 @@ DEFAULT_MODELS = [
     "eca_resnet33ts",
     "botnet26t_256:256",
 ]
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-    return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).mean())
 
 
 def _ort(model, x: np.ndarray, optimize: bool) -> np.ndarray:
@@ -124,8 +121,8 @@ def check(name: str, size: int, threads: int) -> dict:
         stage = "int8"
         predictor = int8kit.Predictor(int8, num_threads=threads)
         spec = _ort(qdq, x, optimize=False)
-        row["int8_cosine"] = _cosine(predictor.run(x), spec)
-        row["ort_kernels_cosine"] = _cosine(_ort(qdq, x, optimize=True), spec)
+        row["int8_cosine"] = float(row_cosines(predictor.run(x), spec).mean())
+        row["ort_kernels_cosine"] = float(row_cosines(_ort(qdq, x, optimize=True), spec).mean())
         refs += [label for label, impl in predictor.kernels(x.shape) if impl.startswith("ref")]
         row["ref_kernels"] = refs
         bar = min(0.999, 1 - 4 * (1 - row["ort_kernels_cosine"]) - 0.005)

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from examples.zoo.ort_qdq import ORT_VARIANTS, ort_qdq  # noqa: F401  (re-exported for the tests)
 from int8kit.convert.config import ConvertConfig
 from int8kit.convert.pipeline import convert
+from int8kit.evaluate.metrics import row_cosines
 
 SIZE = 32
 N_CALIB = 16
@@ -98,9 +99,7 @@ def run_int8kit_output(model, x: np.ndarray, name: str) -> np.ndarray:
     return run_batched(lambda b: p.run_dict({p.input_names[0]: b})[name], x)
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+cosine_rows = row_cosines
 
 
 def assert_agrees(got: np.ndarray, want: np.ndarray, cos: float = 0.999, top1: float = 0.99) -> None:

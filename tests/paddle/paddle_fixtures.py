@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from int8kit.evaluate.metrics import row_cosines
 from int8kit.paddle.proto import messages
 
 MODELS = Path(__file__).parent / "models"
@@ -32,9 +33,7 @@ def metrics() -> dict:
     return json.loads((MODELS / "metrics.json").read_text())
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row cosine similarity."""
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+cosine = row_cosines
 
 
 def tensor_bytes(array: np.ndarray, dtype_code: int = FP32_DTYPE) -> bytes:

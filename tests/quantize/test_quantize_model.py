@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from int8kit.errors import ConfigError, DataError, InputError
+from int8kit.evaluate.metrics import row_cosines
 from int8kit.quantize import QuantizeConfig, quantize_model, quantize_with_report
 from int8kit.scope import Scope
 
@@ -36,10 +37,6 @@ def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
     return {o: n for n in model.graph.node for o in n.output}
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
 @pytest.mark.parametrize("method", ["minmax", "percentile", "kl", "mse"])
 def test_qdq_model_runs_in_onnxruntime_close_to_fp32(net, images, method):
     qdq = quantize_model(net, images[:48], QuantizeConfig(method=method, num_samples=48, **ORT))
@@ -47,7 +44,7 @@ def test_qdq_model_runs_in_onnxruntime_close_to_fp32(net, images, method):
     held_out = make_images(16, seed=7)
     (fp32,) = _run(net, held_out)
     (int8,) = _run(qdq, held_out)
-    assert _cosine(fp32, int8).min() >= 0.99
+    assert row_cosines(fp32, int8).min() >= 0.99
     assert (np.argmax(fp32, 1) == np.argmax(int8, 1)).mean() >= 0.8
 
 
@@ -174,14 +171,14 @@ def test_per_tensor_weights(net, images):
     assert not [a for a in dq.attribute if a.name == "axis"]
     assert float(inits[dq.input[1]]) == pytest.approx(np.abs(w).max() / 127, rel=1e-5)
     (y,) = _run(qdq, images[:4])
-    assert _cosine(_run(net, images[:4])[0], y).min() >= 0.98
+    assert row_cosines(_run(net, images[:4])[0], y).min() >= 0.98
 
 
 def test_fixed_batch_model(images):
     net1 = build_net(batch=1)
     qdq = quantize_model(net1, images, QuantizeConfig(num_samples=6, batch_size=4, **ORT))
     (y,) = _run(qdq, images[:1])
-    assert _cosine(_run(net1, images[:1])[0], y).min() >= 0.99
+    assert row_cosines(_run(net1, images[:1])[0], y).min() >= 0.99
 
 
 def test_concat_and_relu6_share_one_u8_scale(images):
@@ -214,7 +211,7 @@ def test_concat_and_relu6_share_one_u8_scale(images):
     ra, rb = _run(model, images[:16], ["ra", "rb"])
     assert by_name["cat"].qparams.scale == pytest.approx(max(ra.max(), rb.max()) / 255, rel=1e-5)
     (y,) = _run(result.to_proto(), images[:4])
-    assert _cosine(_run(model, images[:4])[0].reshape(4, -1), y.reshape(4, -1)).min() >= 0.99
+    assert row_cosines(_run(model, images[:4])[0].reshape(4, -1), y.reshape(4, -1)).min() >= 0.99
 
 
 def test_data_that_does_not_fit_the_input(net):
@@ -275,7 +272,7 @@ def test_mobilenetv2_style_net_with_relu6_and_depthwise(method):
     x = np.random.default_rng(0).standard_normal((40, 3, 32, 32)).astype(np.float32)
     qdq = quantize_model(model, x[:32], QuantizeConfig(method=method, num_samples=32, **ORT))
     assert any(n.op_type == "Clip" for n in model.graph.node)
-    assert _cosine(_run(model, x[32:])[0], _run(qdq, x[32:])[0]).min() >= 0.995
+    assert row_cosines(_run(model, x[32:])[0], _run(qdq, x[32:])[0]).min() >= 0.995
 
 
 def test_converter_runs_every_op_of_the_qdq_model_in_int8(net, images):
@@ -290,7 +287,7 @@ def test_converter_runs_every_op_of_the_qdq_model_in_int8(net, images):
     assert set(result.summary.fp32_ops) <= {"Mean", "Flatten"}, result.summary.fp32_ops
     assert result.summary.int8_ops["Conv"] == 3 and result.summary.int8_ops["Dense"] == 1
     x = make_images(8, seed=11)
-    assert _cosine(_run(net, x)[0], Predictor(result.model).run(x)).min() >= 0.99
+    assert row_cosines(_run(net, x)[0], Predictor(result.model).run(x)).min() >= 0.99
 
 
 def test_onnxruntime_calibration_reads_conv_outputs_its_fusions_would_drop():
@@ -356,7 +353,7 @@ def test_an_opset_13_hard_swish_net_gives_a_qdq_file_onnxruntime_loads():
     onnx.checker.check_model(qdq, full_check=True)
     (want,) = _run(net, images)
     (got,) = _run(qdq, images)
-    assert _cosine(got.reshape(16, -1), want.reshape(16, -1)).min() > 0.99
+    assert row_cosines(got.reshape(16, -1), want.reshape(16, -1)).min() > 0.99
 
 
 def test_padding_computed_in_float_from_a_shape_is_not_calibrated(images):
@@ -405,4 +402,4 @@ def test_padding_computed_in_float_from_a_shape_is_not_calibrated(images):
     x = images[:4]
     fp32, got = _run(model, x)[0], _run(qdq, x)[0]
     assert got.shape == fp32.shape == (4, 8, SIZE, SIZE)
-    assert _cosine(got.reshape(4, -1), fp32.reshape(4, -1)).min() > 0.99
+    assert row_cosines(got.reshape(4, -1), fp32.reshape(4, -1)).min() > 0.99

@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 
 import int8kit
+from int8kit.evaluate.metrics import row_cosines
 
 from ._qdq import PRODUCERS, int8_model, qdq_model
 from ._zoo import NAMES, images, onnx_path
@@ -25,11 +26,6 @@ from ._zoo import NAMES, images, onnx_path
 # 0.990 at the logits). So int8kit may be a few times as far from the spec as onnxruntime's own kernels
 # are, never more than 0.05 in cosine; single ops and blocks are held to exactness in tests/convert.
 AMPLIFICATION, SLACK, WORST = 4.0, 0.005, 0.05
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-    return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).mean())
 
 
 def _ort(model, x: np.ndarray, optimize: bool) -> np.ndarray:
@@ -50,11 +46,10 @@ def test_int8_model_computes_what_its_qdq_file_says(name, producer):
     spec = _ort(qdq, x, optimize=False)
     ort_kernels = _ort(qdq, x, optimize=True)
     got = int8kit.Predictor(int8_model(name, producer), num_threads=2).run(x)
-    floor = 1.0 - min(0.999, _cosine(ort_kernels, spec))
+    ours, theirs = float(row_cosines(got, spec).mean()), float(row_cosines(ort_kernels, spec).mean())
+    floor = 1.0 - min(0.999, theirs)
     bar = 1.0 - min(WORST, AMPLIFICATION * floor + SLACK)
-    assert _cosine(got, spec) >= bar, (
-        f"int8kit {_cosine(got, spec):.5f}, onnxruntime kernels {_cosine(ort_kernels, spec):.5f}"
-    )
+    assert ours >= bar, f"int8kit {ours:.5f}, onnxruntime kernels {theirs:.5f}"
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -1,6 +1,8 @@
-"""Top-k accuracy counting. A sample is correct at k when fewer than k classes score strictly higher
-than its label (ties count in the sample's favour, so the result does not depend on a sort order);
-a NaN score for the label is never correct."""
+"""Top-k accuracy counting, and the cosine of two models' outputs per sample.
+
+A sample is correct at k when fewer than k classes score strictly higher than its label (ties count in
+the sample's favour, so the result does not depend on a sort order); a NaN score for the label is never
+correct."""
 
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> int:
     own = scores[np.arange(len(labels)), labels]
     rank = (scores > own[:, None]).sum(axis=1)
     return int(np.count_nonzero((rank < k) & ~np.isnan(own)))
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each sample's outputs (rows of two (B, ...) arrays), in float64."""
+    a, b = np.asarray(a).reshape(len(a), -1).astype(np.float64), np.asarray(b).reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 @dataclass
