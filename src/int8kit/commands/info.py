@@ -24,7 +24,12 @@ def kernels_note(features: list[str]) -> str:
         return "AMX tiles (the fastest int8 path)"
     if {"avx512_vnni", "avx_vnni"} & set(features):
         return "VNNI dot products (no AMX: about 4x FP32 at best on compute-bound convolutions)"
-    return "no VNNI or AMX: expect little INT8 speed-up over FP32"
+    # oneDNN's documented int8 arithmetic without VNNI: u8 x s8 pairs summed by vpmaddubsw saturate at 16 bits
+    # and s8 sources get halved weights; seen here on an AVX2-only EPYC (conv outputs off by up to 26 steps).
+    return (
+        "no VNNI or AMX: little INT8 speed-up over FP32, and oneDNN's int8 convolutions and inner products "
+        "saturate here, so INT8 results can differ from what the QDQ file computes (docs/benchmarks.md, session 16)"
+    )
 
 
 def bf16_note(isa: str) -> str:
