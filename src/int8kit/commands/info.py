@@ -19,16 +19,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def kernels_note(features: list[str]) -> str:
-    if "amx_int8" in features:
+def kernels_note(isa: str) -> str:
+    """What INT8 Conv/Dense run on at the ISA oneDNN dispatches to (ONEDNN_MAX_CPU_ISA included)."""
+    from int8kit.runtime.precision import EXACT_INT8_ISAS
+
+    if "amx" in isa:
         return "AMX tiles (the fastest int8 path)"
-    if {"avx512_vnni", "avx_vnni"} & set(features):
+    if isa in EXACT_INT8_ISAS:
         return "VNNI dot products (no AMX: about 4x FP32 at best on compute-bound convolutions)"
-    # oneDNN's documented int8 arithmetic without VNNI: u8 x s8 pairs summed by vpmaddubsw saturate at 16 bits
-    # and s8 sources get halved weights; seen here on an AVX2-only EPYC (conv outputs off by up to 26 steps).
     return (
-        "no VNNI or AMX: little INT8 speed-up over FP32, and oneDNN's int8 convolutions and inner products "
-        "saturate here, so INT8 results can differ from what the QDQ file computes (docs/benchmarks.md, session 16)"
+        f"no VNNI or AMX ({isa}): oneDNN's int8 convolutions and inner products saturate here, so INT8 Conv "
+        "and Dense run f32 kernels over the dequantized values: the QDQ file's results, no INT8 speed-up"
     )
 
 
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         "cpu": cpu.cpu_model(),
         "isa_flags": features,
         "onednn_isa": dnnl.effective_isa(),
-        "int8_kernels": kernels_note(features),
     }
+    facts["int8_kernels"] = kernels_note(facts["onednn_isa"])
     facts["bf16_kernels"] = bf16_note(facts["onednn_isa"])
     print(f"oneDNN {lib.version_string} from {lib.path}")
     print(f"CPU: {facts['cpu']}")

@@ -5,6 +5,9 @@ follows oneDNN v3 quantization: dst = post_ops(x_scale * w_scale[oc] * acc + bia
 scales passed as runtime arguments and the residual added by a `sum` post-op in dst's buffer.
 A float node the precision plan puts in bf16 (see `precision`) reads bf16 sources and weights with an f32
 bias, accumulates in f32 and writes bf16 where every reader takes bf16 (else f32).
+On a CPU whose oneDNN int8 kernels are not exact (no VNNI or AMX: precision.int8_kernels_exact), an INT8
+node runs the f32 kernel over what the QDQ file computes instead: dequantized source, residual and weights,
+its output quantized by a reorder. Correct to float rounding, with no INT8 speed-up.
 """
 
 from __future__ import annotations
@@ -135,9 +138,10 @@ def without_implied_saturation(chain: list[ops.PostOp], q: Quant | None) -> list
 
 
 def _post_ops_and_dst(
-    b: Builder, node: ir.Node, dst_dims: tuple[int, ...], q: Quant | None
+    b: Builder, node: ir.Node, dst_dims: tuple[int, ...], q: Quant | None, on_float: Quant | None = None
 ) -> tuple[dnnl.PostOps, Tensor | None, float, int]:
-    """Post-op chain; the residual tensor (if any) with the scale and type its sum post-op needs."""
+    """Post-op chain; the residual tensor (if any) with the scale and type its sum post-op needs.
+    `on_float` is the Quant of an INT8 node run on f32 kernels: its int8 residual is dequantized first."""
     chain = ops.decode_post_ops(list(node.attributes["post_ops"].as_strings()) if "post_ops" in node.attributes else [])
     chain = without_implied_saturation(chain, q)
     post_ops = dnnl.PostOps()
@@ -148,6 +152,8 @@ def _post_ops_and_dst(
             if len(node.inputs) < 4 or node.inputs[3] is None:
                 raise UnsupportedOpError(f"node {node.name!r}: post-op 'sum' without a Sum input")
             residual = b.input(node, 3)
+            if on_float is not None and residual.dtype in (dnnl.DT_U8, dnnl.DT_S8):
+                residual = _dequantized(b, residual, on_float.sum_scale, on_float.sum_zero_point, node, "residual")
             same_rows = node.op_type == "Dense" and np.prod(residual.dims) == np.prod(dst_dims)  # a MatMul's
             if tuple(residual.dims) != tuple(dst_dims) and not same_rows:
                 raise UnsupportedOpError(
@@ -196,6 +202,36 @@ def _dst_for_sum(
     else:
         b.reorder(residual, dst, label=f"residual for {node.name}")
     return dst
+
+
+def _on_float_kernels(q: Quant | None) -> bool:
+    """Whether an INT8 node runs f32 kernels (oneDNN's int8 ones saturate on this CPU)."""
+    return q is not None and not precision.int8_kernels_exact()
+
+
+def _dequantized(b: Builder, t: Tensor, scale: float | None, zero_point: int, node: ir.Node, what: str) -> Tensor:
+    """scale * (q - zero_point) in f32, as the file's DequantizeLinear computes it."""
+    if scale is None:
+        raise UnsupportedOpError(f"node {node.name!r}: int8 {what} needs a scale attribute")
+    out = b.new_tensor(t.md.like(dnnl.DT_F32))
+    b.reorder(t, out, f"{what} of {node.name} (dequantized)", src_scale=scale, src_zero_point=zero_point)
+    return out
+
+
+def _dequantized_weights(w: np.ndarray, q: Quant) -> np.ndarray:
+    """w_int8 * w_scale per output channel (axis 0), in f32."""
+    scales = q.w_scales.reshape((-1,) + (1,) * (w.ndim - 1))
+    return (w.astype(np.float32) * scales).astype(np.float32)
+
+
+def _quantize_output(b: Builder, node: ir.Node, q: Quant) -> None:
+    """Replaces the node's f32 output with its INT8 encoding (y_scale, y_zero_point), as QuantizeLinear does."""
+    if q.y_type == ops.FLOAT:
+        return
+    result = b.values[node.outputs[0].name]
+    out = b.new_tensor(result.md.like(ONNX_TO_DNNL[q.y_type]))
+    b.reorder(result, out, f"{node.name} output", dst_scale=q.y_scale, dst_zero_point=q.y_zero_point)
+    b.set_output(node, out)
 
 
 def _scale_args(
@@ -309,8 +345,11 @@ def conv(b: Builder, node: ir.Node) -> None:
     ow = (wd + pads[1] + pads[3] - ((kw - 1) * dil[1] + 1)) // strides[1] + 1
     dst_dims = (n, oc, oh, ow)
     w_dims = (group, oc // group, icg, kh, kw) if group > 1 else (oc, icg, kh, kw)
+    on_float = q if _on_float_kernels(q) else None
+    if on_float is not None:
+        src, w, q = _dequantized(b, src, q.x_scale, q.x_zero_point, node, "input"), _dequantized_weights(w, q), None
     src_dt, w_dt, dst_dt = _data_types(b, node, q, src)
-    post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q)
+    post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q, on_float)
     masks, zps, scale_args = _scale_args(b, q, 0b11 if group > 1 else 0b1)
     bias = _bias(b, node, oc)
     attr = dnnl.Attr(masks, post_ops, zps)
@@ -348,6 +387,8 @@ def conv(b: Builder, node: ir.Node) -> None:
         pd = choose(src, w_dims, [1, 1], [0, 0, 0, 0])
     w_const = b.reordered_const(w_key, w, w_dims, pd.md(dnnl.QUERY_WEIGHTS_MD))
     _finish(b, node, pd, src, w_const, bias, residual, q, scale_args, pd.md(dnnl.QUERY_DST_MD))
+    if on_float is not None:
+        _quantize_output(b, node, on_float)
 
 
 def _amx_patch_bug(pd: dnnl.PrimitiveDesc, group: int, kernel, strides, dil, pads) -> bool:
@@ -395,6 +436,9 @@ def dense(b: Builder, node: ir.Node) -> None:
     if len(src.dims) != 2:
         src = b.view(b.as_plain(src, node.name), dnnl.MemoryDesc.plain((n, k), src.dtype))
     dst_dims = (n, m)
+    on_float = q if _on_float_kernels(q) else None
+    if on_float is not None:
+        src, w, q = _dequantized(b, src, q.x_scale, q.x_zero_point, node, "input"), _dequantized_weights(w, q), None
     # oneDNN's inner product has no zero points: a source zero point is exact as a bias term
     # (no padding), a destination one as a float result quantized by a reorder.
     float_then_quantize = q is not None and q.y_type != ops.FLOAT and q.y_zero_point != 0
@@ -404,7 +448,7 @@ def dense(b: Builder, node: ir.Node) -> None:
     src_dt, w_dt, dst_dt = _data_types(b, node, q, src)
     if float_then_quantize:
         dst_dt = dnnl.DT_F32
-    post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, kernel_q)
+    post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, kernel_q, on_float)
     if residual is not None and residual.dims != dst_dims:
         residual = b.view(b.as_plain(residual, node.name), dnnl.MemoryDesc.plain(dst_dims, residual.dtype))
     masks, _, scale_args = _scale_args(b, kernel_q, 0b1, zero_points=False)
@@ -418,11 +462,8 @@ def dense(b: Builder, node: ir.Node) -> None:
     )
     w_const = b.reordered_const(node.inputs[1].name, w, (m, k), pd.md(dnnl.QUERY_WEIGHTS_MD))
     _finish(b, node, pd, src, w_const, bias, residual, kernel_q, scale_args, pd.md(dnnl.QUERY_DST_MD))
-    if float_then_quantize:
-        result = b.values[node.outputs[0].name]
-        out = b.new_tensor(result.md.like(ONNX_TO_DNNL[q.y_type]))
-        b.reorder(result, out, f"{node.name} output", dst_scale=q.y_scale, dst_zero_point=q.y_zero_point)
-        b.set_output(node, out)
+    if float_then_quantize or on_float is not None:
+        _quantize_output(b, node, on_float or q)
     if len(lead) != 1:
         result = b.as_plain(b.values[node.outputs[0].name], node.name)
         b.set_output(node, b.view(result, dnnl.MemoryDesc.plain((*lead, m), result.dtype)))

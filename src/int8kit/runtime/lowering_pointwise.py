@@ -13,7 +13,7 @@ import onnx_ir as ir
 
 from int8kit import ops
 from int8kit.errors import UnsupportedOpError
-from int8kit.runtime import dnnl
+from int8kit.runtime import dnnl, precision
 from int8kit.runtime.compile import (
     DNNL_TO_NUMPY,
     ONNX_TO_DNNL,
@@ -1061,7 +1061,10 @@ def _window_mean_as_conv(
     """The mean of INT8 data over each `kernel` window (geometry: strides, pad_l, pad_r, output H, W) as a
     depthwise convolution with a kernel of ones: sum(q - zp) exactly in s32, times x_scale / window area,
     written f32 or rounded once onto y's grid. Padding counts as real zeros (the caller checks that
-    is the op's meaning). Returns the output tensor, or None when oneDNN has no optimised kernel for it."""
+    is the op's meaning). Returns the output tensor, or None when oneDNN has no optimised kernel for it, or
+    its int8 convolutions are not exact on this CPU (they halve the ones of an s8 source without VNNI)."""
+    if not precision.int8_kernels_exact():
+        return None
     n, c = src.dims[:2]
     strides, pad_l, pad_r, out = geometry
     weights_dims = (c, 1, 1, *kernel)

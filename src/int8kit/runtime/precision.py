@@ -26,6 +26,10 @@ PRECISIONS = ("fp32", "bf16")
 PRECISION_ATTR = "precision"
 # oneDNN ISAs with native bf16 convolution / inner-product kernels (dnnl.ISA_NAMES spellings).
 BF16_ISAS = ("avx512_core_bf16", "avx512_core_amx", "avx512_core_amx_fp16")
+# oneDNN ISAs whose int8 convolutions and inner products compute exact s32 dot products (VNNI or AMX).
+# Below them (avx2, avx512_core) oneDNN sums u8 x s8 pairs with vpmaddubsw into 16 bits, which saturates,
+# and halves the weights of s8 sources: results off by up to 26 quantized steps were seen on an AVX2 EPYC.
+EXACT_INT8_ISAS = ("avx2_vnni", "avx2_vnni_2", "avx512_core_vnni", *BF16_ISAS)
 COMPUTE_OPS = ops.FUSED_COMPUTE_OPS
 
 # Ops whose lowerings run in their input's data type, so bf16 data flows through them as it is (oneDNN has
@@ -68,6 +72,24 @@ def bf16_supported() -> bool:
     from int8kit.runtime import dnnl
 
     return dnnl.effective_isa() in BF16_ISAS
+
+
+@functools.cache
+def int8_kernels_exact() -> bool:
+    """Whether oneDNN's int8 convolutions and inner products are exact here; where not, INT8 Conv and Dense
+    run oneDNN's f32 kernels over the dequantized integers (lowering_compute), as the QDQ file computes."""
+    from int8kit.runtime import dnnl
+
+    isa = dnnl.effective_isa()
+    if isa in EXACT_INT8_ISAS:
+        return True
+    logger.warning(
+        "oneDNN dispatches up to %s (no VNNI or AMX), where its int8 convolutions and inner products saturate: "
+        "INT8 Conv and Dense run f32 kernels over the dequantized values instead (the QDQ file's results, "
+        "no INT8 speed-up)",
+        isa,
+    )
+    return False
 
 
 def is_compute(node: ir.Node) -> bool:
