@@ -246,7 +246,9 @@ def test_a_spatial_mean_or_max_after_a_conv_is_one_global_pool(op, spatial, keep
     _run_both(model, x)
     prog = Predictor(model, num_threads=1).program({"x": x.shape})
     steps = list(zip(prog.labels, prog.impls, strict=True))
-    assert [label for label, _ in steps if "squeeze" in label] == ["squeeze"] + ["reorder for squeeze"] * (not keepdims)
+    labels = [label for label, _ in steps if "squeeze" in label]
+    # keepdims=0 may need one reorder to plain [N, C] (not where the pooled layout already is, as nChw8c of 1x1)
+    assert labels[0] == "squeeze" and labels[1:] in ([], ["reorder for squeeze"] * (not keepdims)), steps
     assert not [impl for _, impl in steps if impl.startswith("ref")], steps
 
 

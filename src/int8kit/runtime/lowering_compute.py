@@ -204,9 +204,15 @@ def _dst_for_sum(
     return dst
 
 
-def _on_float_kernels(q: Quant | None) -> bool:
-    """Whether an INT8 node runs f32 kernels (oneDNN's int8 ones saturate on this CPU)."""
-    return q is not None and not precision.int8_kernels_exact()
+def _onto_float_kernels(
+    b: Builder, node: ir.Node, src: Tensor, w: np.ndarray, q: Quant | None
+) -> tuple[Tensor, np.ndarray, Quant | None, Quant | None]:
+    """(source, weights, Quant, on_float): unchanged, or for an INT8 node on a CPU where oneDNN's int8
+    kernels saturate, the dequantized source and weights with no Quant, and the node's Quant as on_float."""
+    if q is None or precision.int8_kernels_exact():
+        return src, w, q, None
+    _data_types(b, node, q, src)  # the checks the int8 kernels would make
+    return _dequantized(b, src, q.x_scale, q.x_zero_point, node, "input"), _dequantized_weights(w, q), None, q
 
 
 def _dequantized(b: Builder, t: Tensor, scale: float | None, zero_point: int, node: ir.Node, what: str) -> Tensor:
@@ -224,12 +230,15 @@ def _dequantized_weights(w: np.ndarray, q: Quant) -> np.ndarray:
     return (w.astype(np.float32) * scales).astype(np.float32)
 
 
-def _quantize_output(b: Builder, node: ir.Node, q: Quant) -> None:
-    """Replaces the node's f32 output with its INT8 encoding (y_scale, y_zero_point), as QuantizeLinear does."""
+def _quantize_output(b: Builder, node: ir.Node, q: Quant, channels_last: bool = False) -> None:
+    """Replaces the node's f32 output with its INT8 encoding (y_scale, y_zero_point), as QuantizeLinear does;
+    channels_last writes a 4-D one in nhwc, the layout INT8 kernels and their INT8 readers work in."""
     if q.y_type == ops.FLOAT:
         return
     result = b.values[node.outputs[0].name]
-    out = b.new_tensor(result.md.like(ONNX_TO_DNNL[q.y_type]))
+    dtype = ONNX_TO_DNNL[q.y_type]
+    nhwc = channels_last and len(result.dims) == 4
+    out = b.new_tensor(_md(result.dims, dtype, dnnl.TAG_ACDB) if nhwc else result.md.like(dtype))
     b.reorder(result, out, f"{node.name} output", dst_scale=q.y_scale, dst_zero_point=q.y_zero_point)
     b.set_output(node, out)
 
@@ -345,9 +354,7 @@ def conv(b: Builder, node: ir.Node) -> None:
     ow = (wd + pads[1] + pads[3] - ((kw - 1) * dil[1] + 1)) // strides[1] + 1
     dst_dims = (n, oc, oh, ow)
     w_dims = (group, oc // group, icg, kh, kw) if group > 1 else (oc, icg, kh, kw)
-    on_float = q if _on_float_kernels(q) else None
-    if on_float is not None:
-        src, w, q = _dequantized(b, src, q.x_scale, q.x_zero_point, node, "input"), _dequantized_weights(w, q), None
+    src, w, q, on_float = _onto_float_kernels(b, node, src, w, q)
     src_dt, w_dt, dst_dt = _data_types(b, node, q, src)
     post_ops, residual, _, _ = _post_ops_and_dst(b, node, dst_dims, q, on_float)
     masks, zps, scale_args = _scale_args(b, q, 0b11 if group > 1 else 0b1)
@@ -388,7 +395,7 @@ def conv(b: Builder, node: ir.Node) -> None:
     w_const = b.reordered_const(w_key, w, w_dims, pd.md(dnnl.QUERY_WEIGHTS_MD))
     _finish(b, node, pd, src, w_const, bias, residual, q, scale_args, pd.md(dnnl.QUERY_DST_MD))
     if on_float is not None:
-        _quantize_output(b, node, on_float)
+        _quantize_output(b, node, on_float, channels_last=True)
 
 
 def _amx_patch_bug(pd: dnnl.PrimitiveDesc, group: int, kernel, strides, dil, pads) -> bool:
@@ -436,9 +443,7 @@ def dense(b: Builder, node: ir.Node) -> None:
     if len(src.dims) != 2:
         src = b.view(b.as_plain(src, node.name), dnnl.MemoryDesc.plain((n, k), src.dtype))
     dst_dims = (n, m)
-    on_float = q if _on_float_kernels(q) else None
-    if on_float is not None:
-        src, w, q = _dequantized(b, src, q.x_scale, q.x_zero_point, node, "input"), _dequantized_weights(w, q), None
+    src, w, q, on_float = _onto_float_kernels(b, node, src, w, q)
     # oneDNN's inner product has no zero points: a source zero point is exact as a bias term
     # (no padding), a destination one as a float result quantized by a reorder.
     float_then_quantize = q is not None and q.y_type != ops.FLOAT and q.y_zero_point != 0
