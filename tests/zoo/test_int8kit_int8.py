@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from conftest import ORT_INT8_KERNELS_EXACT  # tests/conftest.py, on sys.path as the suite root
 
 import int8kit
 from int8kit.evaluate.metrics import row_cosines
@@ -44,7 +45,12 @@ def test_int8_model_computes_what_its_qdq_file_says(name, producer):
     x = images(8, seed=5)
     qdq = qdq_model(name, producer)
     spec = _ort(qdq, x, optimize=False)
-    ort_kernels = _ort(qdq, x, optimize=True)
+    if ORT_INT8_KERNELS_EXACT:
+        ort_kernels = _ort(qdq, x, optimize=True)
+    else:
+        # onnxruntime's kernels saturate here (tests/conftest.py): the yardstick is then how far the file's own
+        # arithmetic moves when the input moves by a few float roundings, the same flips float order makes.
+        ort_kernels = _ort(qdq, x * np.float32(1 + 2**-20), optimize=False)
     got = int8kit.Predictor(int8_model(name, producer), num_threads=2).run(x)
     ours, theirs = float(row_cosines(got, spec).mean()), float(row_cosines(ort_kernels, spec).mean())
     floor = 1.0 - min(0.999, theirs)
